@@ -1,0 +1,246 @@
+// The GPU host's side of every canary decision: the nightly downtime budget, the cooldown, the single
+// lease, the pause switch and the restore-failure latch. Pure, so the coordinator workflow stays thin
+// and every refusal reason is unit-tested.
+import { formatDuration } from './duration-text.js';
+import {
+  type MaintenanceWindow,
+  type WindowOccurrence,
+  currentWindow,
+  describeNextWindow,
+  formatLocalTime,
+} from './maintenance-window.js';
+import type { HealingPolicy } from './policy.js';
+
+export interface BudgetLedger {
+  /** Opening (epoch ms) of the window this ledger belongs to; null before the first window. */
+  windowOpensAt: number | null;
+  /** Downtime charged in that window, ms (restores included). */
+  spentMs: number;
+  /** Part of spentMs that went past the budget (only restores may do that), ms. */
+  overrunMs: number;
+  /** Canaries run in that window. */
+  canaries: number;
+}
+
+export interface Lease {
+  leaseId: string;
+  holderWorkflowId: string;
+  kind: string;
+  grantedAt: number;
+  expiresAt: number;
+  predictedDowntimeMs: number;
+  budgetLeftMs: number;
+  windowOpensAt: number;
+  windowClosesAt: number;
+}
+
+export interface OperatorMark {
+  at: number;
+  by: string;
+  reason: string;
+}
+
+export interface RestoreFailure {
+  at: number;
+  kind: string;
+  message: string;
+}
+
+export interface HostLedgerState {
+  ledger: BudgetLedger;
+  cooldownUntil: number | null;
+  lease: Lease | null;
+  paused: OperatorMark | null;
+  restoreFailure: RestoreFailure | null;
+}
+
+export interface LeaseRequest {
+  requestId: string;
+  holderWorkflowId: string;
+  kind: string;
+  predictedDowntimeMs: number;
+}
+
+export type LeaseVerdict =
+  | { granted: true; lease: Lease }
+  | { granted: false; reason: string; code: RefusalCode; retryAt: number | null };
+
+export type RefusalCode =
+  | 'restore_failure_latched'
+  | 'paused'
+  | 'outside_window'
+  | 'busy'
+  | 'cooldown'
+  | 'budget'
+  | 'window_too_short'
+  | 'invalid_request';
+
+export const BUSY_RETRY_MS = 60_000;
+
+export function emptyLedger(): BudgetLedger {
+  return { windowOpensAt: null, spentMs: 0, overrunMs: 0, canaries: 0 };
+}
+
+export function initialHostLedgerState(): HostLedgerState {
+  return { ledger: emptyLedger(), cooldownUntil: null, lease: null, paused: null, restoreFailure: null };
+}
+
+/** The ledger for the window open at `now`: a new window opening resets the budget. */
+export function ledgerFor(ledger: BudgetLedger, occurrence: WindowOccurrence | null): BudgetLedger {
+  if (occurrence === null || ledger.windowOpensAt === occurrence.opensAt) return ledger;
+  return { windowOpensAt: occurrence.opensAt, spentMs: 0, overrunMs: 0, canaries: 0 };
+}
+
+export function budgetTotalMs(policy: HealingPolicy): number {
+  return policy.maxDowntimeSeconds * 1000;
+}
+
+/** Budget left in the window open at `now`; the full budget when no window is open (it resets on opening). */
+export function budgetLeftMs(
+  state: HostLedgerState,
+  policy: HealingPolicy,
+  window: MaintenanceWindow,
+  now: number,
+): number {
+  const occurrence = currentWindow(window, now);
+  if (occurrence === null) return budgetTotalMs(policy);
+  const ledger = ledgerFor(state.ledger, occurrence);
+  return Math.max(0, budgetTotalMs(policy) - ledger.spentMs);
+}
+
+/** An expired lease is one whose holder vanished or hung: the coordinator takes it back. */
+export function leaseExpired(lease: Lease | null, now: number): boolean {
+  return lease !== null && lease.expiresAt <= now;
+}
+
+/**
+ * Decide one lease request. Order matters: the first refusal is the one reported, from the most
+ * to the least serious, so an operator sees the reason that needs them.
+ */
+export function decideLease(
+  state: HostLedgerState,
+  request: LeaseRequest,
+  policy: HealingPolicy,
+  window: MaintenanceWindow,
+  now: number,
+  leaseId: string,
+): LeaseVerdict {
+  const refuse = (code: RefusalCode, reason: string, retryAt: number | null = null): LeaseVerdict => ({
+    granted: false,
+    code,
+    reason,
+    retryAt,
+  });
+  const tz = window.timeZone;
+  if (!Number.isFinite(request.predictedDowntimeMs) || request.predictedDowntimeMs <= 0) {
+    return refuse(
+      'invalid_request',
+      `predicted downtime ${String(request.predictedDowntimeMs)} ms is not a positive number`,
+    );
+  }
+  if (state.restoreFailure) {
+    const f = state.restoreFailure;
+    return refuse(
+      'restore_failure_latched',
+      `restore failed at ${formatLocalTime(f.at, tz)} ${tz} (${f.kind}: ${f.message}); canaries stop on this host until an operator acknowledges (healctl ack)`,
+    );
+  }
+  if (state.paused) {
+    return refuse(
+      'paused',
+      `host paused by ${state.paused.by} at ${formatLocalTime(state.paused.at, tz)}: ${state.paused.reason}`,
+    );
+  }
+  const occurrence = currentWindow(window, now);
+  if (occurrence === null) {
+    return refuse('outside_window', `outside the maintenance window; ${describeNextWindow(window, now)}`);
+  }
+  if (state.lease && !leaseExpired(state.lease, now)) {
+    return refuse(
+      'busy',
+      `another canary holds the host (${state.lease.kind}, since ${formatLocalTime(state.lease.grantedAt, tz)}); one canary at a time per host`,
+      Math.min(now + BUSY_RETRY_MS, occurrence.closesAt),
+    );
+  }
+  if (state.cooldownUntil !== null && state.cooldownUntil > now) {
+    const retryAt = state.cooldownUntil < occurrence.closesAt ? state.cooldownUntil : null;
+    return refuse(
+      'cooldown',
+      `cooldown: ${formatDuration(state.cooldownUntil - now)} left (until ${formatLocalTime(state.cooldownUntil, tz)} ${tz})`,
+      retryAt,
+    );
+  }
+  const ledger = ledgerFor(state.ledger, occurrence);
+  const left = Math.max(0, budgetTotalMs(policy) - ledger.spentMs);
+  if (left < request.predictedDowntimeMs) {
+    return refuse(
+      'budget',
+      `budget ${formatDuration(left)} left < predicted ${formatDuration(request.predictedDowntimeMs)}`,
+    );
+  }
+  const windowLeft = occurrence.closesAt - now;
+  if (windowLeft < request.predictedDowntimeMs) {
+    return refuse(
+      'window_too_short',
+      `window closes in ${formatDuration(windowLeft)} < predicted ${formatDuration(request.predictedDowntimeMs)}`,
+    );
+  }
+  return {
+    granted: true,
+    lease: {
+      leaseId,
+      holderWorkflowId: request.holderWorkflowId,
+      kind: request.kind,
+      grantedAt: now,
+      expiresAt: now + policy.leaseTtlSeconds * 1000,
+      predictedDowntimeMs: request.predictedDowntimeMs,
+      budgetLeftMs: left,
+      windowOpensAt: occurrence.opensAt,
+      windowClosesAt: occurrence.closesAt,
+    },
+  };
+}
+
+export interface LeaseRelease {
+  leaseId: string;
+  /** Downtime of the canary and of any restore, ms. */
+  downtimeMs: number;
+  outcome: 'promoted' | 'restored' | 'restore_failed' | 'not_started';
+  /** Set when the restore finally failed: latches the host. */
+  restoreFailure?: string;
+}
+
+/**
+ * Charge a finished canary: the downtime goes to the window the lease was granted in (a restore that
+ * runs past the budget is charged all the same, and the overrun is recorded), and the cooldown starts.
+ */
+export function applyRelease(
+  state: HostLedgerState,
+  release: LeaseRelease,
+  policy: HealingPolicy,
+  now: number,
+): HostLedgerState {
+  const lease = state.lease;
+  if (!lease || lease.leaseId !== release.leaseId) return state;
+  const base = ledgerFor(state.ledger, { opensAt: lease.windowOpensAt, closesAt: lease.windowClosesAt });
+  const downtime = Math.max(0, release.downtimeMs);
+  const spentMs = base.spentMs + downtime;
+  const total = budgetTotalMs(policy);
+  const overrunMs = base.overrunMs + Math.max(0, spentMs - Math.max(total, base.spentMs));
+  const started = release.outcome !== 'not_started';
+  return {
+    ...state,
+    lease: null,
+    ledger: {
+      windowOpensAt: base.windowOpensAt,
+      spentMs,
+      overrunMs,
+      canaries: base.canaries + (started ? 1 : 0),
+    },
+    cooldownUntil: started ? now + policy.cooldownHours * 3600_000 : state.cooldownUntil,
+    restoreFailure:
+      release.outcome === 'restore_failed'
+        ? { at: now, kind: lease.kind, message: release.restoreFailure ?? 'restore failed' }
+        : state.restoreFailure,
+  };
+}
