@@ -1,0 +1,47 @@
+// Activities that connect the workflows to each other and to the host's own settings and records.
+import { appendFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.js';
+import type { HealingPolicy } from '../domain/policy.js';
+import { requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
+import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
+import type { BudgetReport, CoordinatorLeaseRequest, HostActivities } from './types.js';
+
+export interface CoordinationDeps {
+  client: Client;
+  policy: HealingPolicy;
+  /** Directory of the host's audit log (JSON Lines). */
+  auditDir: string;
+}
+
+export function createCoordinationActivities(
+  deps: CoordinationDeps,
+): Pick<HostActivities, 'loadHealingPolicy' | 'requestCanaryLease' | 'reportBudget'> {
+  return {
+    async loadHealingPolicy() {
+      return deps.policy;
+    },
+
+    async requestCanaryLease(request: CoordinatorLeaseRequest) {
+      const { host, ...lease } = request;
+      // Signal-with-start: the coordinator of a host exists from its first lease request on; a retry of
+      // this activity re-sends the same request id, which the coordinator answers once.
+      await deps.client.workflow.signalWithStart(HostCoordinatorWorkflow, {
+        workflowId: hostCoordinatorWorkflowId(host),
+        taskQueue: hostTaskQueue(host),
+        args: [{ host }],
+        signal: requestLeaseSignal,
+        signalArgs: [lease],
+        staticSummary: `Canary lease, budget and cooldown of GPU host ${host}`,
+      });
+    },
+
+    async reportBudget(report: BudgetReport) {
+      await mkdir(deps.auditDir, { recursive: true });
+      await appendFile(join(deps.auditDir, `budget-${report.host}.jsonl`), JSON.stringify(report) + '\n', {
+        mode: 0o640,
+      });
+    },
+  };
+}

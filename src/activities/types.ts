@@ -1,0 +1,128 @@
+// The contract between the workflows (which decide) and the GPU host (which acts). Workflows import
+// this file by type only; the implementations live beside it and run on the host's own task queue.
+import type { LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
+import type { HealingPolicy } from '../domain/policy.js';
+import type { SymptomDetails } from '../domain/symptom.js';
+
+/** One GPU as nvidia-smi reports it; a value the driver does not report is null, never 0. */
+export interface GpuMemory {
+  index: number;
+  uuid: string | null;
+  name: string | null;
+  totalMb: number | null;
+  usedMb: number | null;
+  freeMb: number | null;
+  utilizationPct: number | null;
+}
+
+export interface GpuProcess {
+  pid: number;
+  processName: string | null;
+  usedMb: number | null;
+  gpuUuid: string | null;
+}
+
+export interface VramSnapshot {
+  /** ISO time of the measurement (host clock). */
+  measuredAt: string;
+  gpus: GpuMemory[];
+  processes: GpuProcess[];
+}
+
+/** One config the service could run instead of its current one, with what the model predicts. */
+export interface CandidateConfig {
+  /** Stable id, e.g. "gpu_memory_utilization=0.85". */
+  id: string;
+  /** The keys that change, as they are written to the service's YAML config. */
+  changes: Record<string, string | number | boolean>;
+  /** Predicted peak VRAM of the service on this config, MiB. */
+  predictedVramMb: number;
+  /** What the GPU keeps free with this config, MiB (negative: does not fit). */
+  headroomMb: number;
+  fits: boolean;
+  /** Restart + health time expected, ms: what the budget is checked against. */
+  predictedDowntimeMs: number;
+  /** What the service gives up (context length, throughput, ...). */
+  givesUp: string;
+  /** Why this candidate, in one sentence. */
+  why: string;
+}
+
+export interface Recommendation {
+  /** ISO time it was computed. */
+  at: string;
+  /** Short description of what it was based on (symptom family, measured free memory). */
+  basis: string;
+  /** Ranked best first; deterministic for the same inputs. */
+  candidates: CandidateConfig[];
+}
+
+export interface PredictInput {
+  host: string;
+  kind: string;
+  vram: VramSnapshot | null;
+  symptom: SymptomDetails | null;
+}
+
+export interface CanaryInput {
+  host: string;
+  kind: string;
+  leaseId: string;
+  candidate: CandidateConfig;
+  /** Longest the service may take from restart to healthy: the budget left, ms. */
+  healthDeadlineMs: number;
+  /** How long to watch the service after it is healthy, ms. */
+  soakMs: number;
+}
+
+export interface CanaryResult {
+  outcome: 'passed' | 'failed';
+  reason: string;
+  /** Restart start → healthy, ms; null when the service never became healthy. */
+  downtimeMs: number | null;
+  /** Peak VRAM measured on the candidate, MiB, when measured. */
+  measuredVramMb: number | null;
+}
+
+export interface RestoreInput {
+  host: string;
+  kind: string;
+  leaseId: string;
+  reason: string;
+}
+
+export interface RestoreResult {
+  /** Restart start → healthy, ms. */
+  downtimeMs: number;
+}
+
+export interface BudgetReport {
+  host: string;
+  at: string;
+  windowOpensAt: string | null;
+  budgetTotalMs: number;
+  budgetSpentMs: number;
+  budgetLeftMs: number;
+  overrunMs: number;
+  cooldownUntil: string | null;
+  /** What happened: the release that changed the figures. */
+  event: { kind: string; outcome: LeaseRelease['outcome']; downtimeMs: number; restoreFailure?: string };
+}
+
+export interface CoordinatorLeaseRequest extends LeaseRequest {
+  host: string;
+}
+
+export { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
+
+export interface HostActivities {
+  /** The policy this host's worker was configured with (local activity). */
+  loadHealingPolicy(): Promise<HealingPolicy>;
+  measureVram(): Promise<VramSnapshot>;
+  predictCandidates(input: PredictInput): Promise<Recommendation>;
+  runCanary(input: CanaryInput): Promise<CanaryResult>;
+  restoreService(input: RestoreInput): Promise<RestoreResult>;
+  reportBudget(report: BudgetReport): Promise<void>;
+  /** Signal-with-start the host coordinator: workflows cannot start other workflows' runs themselves. */
+  requestCanaryLease(request: CoordinatorLeaseRequest): Promise<void>;
+}

@@ -1,0 +1,47 @@
+// Sending a symptom to the HealingWorkflow of its (host, kind), starting the workflow on first use.
+import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
+import { healingWorkflowId, hostTaskQueue } from '../domain/identifiers.js';
+import type { SymptomInput } from '../domain/symptom.js';
+import {
+  type RecordSymptomResult,
+  recordSymptomUpdate,
+  symptomSignal,
+} from '../workflows/healing-messages.js';
+import { HealingWorkflow } from '../workflows/healing-workflow.js';
+
+function startOptions(host: string, kind: string) {
+  return {
+    workflowId: healingWorkflowId(host, kind),
+    taskQueue: hostTaskQueue(host),
+    args: [{ host, kind }] as [{ host: string; kind: string }],
+    workflowIdConflictPolicy: 'USE_EXISTING' as const,
+    staticSummary: `Heals ${kind} on GPU host ${host}`,
+  };
+}
+
+/** Update-with-start: counts the symptom and returns the workflow's answer (count, flag, mode). */
+export async function recordSymptom(
+  client: Client,
+  host: string,
+  symptom: SymptomInput,
+): Promise<RecordSymptomResult> {
+  const startWorkflowOperation = new WithStartWorkflowOperation(
+    HealingWorkflow,
+    startOptions(host, symptom.kind),
+  );
+  return client.workflow.executeUpdateWithStart(recordSymptomUpdate, {
+    args: [symptom],
+    startWorkflowOperation,
+    // The idempotency id doubles as the update id: a redelivered update is answered, not applied again.
+    ...(symptom.id ? { updateId: `symptom:${symptom.id}` } : {}),
+  });
+}
+
+/** Signal-with-start: fire and forget (a bad payload is recorded as a rejected decision). */
+export async function signalSymptom(client: Client, host: string, symptom: SymptomInput): Promise<void> {
+  await client.workflow.signalWithStart(HealingWorkflow, {
+    ...startOptions(host, symptom.kind),
+    signal: symptomSignal,
+    signalArgs: [symptom],
+  });
+}

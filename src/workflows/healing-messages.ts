@@ -1,0 +1,136 @@
+// Messages of HealingWorkflow(host, kind). Any service can send them: with the SDK (these definitions),
+// or with the plain Temporal CLI by name, e.g.
+//   temporal workflow signal --workflow-id kloros-healing/gpu-1/vllm_oom --name symptom \
+//     --input '{"kind":"vllm_oom","details":{"deficitMb":512}}'
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CandidateConfig, Recommendation } from '../activities/types.js';
+import type { Decision } from '../domain/decision-log.js';
+import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
+import type { SymptomInput } from '../domain/symptom.js';
+import type { SymptomWindowState } from '../domain/symptom-window.js';
+
+export interface HealingWorkflowInput {
+  host: string;
+  kind: string;
+  /** State carried over from the previous run (continue-as-new). */
+  carried?: CarriedHealingState;
+}
+
+export interface OperatorAction {
+  /** Who asks (a person or a system). */
+  by: string;
+  /** Why, in their words. */
+  reason: string;
+}
+
+export interface LeaseDecision {
+  requestId: string;
+  granted: boolean;
+  leaseId?: string;
+  reason: string;
+  /** When asking again may succeed (epoch ms), for refusals that lapse within the window. */
+  retryAt?: number | null;
+  budgetLeftMs: number;
+  budgetTotalMs: number;
+  cooldownUntil: number | null;
+}
+
+export interface CanaryRecord {
+  at: number;
+  candidateId: string;
+  changes: CandidateConfig['changes'];
+  outcome: 'promoted' | 'restored' | 'restore_failed' | 'cancelled';
+  reason: string;
+  downtimeMs: number;
+  measuredVramMb: number | null;
+}
+
+export interface CarriedHealingState {
+  window: SymptomWindowState;
+  lastSymptomAt: number | null;
+  forced: (OperatorAction & { at: number }) | null;
+  armedAt: number | null;
+  attempts: number;
+  lastCanary: CanaryRecord | null;
+  recommendation: Recommendation | null;
+  lastPredictedAt: number | null;
+  lastSymptomDetails: SymptomInput['details'] | null;
+  hostFigures: HostFigures | null;
+  decisions: Decision[];
+  totals: SymptomTotals;
+  runs: number;
+}
+
+export interface HostFigures {
+  budgetLeftMs: number;
+  budgetTotalMs: number;
+  cooldownUntil: number | null;
+  /** When the coordinator reported these figures (epoch ms). */
+  asOf: number;
+}
+
+export interface SymptomTotals {
+  counted: number;
+  duplicates: number;
+  stale: number;
+  rejected: number;
+}
+
+export type HealingPhase =
+  | 'starting'
+  | 'watching'
+  | 'waiting_for_window'
+  | 'requesting_lease'
+  | 'canary_running'
+  | 'restoring'
+  | 'blocked';
+
+export interface RecordSymptomResult {
+  outcome: 'counted' | 'duplicate' | 'stale';
+  count24h: number;
+  threshold: number;
+  armed: boolean;
+  /** ISO time the armed flag lapses; null when not armed or it never lapses. */
+  flagExpiresAt: string | null;
+  mode: CanaryMode;
+}
+
+export interface HealingStateView {
+  workflowId: string;
+  host: string;
+  kind: string;
+  now: string;
+  phase: HealingPhase;
+  /** One sentence: what it will do next, and why. */
+  next: string;
+  count24h: number;
+  threshold: number;
+  armed: boolean;
+  armedAt: string | null;
+  flagExpiresAt: string | null;
+  forced: { by: string; reason: string; at: string } | null;
+  mode: CanaryMode;
+  nextWindow: { opensAt: string; closesAt: string; openNow: boolean; text: string };
+  hostFigures: HostFigures | null;
+  attempts: number;
+  maxAttempts: number;
+  lastCanary: CanaryRecord | null;
+  recommendation: Recommendation | null;
+  totals: SymptomTotals;
+  decisions: Decision[];
+  policy: HealingPolicy | null;
+  runs: number;
+}
+
+/** Report a symptom; never fails the workflow — a bad payload is recorded as a rejected decision. */
+export const symptomSignal = defineSignal<[SymptomInput]>('symptom');
+/** Report a symptom and get the count back; the validator rejects a bad payload, naming the field. */
+export const recordSymptomUpdate = defineUpdate<RecordSymptomResult, [SymptomInput]>('recordSymptom');
+/** Everything a person needs to know what it will do next and why. */
+export const stateQuery = defineQuery<HealingStateView>('state');
+/** Operator: disarm the escalation and forget the counted symptoms. */
+export const clearEscalationUpdate = defineUpdate<HealingStateView, [OperatorAction]>('clearEscalation');
+/** Operator: arm the escalation now, whatever the count. */
+export const forceEscalationUpdate = defineUpdate<HealingStateView, [OperatorAction]>('forceEscalation');
+/** From the host coordinator: the answer to a lease request. */
+export const leaseDecisionSignal = defineSignal<[LeaseDecision]>('leaseDecision');

@@ -1,0 +1,785 @@
+// HealingWorkflow(host, kind): the durable state machine of one symptom kind on one GPU host. It counts
+// symptoms over a rolling 24 h window, arms the escalation flag at the threshold, keeps a predictive
+// recommendation up to date without downtime, and, while armed, sleeps until the maintenance window,
+// asks the host coordinator for the canary lease and runs one canary: promote, or restore — always.
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type {
+  CandidateConfig,
+  CanaryResult,
+  HostActivities,
+  Recommendation,
+  VramSnapshot,
+} from '../activities/types.js';
+import { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
+import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
+import { formatDuration } from '../domain/duration-text.js';
+import type { LeaseRelease } from '../domain/host-ledger.js';
+import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
+import {
+  type MaintenanceWindow,
+  type WindowOccurrence,
+  currentWindow,
+  describeNextWindow,
+  formatLocalTime,
+  nextOpening,
+  parseMaintenanceWindow,
+  upcomingWindow,
+} from '../domain/maintenance-window.js';
+import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
+import {
+  MAX_FUTURE_SKEW_MS,
+  type Symptom,
+  type SymptomInput,
+  eventTimeMs,
+  parseSymptom,
+} from '../domain/symptom.js';
+import { SymptomWindow } from '../domain/symptom-window.js';
+import { describeFailure } from './failure-text.js';
+import {
+  type CanaryRecord,
+  type HealingPhase,
+  type HealingStateView,
+  type HealingWorkflowInput,
+  type HostFigures,
+  type LeaseDecision,
+  type OperatorAction,
+  type RecordSymptomResult,
+  type SymptomTotals,
+  clearEscalationUpdate,
+  forceEscalationUpdate,
+  leaseDecisionSignal,
+  recordSymptomUpdate,
+  stateQuery,
+  symptomSignal,
+} from './healing-messages.js';
+import { releaseLeaseSignal } from './host-coordinator-messages.js';
+import { validateOperatorAction } from './operator-action.js';
+import { ARMED_ATTRIBUTE, HOST_ATTRIBUTE, KIND_ATTRIBUTE, MODE_ATTRIBUTE } from './search-attributes.js';
+
+const { loadHealingPolicy } = proxyLocalActivities<HostActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumInterval: '30 seconds' },
+});
+
+// Measuring and predicting cost no downtime: retry briefly, but not where the host has no GPU at all.
+const { measureVram, predictCandidates } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [VRAM_UNAVAILABLE] },
+});
+
+const { requestCanaryLease } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
+// Restoring is what keeps the service alive: retried with backoff, and when it finally cannot, it
+// fails non-retryably so that the host is latched and a person is paged.
+const { restoreService } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: [RESTORE_FAILED],
+  },
+});
+
+/** The canary is not idempotent: never retried; a failure of any kind leads to the restore. */
+function canaryActivity(healthDeadlineMs: number, soakMs: number) {
+  return proxyActivities<HostActivities>({
+    startToCloseTimeout: healthDeadlineMs + soakMs + 2 * 60_000,
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 1 },
+    // The restore must not start while the canary still touches the service.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  }).runCanary;
+}
+
+const LEASE_ANSWER_TIMEOUT_MS = 2 * 60_000;
+const RETRY_AFTER_FAILED_PREDICTION_MS = 5 * 60_000;
+
+export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void> {
+  const { host, kind } = input;
+  const carried = input.carried;
+  const workflowId = workflowInfo().workflowId;
+  const symptoms = new SymptomWindow(carried?.window);
+  let lastSymptomAt = carried?.lastSymptomAt ?? null;
+  let forced = carried?.forced ?? null;
+  let armedAt = carried?.armedAt ?? null;
+  let attempts = carried?.attempts ?? 0;
+  let lastCanary: CanaryRecord | null = carried?.lastCanary ?? null;
+  let recommendation: Recommendation | null = carried?.recommendation ?? null;
+  let lastPredictedAt = carried?.lastPredictedAt ?? null;
+  let lastSymptomDetails = carried?.lastSymptomDetails ?? null;
+  let hostFigures: HostFigures | null = carried?.hostFigures ?? null;
+  const decisions: Decision[] = carried?.decisions ?? [];
+  const totals: SymptomTotals = carried?.totals ?? { counted: 0, duplicates: 0, stale: 0, rejected: 0 };
+  const runs = (carried?.runs ?? 0) + 1;
+
+  let policy: HealingPolicy | undefined;
+  let window: MaintenanceWindow | undefined;
+  let phase: HealingPhase = 'starting';
+  let next = 'loading the host policy';
+  let symptomsSincePrediction =
+    lastSymptomAt !== null && (lastPredictedAt === null || lastPredictedAt < lastSymptomAt);
+  /** Set by handlers when the main loop must look again (armed, operator action, lease answer). */
+  let wake = false;
+  const leaseAnswers = new Map<string, LeaseDecision>();
+  let awaitedRequestId: string | null = null;
+  let publishedAttributes = '';
+  /** Signals and updates handled by this run: a bound on history that holds even where the server reports no length. */
+  let messagesThisRun = 0;
+
+  const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
+    appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
+  };
+
+  // ---- escalation flag -------------------------------------------------------------------------
+
+  const flagExpiresAt = (): number | null => {
+    if (armedAt === null || !policy || policy.escalationFlagTtlSeconds === 0) return null;
+    const anchor = Math.max(lastSymptomAt ?? 0, forced?.at ?? 0, armedAt);
+    return anchor + policy.escalationFlagTtlSeconds * 1000;
+  };
+
+  const disarm = () => {
+    armedAt = null;
+    forced = null;
+    attempts = 0;
+  };
+
+  /** Arm at the threshold, lapse after the TTL; records both with their reasons. */
+  const refreshFlag = (now: number) => {
+    if (!policy) return;
+    const count = symptoms.count(now);
+    if (armedAt === null && count >= policy.threshold24h) {
+      armedAt = now;
+      wake = true;
+      decide(
+        'escalation',
+        true,
+        'escalation armed',
+        `${count} symptoms in 24 h ≥ threshold ${policy.threshold24h}`,
+      );
+    }
+    const expiresAt = flagExpiresAt();
+    if (armedAt !== null && expiresAt !== null && expiresAt <= now) {
+      const since =
+        lastSymptomAt === null
+          ? 'the escalation'
+          : formatLocalTime(lastSymptomAt, policy.maintenanceTimeZone);
+      disarm();
+      decide(
+        'escalation',
+        false,
+        'escalation lapsed',
+        `no symptom since ${since} (TTL ${formatDuration(policy.escalationFlagTtlSeconds * 1000)})`,
+      );
+    }
+  };
+
+  const mode = (): CanaryMode => (armedAt !== null ? 'canary' : (policy?.defaultMode ?? 'predictive'));
+
+  /** Armed, or canary mode by default with something to heal. */
+  const canaryWanted = (now: number) => armedAt !== null || (mode() === 'canary' && symptoms.count(now) > 0);
+
+  // ---- symptoms --------------------------------------------------------------------------------
+
+  /** Why this payload cannot be counted, or null; the same checks for the signal and the update. */
+  const rejection = (payload: unknown): string | null => {
+    const parsed = parseSymptom(payload);
+    if (!parsed.ok) return parsed.error;
+    if (parsed.symptom.kind !== kind) {
+      return `kind: this workflow heals "${kind}" on ${host}; send "${parsed.symptom.kind}" to the workflow of that kind`;
+    }
+    const at = eventTimeMs(parsed.symptom, Date.now());
+    if (at > Date.now() + MAX_FUTURE_SKEW_MS) {
+      return `eventTime: ${new Date(at).toISOString()} is more than ${formatDuration(MAX_FUTURE_SKEW_MS)} in the future; check the sender's clock`;
+    }
+    return null;
+  };
+
+  const accept = (symptom: Symptom): RecordSymptomResult => {
+    const now = Date.now();
+    const at = eventTimeMs(symptom, now);
+    const outcome = symptoms.add(at, symptom.id, now);
+    if (outcome === 'counted') {
+      totals.counted++;
+      lastSymptomAt = Math.max(lastSymptomAt ?? at, at);
+      lastSymptomDetails = symptom.details ?? null;
+      symptomsSincePrediction = true;
+      if (predictionDueAt() !== null && (predictionDueAt() as number) <= now) wake = true;
+    } else if (outcome === 'duplicate') {
+      totals.duplicates++;
+    } else {
+      totals.stale++;
+      decide(
+        'symptom',
+        false,
+        'stale symptom ignored',
+        `event time ${new Date(at).toISOString()} is more than 24 h ago`,
+      );
+    }
+    refreshFlag(now);
+    publish();
+    const expiresAt = flagExpiresAt();
+    return {
+      outcome,
+      count24h: symptoms.count(now),
+      threshold: policy?.threshold24h ?? 0,
+      armed: armedAt !== null,
+      flagExpiresAt: expiresAt === null ? null : iso(expiresAt),
+      mode: mode(),
+    };
+  };
+
+  setHandler(symptomSignal, async (payload: SymptomInput) => {
+    messagesThisRun++;
+    // A signal cannot be answered: a bad payload is recorded, never thrown (that would fail the task).
+    const problem = rejection(payload);
+    if (problem !== null) {
+      totals.rejected++;
+      decide('symptom', false, 'symptom rejected', problem);
+      return;
+    }
+    await condition(() => policy !== undefined);
+    const parsed = parseSymptom(payload);
+    if (parsed.ok) accept(parsed.symptom);
+  });
+
+  setHandler(
+    recordSymptomUpdate,
+    async (payload: SymptomInput) => {
+      messagesThisRun++;
+      await condition(() => policy !== undefined);
+      const parsed = parseSymptom(payload);
+      if (!parsed.ok) throw new TypeError(parsed.error); // unreachable: the validator ran first
+      return accept(parsed.symptom);
+    },
+    {
+      validator: (payload: SymptomInput) => {
+        const problem = rejection(payload);
+        if (problem !== null) throw new TypeError(problem);
+      },
+    },
+  );
+
+  // ---- operator actions ------------------------------------------------------------------------
+
+  setHandler(
+    clearEscalationUpdate,
+    async (action: OperatorAction) => {
+      await condition(() => policy !== undefined);
+      const wasArmed = armedAt !== null;
+      const count = symptoms.count(Date.now());
+      disarm();
+      symptoms.clearCounts();
+      decide(
+        'operator',
+        true,
+        'escalation cleared',
+        `${action.reason} (was ${wasArmed ? 'armed' : 'not armed'}, ${count} symptoms in 24 h forgotten)`,
+        action.by,
+      );
+      wake = true;
+      publish();
+      return view();
+    },
+    { validator: validateOperatorAction },
+  );
+
+  setHandler(
+    forceEscalationUpdate,
+    async (action: OperatorAction) => {
+      await condition(() => policy !== undefined);
+      const now = Date.now();
+      forced = { by: action.by, reason: action.reason, at: now };
+      if (armedAt === null) armedAt = now;
+      attempts = 0;
+      decide('operator', true, 'escalation forced', action.reason, action.by);
+      wake = true;
+      publish();
+      return view();
+    },
+    { validator: validateOperatorAction },
+  );
+
+  // ---- lease answers from the host coordinator --------------------------------------------------
+
+  setHandler(leaseDecisionSignal, async (decision: LeaseDecision) => {
+    hostFigures = {
+      budgetLeftMs: decision.budgetLeftMs,
+      budgetTotalMs: decision.budgetTotalMs,
+      cooldownUntil: decision.cooldownUntil,
+      asOf: Date.now(),
+    };
+    if (decision.requestId === awaitedRequestId) {
+      leaseAnswers.set(decision.requestId, decision);
+      return;
+    }
+    // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back.
+    if (decision.granted && decision.leaseId) {
+      decide('lease', false, 'late lease returned', `answer to an abandoned request ${decision.requestId}`);
+      await releaseLease({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
+    }
+  });
+
+  setHandler(stateQuery, () => view());
+
+  // ---- views for people: query, Web UI details, search attributes -------------------------------
+
+  const view = (): HealingStateView => {
+    const now = Date.now();
+    const expiresAt = flagExpiresAt();
+    const upcoming = window ? upcomingWindow(window, now) : null;
+    return {
+      workflowId,
+      host,
+      kind,
+      now: iso(now),
+      phase,
+      next,
+      count24h: symptoms.count(now),
+      threshold: policy?.threshold24h ?? 0,
+      armed: armedAt !== null,
+      armedAt: armedAt === null ? null : iso(armedAt),
+      flagExpiresAt: expiresAt === null ? null : iso(expiresAt),
+      forced: forced ? { by: forced.by, reason: forced.reason, at: iso(forced.at) } : null,
+      mode: mode(),
+      nextWindow: {
+        opensAt: upcoming ? iso(upcoming.opensAt) : '',
+        closesAt: upcoming ? iso(upcoming.closesAt) : '',
+        openNow: upcoming !== null && upcoming.opensAt <= now,
+        text: window ? describeNextWindow(window, now) : 'unknown until the policy is loaded',
+      },
+      hostFigures,
+      attempts,
+      maxAttempts: policy?.maxAttempts ?? 0,
+      lastCanary,
+      recommendation,
+      totals: { ...totals },
+      decisions: [...decisions],
+      policy: policy ?? null,
+      runs,
+    };
+  };
+
+  /** Search attributes (only when they change) and the Web UI's current-details text. */
+  const publish = () => {
+    const armed = armedAt !== null;
+    const key = `${mode()}|${String(armed)}`;
+    if (key !== publishedAttributes) {
+      publishedAttributes = key;
+      upsertSearchAttributes([
+        { key: HOST_ATTRIBUTE, value: host },
+        { key: KIND_ATTRIBUTE, value: kind },
+        { key: MODE_ATTRIBUTE, value: mode() },
+        { key: ARMED_ATTRIBUTE, value: armed },
+      ]);
+    }
+    const now = Date.now();
+    const lastDecision = decisions[decisions.length - 1];
+    setCurrentDetails(
+      [
+        `**${kind} on ${host}** — ${phase.replaceAll('_', ' ')}, mode ${mode()}${armed ? ', escalation armed' : ''}`,
+        `Next: ${next}`,
+        `Symptoms in 24 h: ${symptoms.count(now)} / ${policy?.threshold24h ?? '?'}`,
+        lastCanary
+          ? `Last canary: ${lastCanary.outcome} ${lastCanary.candidateId} (${lastCanary.reason})`
+          : 'Last canary: none',
+        recommendation?.candidates[0]
+          ? `Recommendation: ${recommendation.candidates[0].id}`
+          : 'Recommendation: none yet',
+        lastDecision ? `Last decision: ${lastDecision.action} — ${lastDecision.reason}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
+  };
+
+  const setPhase = (p: HealingPhase, sentence: string) => {
+    phase = p;
+    next = sentence;
+    publish();
+  };
+
+  // ---- predictive mode -------------------------------------------------------------------------
+
+  const predictionDueAt = (): number | null => {
+    if (!symptomsSincePrediction || !policy) return null;
+    return lastPredictedAt === null ? Date.now() : lastPredictedAt + policy.predictIntervalSeconds * 1000;
+  };
+
+  /** Measure VRAM and rank candidate configs: no downtime, so it runs on new symptoms in any mode. */
+  const predict = async (why: string): Promise<Recommendation | null> => {
+    lastPredictedAt = Date.now();
+    symptomsSincePrediction = false;
+    let vram: VramSnapshot | null = null;
+    try {
+      vram = await measureVram();
+    } catch (err) {
+      decide('predict', false, 'VRAM not measured', describeFailure(err));
+    }
+    try {
+      const rec = await predictCandidates({ host, kind, vram, symptom: lastSymptomDetails ?? null });
+      recommendation = rec;
+      const best = rec.candidates.find((c) => c.fits);
+      decide(
+        'predict',
+        true,
+        'recommendation updated',
+        `${why}: ${best ? `best fitting candidate ${best.id} (${best.why})` : 'no candidate is predicted to fit'}; ${rec.basis}`,
+      );
+      return rec;
+    } catch (err) {
+      decide('predict', false, 'no recommendation', describeFailure(err));
+      return null;
+    }
+  };
+
+  // ---- the canary --------------------------------------------------------------------------------
+
+  const releaseLease = async (release: LeaseRelease) => {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await getExternalWorkflowHandle(hostCoordinatorWorkflowId(host)).signal(releaseLeaseSignal, release);
+      } catch (err) {
+        decide(
+          'lease',
+          false,
+          'lease not released',
+          `host coordinator unreachable (${describeFailure(err)}); it expires on its own`,
+        );
+      }
+    });
+  };
+
+  /** Ask the coordinator; returns its answer, or null when it did not answer in time. */
+  const requestLease = async (candidate: CandidateConfig): Promise<LeaseDecision | null> => {
+    const requestId = uuid4();
+    awaitedRequestId = requestId;
+    try {
+      await requestCanaryLease({
+        host,
+        requestId,
+        holderWorkflowId: workflowId,
+        kind,
+        predictedDowntimeMs: candidate.predictedDowntimeMs,
+      });
+      await condition(() => leaseAnswers.has(requestId), LEASE_ANSWER_TIMEOUT_MS);
+      return leaseAnswers.get(requestId) ?? null;
+    } finally {
+      awaitedRequestId = null;
+      leaseAnswers.delete(requestId);
+    }
+  };
+
+  /** Run the canary under a granted lease: promote, or restore whatever happened, then release. */
+  const runLeasedCanary = async (candidate: CandidateConfig, lease: LeaseDecision & { leaseId: string }) => {
+    const activePolicy = policy as HealingPolicy;
+    const soakMs = activePolicy.soakSeconds * 1000;
+    const started = Date.now();
+    attempts++;
+    setPhase(
+      'canary_running',
+      `canary ${candidate.id} running (attempt ${attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
+    );
+    decide(
+      'canary',
+      true,
+      'canary started',
+      `${candidate.id}: ${candidate.why}; predicted downtime ${formatDuration(candidate.predictedDowntimeMs)}, budget ${formatDuration(lease.budgetLeftMs)} left`,
+    );
+
+    let result: CanaryResult | null = null;
+    let failure: string | null = null;
+    let cancellation: Error | null = null;
+    try {
+      result = await canaryActivity(
+        lease.budgetLeftMs,
+        soakMs,
+      )({
+        host,
+        kind,
+        leaseId: lease.leaseId,
+        candidate,
+        healthDeadlineMs: lease.budgetLeftMs,
+        soakMs,
+      });
+    } catch (err) {
+      if (isCancellation(err)) cancellation = err as Error;
+      failure = isCancellation(err) ? 'workflow cancelled during the canary' : describeFailure(err);
+    }
+
+    const record = (outcome: CanaryRecord['outcome'], reason: string, downtimeMs: number): CanaryRecord => ({
+      at: Date.now(),
+      candidateId: candidate.id,
+      changes: candidate.changes,
+      outcome,
+      reason,
+      downtimeMs,
+      measuredVramMb: result?.measuredVramMb ?? null,
+    });
+
+    if (result?.outcome === 'passed' && cancellation === null) {
+      const downtime = result.downtimeMs ?? Date.now() - started;
+      lastCanary = record('promoted', result.reason, downtime);
+      disarm();
+      symptoms.clearCounts();
+      decide(
+        'canary',
+        true,
+        'candidate promoted',
+        `${candidate.id}: ${result.reason}; downtime ${formatDuration(downtime)}; escalation cleared`,
+      );
+      await releaseLease({ leaseId: lease.leaseId, downtimeMs: downtime, outcome: 'promoted' });
+      return;
+    }
+
+    // Failed, timed out, worker lost or cancelled: the old config goes back, always, and nothing may
+    // cancel that. Unknown canary downtime is charged as the whole time the canary took.
+    const reason = failure ?? result?.reason ?? 'unknown';
+    const canaryDowntime = result?.downtimeMs ?? Date.now() - started;
+    await CancellationScope.nonCancellable(async () => {
+      setPhase('restoring', `restoring the previous config after: ${reason}`);
+      decide('canary', false, 'canary failed', reason);
+      const restoreStarted = Date.now();
+      try {
+        const restored = await restoreService({ host, kind, leaseId: lease.leaseId, reason });
+        lastCanary = record(
+          cancellation ? 'cancelled' : 'restored',
+          reason,
+          canaryDowntime + restored.downtimeMs,
+        );
+        decide(
+          'restore',
+          true,
+          'previous config restored',
+          `service healthy again after ${formatDuration(restored.downtimeMs)}`,
+        );
+        await releaseLease({
+          leaseId: lease.leaseId,
+          downtimeMs: canaryDowntime + restored.downtimeMs,
+          outcome: 'restored',
+        });
+      } catch (err) {
+        const message = describeFailure(err);
+        const restoreDowntime = Date.now() - restoreStarted;
+        lastCanary = record(
+          'restore_failed',
+          `${reason}; restore failed: ${message}`,
+          canaryDowntime + restoreDowntime,
+        );
+        decide(
+          'restore',
+          false,
+          'RESTORE FAILED',
+          `${message}; canaries stop on ${host} until an operator acknowledges (healctl ack ${host})`,
+        );
+        await releaseLease({
+          leaseId: lease.leaseId,
+          downtimeMs: canaryDowntime + restoreDowntime,
+          outcome: 'restore_failed',
+          restoreFailure: message,
+        });
+      }
+    });
+    if (cancellation !== null) throw cancellation;
+  };
+
+  /**
+   * The window is open: re-check everything with fresh measurements, then ask for the lease.
+   * Returns when to look again within this window, or null to wait for the next window.
+   */
+  const attemptCanary = async (occurrence: WindowOccurrence): Promise<number | null> => {
+    const activePolicy = policy as HealingPolicy;
+    setPhase(
+      'requesting_lease',
+      'window open: measuring, predicting and asking the host for the canary lease',
+    );
+    const rec = await predict('maintenance window open');
+    if (rec === null) return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
+    const candidate = rec.candidates.find((c) => c.fits);
+    if (!candidate) {
+      decide(
+        'canary',
+        false,
+        'canary refused',
+        `no candidate is predicted to fit (${rec.candidates.length} considered)`,
+      );
+      return null;
+    }
+    const windowLeft = occurrence.closesAt - Date.now();
+    if (windowLeft < candidate.predictedDowntimeMs) {
+      decide(
+        'canary',
+        false,
+        'canary refused',
+        `window closes in ${formatDuration(windowLeft)} < predicted ${formatDuration(candidate.predictedDowntimeMs)}`,
+      );
+      return null;
+    }
+    if (attempts >= activePolicy.maxAttempts) return null;
+    const answer = await requestLease(candidate);
+    if (answer === null) {
+      decide(
+        'lease',
+        false,
+        'no answer from the host coordinator',
+        `no answer within ${formatDuration(LEASE_ANSWER_TIMEOUT_MS)}; asking again in 1 m`,
+      );
+      return Math.min(Date.now() + 60_000, occurrence.closesAt);
+    }
+    if (!answer.granted || !answer.leaseId) {
+      decide('canary', false, 'canary refused', answer.reason);
+      return answer.retryAt ?? null;
+    }
+    // Everything may have changed while we waited for the answer (an operator cleared the flag).
+    if (!canaryWanted(Date.now())) {
+      decide('canary', false, 'canary dropped', 'escalation no longer armed when the lease arrived');
+      await releaseLease({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
+      return null;
+    }
+    await runLeasedCanary(candidate, { ...answer, leaseId: answer.leaseId });
+    return null;
+  };
+
+  // ---- main loop -------------------------------------------------------------------------------
+
+  policy = await loadHealingPolicy();
+  window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
+  const activeWindow = window;
+  const limit = policy.historyEventsLimit;
+  // Each message costs up to 4 events (received, task scheduled, started, completed): the estimate
+  // errs towards continuing early, which is harmless.
+  const shouldContinueAsNew = () =>
+    workflowInfo().continueAsNewSuggested ||
+    workflowInfo().historyLength >= limit ||
+    messagesThisRun * 4 >= limit;
+  let announcedOpening: number | null = null;
+
+  /** Sleep durably until `untilMs` (or forever), waking early for anything the handlers flag. */
+  const waitUntil = async (untilMs: number | null) => {
+    wake = false;
+    publish();
+    const woken = () => wake || shouldContinueAsNew();
+    if (untilMs === null) await condition(woken);
+    else await condition(woken, Math.max(1, untilMs - Date.now()));
+  };
+
+  /**
+   * Queries see the time of the last activation, so wake when a symptom leaves the window to keep the
+   * reported count true; at most once a minute, whatever the rate.
+   */
+  const countRefreshAt = (now: number): number | null => {
+    const expiry = symptoms.nextExpiry(now);
+    return expiry === null ? null : Math.max(expiry, now + 60_000);
+  };
+
+  const earliest = (...times: (number | null)[]) =>
+    times.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
+
+  for (;;) {
+    const now = Date.now();
+    refreshFlag(now);
+
+    if (shouldContinueAsNew()) {
+      await condition(allHandlersFinished);
+      decide(
+        'history',
+        true,
+        'continued as new',
+        `history reached ${workflowInfo().historyLength} events (${messagesThisRun} messages); state carried to run ${runs + 1}`,
+      );
+      await continueAsNew<typeof HealingWorkflow>({
+        host,
+        kind,
+        carried: {
+          window: symptoms.toState(),
+          lastSymptomAt,
+          forced,
+          armedAt,
+          attempts,
+          lastCanary,
+          recommendation,
+          lastPredictedAt,
+          lastSymptomDetails,
+          hostFigures,
+          decisions,
+          totals,
+          runs,
+        },
+      });
+    }
+
+    const dueAt = predictionDueAt();
+    if (dueAt !== null && dueAt <= now) {
+      setPhase(phase === 'starting' ? 'watching' : phase, 'measuring VRAM and predicting candidate configs');
+      await predict('new symptom');
+      continue;
+    }
+
+    const expiresAt = flagExpiresAt();
+    if (!canaryWanted(now)) {
+      setPhase(
+        'watching',
+        `predictive mode: ${symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h; no canary planned`,
+      );
+      await waitUntil(earliest(dueAt, countRefreshAt(now)));
+      continue;
+    }
+
+    if (attempts >= policy.maxAttempts) {
+      setPhase(
+        'blocked',
+        `attempt cap ${policy.maxAttempts} reached for this escalation: waiting for it to lapse or for an operator (healctl clear / escalate)`,
+      );
+      await waitUntil(earliest(expiresAt, dueAt));
+      continue;
+    }
+
+    const open = currentWindow(activeWindow, now);
+    if (open === null) {
+      const opening = nextOpening(activeWindow, now);
+      const sentence = `escalated: ${describeNextWindow(activeWindow, now)}`;
+      if (announcedOpening !== opening.opensAt) {
+        announcedOpening = opening.opensAt;
+        decide('window', true, 'waiting for the maintenance window', sentence.replace(/^escalated: /, ''));
+      }
+      setPhase('waiting_for_window', sentence);
+      await waitUntil(earliest(opening.opensAt, expiresAt, dueAt, countRefreshAt(now)));
+      continue;
+    }
+
+    const retryAt = await attemptCanary(open);
+    const afterwards = Date.now();
+    if (!canaryWanted(afterwards)) continue;
+    const resumeAt = retryAt ?? nextOpening(activeWindow, afterwards).opensAt;
+    setPhase(
+      'waiting_for_window',
+      `escalated: trying again ${retryAt ? `in ${formatDuration(resumeAt - afterwards)}` : `at the next window (${describeNextWindow(activeWindow, afterwards)})`}`,
+    );
+    await waitUntil(earliest(resumeAt, flagExpiresAt(), predictionDueAt()));
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,16 @@
+// Search attributes that let the Web UI and `healctl list` filter healing workflows. They must be
+// registered on the server (the dev server is started with them; see docs/servers.md).
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+export const HOST_ATTRIBUTE = defineSearchAttributeKey('KlrHost', 'KEYWORD');
+export const KIND_ATTRIBUTE = defineSearchAttributeKey('KlrKind', 'KEYWORD');
+export const MODE_ATTRIBUTE = defineSearchAttributeKey('KlrMode', 'KEYWORD');
+export const ARMED_ATTRIBUTE = defineSearchAttributeKey('KlrArmed', 'BOOL');
+
+/** Name → type, as `temporal server start-dev --search-attribute` and the operator API take them. */
+export const SEARCH_ATTRIBUTE_TYPES = {
+  KlrHost: 'Keyword',
+  KlrKind: 'Keyword',
+  KlrMode: 'Keyword',
+  KlrArmed: 'Bool',
+} as const;

@@ -1,0 +1,191 @@
+// End to end on the real dev server (SQLite file) with a real worker process: symptoms from the SDK and
+// from the plain Temporal CLI, escalation, a canary in the open window, search attributes, and a
+// server restart that loses nothing.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { Client, Connection } from '@temporalio/client';
+import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
+import { resolveTemporalCli } from '../../src/servers/temporal-cli.js';
+import { healingWorkflowId } from '../../src/domain/identifiers.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
+import type { HealingStateView } from '../../src/workflows/healing-messages.js';
+import { signalSymptom } from '../../src/client/symptoms.js';
+import { eventually, healingState, symptom } from '../support/healing-harness.js';
+
+const host = `e2e-${process.pid}`;
+let dir: string;
+let server: DevServerHandle;
+let worker: ResultPromise | undefined;
+let connection: Connection;
+let client: Client;
+let cli: string;
+
+function utcHhmm(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 16);
+}
+
+/** Starts the worker; returns it wrapped, since a subprocess is itself a promise of its result. */
+async function startWorker(address: string): Promise<{ proc: ResultPromise }> {
+  const now = Date.now();
+  const proc = execa(process.execPath, ['--import', 'tsx', 'test/support/scripted-worker.ts'], {
+    env: {
+      TEMPORAL_ADDRESS: address,
+      KLR_HOST: host,
+      KLR_DATA_DIR: dir,
+      KLR_GPU_MAINTENANCE_TZ: 'UTC',
+      KLR_GPU_MAINTENANCE_WINDOW: `${utcHhmm(now - 3600_000)}-${utcHhmm(now + 3600_000)}`,
+      KLR_ESCALATION_FLAG_TTL: '0',
+      KLR_CANARY_SOAK_SECONDS: '0',
+      KLR_PREDICT_INTERVAL: '0',
+      KLR_HISTORY_EVENTS_LIMIT: '400',
+    },
+    stdout: 'pipe',
+    stderr: 'inherit',
+    reject: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('worker ready')) resolve();
+    });
+    void proc.then((r) =>
+      reject(new Error(`worker exited early (${String(r.exitCode ?? r.signal)}): ${String(r.stdout)}`)),
+    );
+  });
+  return { proc };
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'klr-e2e-'));
+  cli = await resolveTemporalCli();
+  server = await startDevServer({
+    dbFile: join(dir, 'temporal.sqlite'),
+    ui: false,
+    searchAttributes: SEARCH_ATTRIBUTE_TYPES,
+  });
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+  worker = (await startWorker(server.address)).proc;
+});
+
+after(async () => {
+  worker?.kill('SIGTERM');
+  await worker;
+  await connection?.close();
+  await server?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('a symptom from the SDK and one from the plain Temporal CLI both show up in state', async () => {
+  const first = await symptom(client, host);
+  assert.equal(first.count24h, 1);
+  const workflowId = healingWorkflowId(host, 'vllm_oom');
+  await execa(cli, [
+    'workflow',
+    'signal',
+    '--address',
+    server.address,
+    '--workflow-id',
+    workflowId,
+    '--name',
+    'symptom',
+    '--input',
+    JSON.stringify({ kind: 'vllm_oom', id: 'cli-1', source: 'temporal-cli', details: { deficitMb: 640 } }),
+  ]);
+  const state = await eventually('CLI symptom counted', async () => {
+    const s = await healingState(client, host);
+    return s.count24h === 2 ? s : undefined;
+  });
+  assert.equal(state.totals.counted, 2);
+  // The state query answers the plain CLI too.
+  const { stdout } = await execa(cli, [
+    'workflow',
+    'query',
+    '--address',
+    server.address,
+    '--workflow-id',
+    workflowId,
+    '--name',
+    'state',
+    '--output',
+    'json',
+  ]);
+  assert.match(stdout, /"count24h":\s*2/);
+});
+
+test('the third symptom escalates, and the canary in the open window promotes a candidate', async () => {
+  const third = await symptom(client, host);
+  assert.equal(third.armed, true);
+  const done = await eventually(
+    'promoted',
+    async () => {
+      const s = await healingState(client, host);
+      return s.lastCanary?.outcome === 'promoted' ? s : undefined;
+    },
+    30_000,
+  );
+  assert.equal(done.armed, false);
+  assert.ok(
+    done.decisions.some((d) => d.action === 'lease granted to vllm_oom' || d.action === 'canary started'),
+  );
+});
+
+test('search attributes let the Web UI and healctl filter the workflows', async () => {
+  const found = await eventually('visible in visibility', async () => {
+    const ids: string[] = [];
+    for await (const wf of client.workflow.list({ query: `KlrHost = "${host}" AND KlrKind = "vllm_oom"` }))
+      ids.push(wf.workflowId);
+    return ids.length > 0 ? ids : undefined;
+  });
+  assert.deepEqual(found, [healingWorkflowId(host, 'vllm_oom')]);
+});
+
+test('a restart of the dev server on the same SQLite file loses nothing', async () => {
+  const before: HealingStateView = await healingState(client, host);
+  worker?.kill('SIGTERM');
+  await worker;
+  await connection.close();
+  const dbFile = join(dir, 'temporal.sqlite');
+  await server.stop();
+  server = await startDevServer({ dbFile, ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+  worker = (await startWorker(server.address)).proc;
+  const after = await eventually('state after restart', () => healingState(client, host));
+  assert.equal(after.totals.counted, before.totals.counted);
+  assert.equal(after.lastCanary?.outcome, 'promoted');
+  const again = await symptom(client, host);
+  assert.equal(again.count24h, 1, 'counting goes on after the restart (promotion had reset the count)');
+});
+
+test('thousands of symptoms continue as new with the count and the idempotency ids intact', async () => {
+  const kind = 'storm_test';
+  const total = 2000;
+  await symptom(client, host, kind, { id: 'storm:0' });
+  for (let batch = 1; batch < total; batch += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, total - batch) }, (_, i) =>
+        signalSymptom(client, host, { kind, id: `storm:${batch + i}` }),
+      ),
+    );
+  }
+  // Redeliveries of ids counted in earlier runs still count once.
+  for (let i = 0; i < 10; i++) await signalSymptom(client, host, { kind, id: `storm:${i}` });
+  const state = await eventually(
+    'all counted',
+    async () => {
+      const s = await healingState(client, host, kind);
+      return s.totals.counted === total && s.totals.duplicates === 10 ? s : undefined;
+    },
+    120_000,
+  );
+  assert.equal(state.count24h, total);
+  assert.ok(state.runs >= 3, `expected several runs, got ${state.runs}`);
+  assert.ok(state.decisions.some((d) => d.action === 'continued as new'));
+  const handle = client.workflow.getHandle(healingWorkflowId(host, kind));
+  const events = (await handle.fetchHistory()).events?.length ?? 0;
+  assert.ok(events > 0 && events < 1000, `the current run's history stays bounded (${events} events)`);
+});

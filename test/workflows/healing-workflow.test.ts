@@ -1,0 +1,585 @@
+// HealingWorkflow and HostCoordinatorWorkflow on Temporal's time-skipping test server, with the real
+// durations of the design: hours are skipped, never shortened.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
+import type { HealingPolicy } from '../../src/domain/policy.js';
+import { signalSymptom } from '../../src/client/symptoms.js';
+import {
+  clearEscalationUpdate,
+  forceEscalationUpdate,
+  recordSymptomUpdate,
+  symptomSignal,
+} from '../../src/workflows/healing-messages.js';
+import {
+  acknowledgeRestoreFailureUpdate,
+  pauseHostUpdate,
+  resumeHostUpdate,
+} from '../../src/workflows/host-coordinator-messages.js';
+import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
+import { type ScriptedGpu, scriptedGpu } from '../support/scripted-gpu.js';
+import {
+  decisionsOf,
+  eventually,
+  healingState,
+  hostState,
+  skipTo,
+  skipToUtc,
+  symptom,
+  testPolicy,
+  uniqueHost,
+} from '../support/healing-harness.js';
+
+const HOUR = 3600_000;
+const MINUTE = 60_000;
+
+// Each test gets a server of its own: workflows a finished test leaves behind (and their workers'
+// shutdown) must not stall the next test's time skipping.
+let env: TestWorkflowEnvironment;
+let auditDir: string;
+
+before(async () => {
+  auditDir = await mkdtemp(join(tmpdir(), 'klr-audit-'));
+});
+
+after(async () => {
+  await rm(auditDir, { recursive: true, force: true });
+});
+
+/** Run `body` on a fresh time-skipping server with a worker for a fresh host under `policy`. */
+async function withHost(
+  policy: HealingPolicy,
+  gpu: ScriptedGpu,
+  body: (host: string, worker: Worker) => Promise<void>,
+): Promise<void> {
+  env = await createTimeSkippingEnv();
+  try {
+    const host = uniqueHost();
+    const worker = await createHostWorker(env, host, policy, gpu.activities, auditDir);
+    await worker.runUntil(body(host, worker));
+  } finally {
+    await env.teardown();
+  }
+}
+
+const canaryStarts = (gpu: ScriptedGpu, host: string) =>
+  gpu.journal.filter((e) => e.host === host && e.action === 'canary:start');
+
+describe('rolling 24 h count and the escalation flag', () => {
+  test('3 symptoms within 23 h arm the flag', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
+      assert.equal((await symptom(env.client, host)).count24h, 1);
+      await env.sleep(11.5 * HOUR);
+      assert.equal((await symptom(env.client, host)).armed, false);
+      await env.sleep(11.5 * HOUR);
+      const third = await symptom(env.client, host);
+      assert.equal(third.count24h, 3);
+      assert.equal(third.threshold, 3);
+      assert.equal(third.armed, true);
+      assert.equal(third.mode, 'canary');
+      const state = await healingState(env.client, host);
+      assert.equal(state.armed, true);
+      assert.equal(decisionsOf(state, 'escalation armed').length, 1);
+    });
+  });
+
+  test('3 symptoms spread over 25 h do not arm it', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy(), gpu, async (host) => {
+      await symptom(env.client, host);
+      await env.sleep(12.5 * HOUR);
+      await symptom(env.client, host);
+      await env.sleep(12.5 * HOUR);
+      const third = await symptom(env.client, host);
+      assert.equal(third.count24h, 2, 'the first symptom left the window after 24 h');
+      assert.equal(third.armed, false);
+      assert.equal(third.mode, 'predictive');
+    });
+  });
+
+  test('event times place symptoms in the window; stale ones are ignored, future ones rejected', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy(), gpu, async (host) => {
+      const now = await env.currentTimeMs();
+      const stale = await symptom(env.client, host, 'vllm_oom', {
+        eventTime: new Date(now - 25 * HOUR).toISOString(),
+      });
+      assert.equal(stale.outcome, 'stale');
+      assert.equal(stale.count24h, 0);
+      const old = await symptom(env.client, host, 'vllm_oom', { eventTime: now - 23 * HOUR });
+      assert.equal(old.outcome, 'counted');
+      await env.sleep(1.5 * HOUR);
+      assert.equal(
+        (await healingState(env.client, host)).count24h,
+        0,
+        'counted by event time, so it left after 24 h of event time',
+      );
+      await assert.rejects(
+        symptom(env.client, host, 'vllm_oom', { eventTime: new Date(now + 3 * HOUR).toISOString() }),
+        (err: unknown) =>
+          err instanceof WorkflowUpdateFailedError &&
+          /eventTime: .* in the future/.test(String(err.cause?.message)),
+      );
+    });
+  });
+
+  test('the same idempotency id counts once, by update and by signal', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy(), gpu, async (host) => {
+      assert.equal((await symptom(env.client, host, 'vllm_oom', { id: 'log:42' })).outcome, 'counted');
+      // Redelivered through the client helper: the same update id, answered with the first answer.
+      const redelivered = await symptom(env.client, host, 'vllm_oom', { id: 'log:42' });
+      assert.equal(redelivered.count24h, 1);
+      // Sent again under another update id: the workflow's own idempotency catches it.
+      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const again = await handle.executeUpdate(recordSymptomUpdate, {
+        args: [{ kind: 'vllm_oom', id: 'log:42' }],
+      });
+      assert.equal(again.outcome, 'duplicate');
+      assert.equal(again.count24h, 1);
+      await signalSymptom(env.client, host, { kind: 'vllm_oom', id: 'log:43' });
+      await signalSymptom(env.client, host, { kind: 'vllm_oom', id: 'log:43' });
+      const state = await eventually('both signals handled', async () => {
+        const s = await healingState(env.client, host);
+        return s.totals.duplicates === 2 ? s : undefined;
+      });
+      assert.equal(state.count24h, 2);
+      assert.equal(state.totals.counted, 2);
+    });
+  });
+
+  test('malformed payloads are rejected with the bad field named, and the workflow keeps working', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy(), gpu, async (host) => {
+      await symptom(env.client, host);
+      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const bad: [unknown, RegExp][] = [
+        [{ kind: 'vllm_oom', details: { deficitMb: -5 } }, /details\.deficitMb: expected a size ≥ 0 MiB/],
+        [{ kind: 'vllm_oom', details: { deficitMb: 'lots' } }, /details\.deficitMb/],
+        [{ kind: 'vllm_oom', colour: 'red' }, /unknown field\(s\) "colour"/],
+        [{ kind: '../etc' }, /kind: expected a symptom kind/],
+        [{ kind: 'other_kind' }, /kind: this workflow heals "vllm_oom"/],
+        [{ kind: 'vllm_oom', eventTime: 'yesterday' }, /eventTime/],
+        [{ kind: 'vllm_oom', id: 'a\u001b[31m' }, /id: control characters are not allowed/],
+        ['not even an object', /payload/],
+      ];
+      for (const [payload, message] of bad) {
+        await assert.rejects(
+          handle.executeUpdate(recordSymptomUpdate, { args: [payload as never] }),
+          (err: unknown) => {
+            assert.ok(err instanceof WorkflowUpdateFailedError);
+            assert.match(String(err.cause?.message), message);
+            return true;
+          },
+        );
+        await handle.signal(symptomSignal, payload as never);
+      }
+      const ok = await symptom(env.client, host);
+      assert.equal(ok.count24h, 2, 'rejections changed nothing; the workflow still counts');
+      const state = await eventually('signals recorded as rejected', async () => {
+        const s = await healingState(env.client, host);
+        return s.totals.rejected === bad.length ? s : undefined;
+      });
+      assert.ok(decisionsOf(state, 'symptom rejected').length >= 1);
+      assert.match(
+        decisionsOf(state, 'symptom rejected')
+          .map((d) => d.reason)
+          .join('\n'),
+        /details\.deficitMb/,
+      );
+      const { status } = await handle.describe();
+      assert.equal(status.name, 'RUNNING');
+    });
+  });
+
+  test('a flag lapses TTL after the last symptom, before a window that opens later', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
+      await skipToUtc(env, 23);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      assert.equal((await healingState(env.client, host)).armed, true);
+      await env.sleep(3 * HOUR + MINUTE); // 02:01: lapsed at 02:00
+      const state = await healingState(env.client, host);
+      assert.equal(state.armed, false);
+      assert.equal(state.mode, 'predictive');
+      assert.match(decisionsOf(state, 'escalation lapsed')[0]?.reason ?? '', /no symptom since 23:00/);
+      await env.sleep(2 * HOUR); // through 03:00
+      assert.equal(canaryStarts(gpu, host).length, 0, 'no canary for a lapsed escalation');
+    });
+  });
+});
+
+describe('maintenance window', () => {
+  test('an escalation at 23:00 sleeps until 03:00 and not a minute less', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
+      const elevenPm = await skipToUtc(env, 23);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      const waiting = await eventually('waiting for the window', async () => {
+        const s = await healingState(env.client, host);
+        return s.phase === 'waiting_for_window' ? s : undefined;
+      });
+      assert.match(waiting.next, /window opens 03:00 UTC, in (4 h|3 h 59 m)$/);
+      await env.sleep(4 * HOUR - MINUTE); // 02:59
+      assert.equal(canaryStarts(gpu, host).length, 0, 'nothing before the window opens');
+      await env.sleep(2 * MINUTE);
+      const done = await eventually('promoted', async () => {
+        const s = await healingState(env.client, host);
+        return s.lastCanary?.outcome === 'promoted' ? s : undefined;
+      });
+      const started = decisionsOf(done, 'canary started')[0];
+      assert.ok(started);
+      assert.ok(
+        started.at >= elevenPm + 4 * HOUR,
+        `canary at ${new Date(started.at).toISOString()} is not before 03:00`,
+      );
+      assert.ok(started.at < elevenPm + 4 * HOUR + MINUTE, 'and it starts as the window opens');
+      assert.equal(done.armed, false, 'promotion clears the flag');
+      assert.equal(done.mode, 'predictive');
+      assert.equal(done.count24h, 0);
+    });
+  });
+
+  test('a 22:00-02:00 window: inside it (after midnight) the canary runs at once; after it, the next night', async () => {
+    const gpu = scriptedGpu();
+    const policy = testPolicy({
+      maintenanceWindow: '22:00-02:00',
+      escalationFlagTtlSeconds: 0,
+      cooldownHours: 0,
+    });
+    await withHost(policy, gpu, async (host) => {
+      const oneThirty = await skipToUtc(env, 1, 30);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      const first = await eventually('first canary', async () => {
+        const s = await healingState(env.client, host);
+        return s.lastCanary ? s : undefined;
+      });
+      assert.ok((decisionsOf(first, 'canary started')[0]?.at ?? 0) < oneThirty + MINUTE);
+      await skipToUtc(env, 2, 30);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await env.sleep(19 * HOUR + 29 * MINUTE); // 21:59
+      assert.equal(canaryStarts(gpu, host).length, 1);
+      await env.sleep(2 * MINUTE);
+      await eventually('second canary at 22:00', async () => canaryStarts(gpu, host).length === 2);
+    });
+  });
+
+  for (const change of ['spring', 'autumn'] as const) {
+    test(`Europe/Berlin on the ${change} DST day: 23:00 → 03:00 local is ${change === 'spring' ? 3 : 5} h`, async () => {
+      const gpu = scriptedGpu();
+      const policy = testPolicy({ maintenanceTimeZone: 'Europe/Berlin', escalationFlagTtlSeconds: 0 });
+      await withHost(policy, gpu, async (host) => {
+        const now = await env.currentTimeMs();
+        const sunday = nextDstSunday(now, change === 'spring' ? 2 : 9); // March or October (0-based)
+        // Saturday 23:00 local: CET (UTC+1) before the spring change, CEST (UTC+2) before the autumn one.
+        const saturday2300 = sunday - (change === 'spring' ? 2 : 3) * HOUR;
+        const opening = sunday + (change === 'spring' ? 1 : 2) * HOUR; // 03:00 CEST = 01:00Z; 03:00 CET = 02:00Z
+        await skipTo(env, saturday2300);
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await env.sleep(opening - saturday2300 - MINUTE);
+        assert.equal(canaryStarts(gpu, host).length, 0);
+        await env.sleep(2 * MINUTE);
+        const done = await eventually('canary at 03:00 local', async () => {
+          const s = await healingState(env.client, host);
+          return s.lastCanary ? s : undefined;
+        });
+        const at = decisionsOf(done, 'canary started')[0]?.at ?? 0;
+        assert.ok(
+          at >= opening && at < opening + MINUTE,
+          `canary at ${new Date(at).toISOString()}, expected ${new Date(opening).toISOString()}`,
+        );
+      });
+    });
+  }
+});
+
+describe('host budget, cooldown and one canary at a time', () => {
+  test('a candidate whose predicted downtime exceeds the budget is refused with its reason', async () => {
+    const gpu = scriptedGpu({ predictedDowntimeMs: 90_000 });
+    await withHost(
+      testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
+      gpu,
+      async (host) => {
+        await skipToUtc(env, 1);
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        const state = await eventually('refusal', async () => {
+          const s = await healingState(env.client, host);
+          return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
+        });
+        assert.match(
+          decisionsOf(state, 'canary refused')[0]?.reason ?? '',
+          /^budget 1 m left < predicted 1 m 30 s$/,
+        );
+        assert.equal(canaryStarts(gpu, host).length, 0);
+        assert.equal(state.armed, true, 'still escalated: it tries again at the next window');
+        assert.equal(state.phase, 'waiting_for_window');
+      },
+    );
+  });
+
+  test('the cooldown blocks a second canary on the host for 6 h', async () => {
+    const gpu = scriptedGpu();
+    await withHost(
+      testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
+      gpu,
+      async (host) => {
+        await skipToUtc(env, 1);
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        const first = await eventually(
+          'first canary',
+          async () => (await healingState(env.client, host)).lastCanary ?? undefined,
+        );
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        const refused = await eventually('cooldown refusal', async () => {
+          const s = await healingState(env.client, host);
+          return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
+        });
+        assert.match(
+          decisionsOf(refused, 'canary refused')[0]?.reason ?? '',
+          /^cooldown: (6 h|5 h 59 m) left/,
+        );
+        await env.sleep(6 * HOUR - 2 * MINUTE);
+        assert.equal(canaryStarts(gpu, host).length, 1);
+        await env.sleep(3 * MINUTE);
+        const second = await eventually('second canary after the cooldown', async () => {
+          const s = await healingState(env.client, host);
+          return decisionsOf(s, 'canary started').length === 2 ? s : undefined;
+        });
+        const at = decisionsOf(second, 'canary started')[1]?.at ?? 0;
+        assert.ok(at >= first.at + 6 * HOUR, 'not before the cooldown is over');
+      },
+    );
+  });
+
+  test('two kinds on one host never overlap, and each is charged to the same budget', async () => {
+    const gpu = scriptedGpu({ canaryScripts: ['slow', 'slow'] });
+    const policy = testPolicy({
+      maintenanceWindow: '00:00-23:59',
+      escalationFlagTtlSeconds: 0,
+      cooldownHours: 0,
+    });
+    await withHost(policy, gpu, async (host) => {
+      await skipToUtc(env, 1);
+      await Promise.all(
+        ['vllm_oom', 'kv_cache'].flatMap((kind) => [1, 2, 3].map(() => symptom(env.client, host, kind))),
+      );
+      // The second kind is told "busy" and asks again a minute later (workflow time): move the clock.
+      for (let i = 0; i < 10; i++) {
+        const [a, b] = await Promise.all([
+          healingState(env.client, host, 'vllm_oom'),
+          healingState(env.client, host, 'kv_cache'),
+        ]);
+        if (a.lastCanary && b.lastCanary) break;
+        await env.sleep(2 * MINUTE);
+      }
+      const [a, b] = await Promise.all([
+        healingState(env.client, host, 'vllm_oom'),
+        healingState(env.client, host, 'kv_cache'),
+      ]);
+      assert.equal(a.lastCanary?.outcome, 'promoted');
+      assert.equal(b.lastCanary?.outcome, 'promoted');
+      const busy = [...a.decisions, ...b.decisions].filter((d) => d.action === 'canary refused');
+      assert.match(busy[0]?.reason ?? '', /^another canary holds the host/);
+      assert.equal(gpu.maxConcurrentPerHost, 1, 'never two canaries at once on one host');
+      const coordinator = await hostState(env.client, host);
+      assert.equal(coordinator.budgetSpentMs, 2 * gpu.canaryDowntimeMs);
+      assert.equal(coordinator.lease, null);
+    });
+  });
+
+  test('a failed canary is restored, and the budget is charged for both restarts', async () => {
+    const gpu = scriptedGpu({ canaryScripts: ['fail'] });
+    await withHost(
+      testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
+      gpu,
+      async (host) => {
+        await skipToUtc(env, 1);
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        const state = await eventually('restored', async () => {
+          const s = await healingState(env.client, host);
+          return s.lastCanary?.outcome === 'restored' ? s : undefined;
+        });
+        assert.deepEqual(
+          gpu.journal.filter((e) => e.host === host).map((e) => e.action),
+          ['canary:start', 'canary:end', 'restore:start', 'restore:end'],
+        );
+        assert.equal(state.lastCanary?.downtimeMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
+        assert.equal(state.armed, true, 'still escalated after a failed attempt');
+        assert.equal(state.attempts, 1);
+        const coordinator = await eventually('release charged', async () => {
+          const h = await hostState(env.client, host);
+          return h.lease === null && h.budgetSpentMs > 0 ? h : undefined;
+        });
+        assert.equal(coordinator.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
+        assert.ok(coordinator.cooldownLeftMs > 5.9 * HOUR);
+        const audit = await readFile(join(auditDir, `budget-${host}.jsonl`), 'utf8');
+        assert.match(audit, /"outcome":"restored"/);
+      },
+    );
+  });
+
+  test('cancelling the workflow mid-canary still restores the service and releases the lease', async () => {
+    const gpu = scriptedGpu({ canaryScripts: ['hang'] });
+    await withHost(
+      testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
+      gpu,
+      async (host) => {
+        await skipToUtc(env, 1);
+        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+        await eventually(
+          'canary running',
+          async () => (await healingState(env.client, host)).phase === 'canary_running',
+        );
+        await handle.cancel();
+        await assert.rejects(handle.result(), /cancel/i);
+        const actions = gpu.journal.filter((e) => e.host === host).map((e) => e.action);
+        assert.deepEqual(
+          actions,
+          ['canary:start', 'canary:end', 'restore:start', 'restore:end'],
+          'restore only after the canary stopped',
+        );
+        const coordinator = await eventually('lease released', async () => {
+          const h = await hostState(env.client, host);
+          return h.lease === null ? h : undefined;
+        });
+        assert.equal(decisionsOf(coordinator, 'lease released (restored)').length, 1);
+      },
+    );
+  });
+
+  test('a failed restore latches the host until an operator acknowledges it', async () => {
+    const gpu = scriptedGpu({ canaryScripts: ['throw', 'pass'], restoreScripts: ['fail'] });
+    const policy = testPolicy({
+      maintenanceWindow: '00:00-23:59',
+      escalationFlagTtlSeconds: 0,
+      cooldownHours: 0,
+    });
+    await withHost(policy, gpu, async (host) => {
+      await skipToUtc(env, 1);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      const failed = await eventually('restore failed', async () => {
+        const s = await healingState(env.client, host);
+        return s.lastCanary?.outcome === 'restore_failed' ? s : undefined;
+      });
+      assert.match(failed.lastCanary?.reason ?? '', /service did not come up.*restore failed: .*stays down/);
+      const latched = await eventually(
+        'latched',
+        async () => (await hostState(env.client, host)).restoreFailure ?? undefined,
+      );
+      assert.equal(latched.kind, 'vllm_oom');
+      // Another kind on the same host is refused while the latch holds.
+      for (let i = 0; i < 3; i++) await symptom(env.client, host, 'kv_cache');
+      const refused = await eventually('refused by the latch', async () => {
+        const s = await healingState(env.client, host, 'kv_cache');
+        return decisionsOf(s, 'canary refused')[0];
+      });
+      assert.match(
+        refused.reason,
+        /restore failed at .*canaries stop on this host until an operator acknowledges/,
+      );
+      const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      const acked = await coordinator.executeUpdate(acknowledgeRestoreFailureUpdate, {
+        args: [{ by: 'alice', reason: 'service fixed by hand' }],
+      });
+      assert.equal(acked.restoreFailure, null);
+      await env.sleep(24 * HOUR);
+      await eventually('canary after the acknowledgement', async () => {
+        const s = await healingState(env.client, host, 'kv_cache');
+        return s.lastCanary?.outcome === 'promoted' ? s : undefined;
+      });
+    });
+  });
+
+  test('a paused host refuses canaries until resumed', async () => {
+    const gpu = scriptedGpu();
+    await withHost(
+      testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
+      gpu,
+      async (host) => {
+        await skipToUtc(env, 1);
+        await symptom(env.client, host); // starts the healing workflow
+        // The coordinator exists from the first lease request on; force one so it can be paused first.
+        const healing = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+        await env.client.workflow.signalWithStart('HostCoordinatorWorkflow', {
+          workflowId: hostCoordinatorWorkflowId(host),
+          taskQueue: `kloros-healing.${host}`,
+          args: [{ host }],
+          signal: 'requestLease',
+          signalArgs: [
+            { requestId: 'warm-up', holderWorkflowId: 'nobody', kind: 'none', predictedDowntimeMs: 1 },
+          ],
+        });
+        const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+        await eventually(
+          'warm-up lease withdrawn',
+          async () => (await hostState(env.client, host)).lease === null,
+        );
+        await coordinator.executeUpdate(pauseHostUpdate, {
+          args: [{ by: 'bob', reason: 'driver upgrade tonight' }],
+        });
+        await healing.executeUpdate(forceEscalationUpdate, {
+          args: [{ by: 'bob', reason: 'test the pause' }],
+        });
+        const refused = await eventually('refused while paused', async () => {
+          const s = await healingState(env.client, host);
+          return decisionsOf(s, 'canary refused')[0];
+        });
+        assert.match(refused.reason, /host paused by bob .*driver upgrade tonight/);
+        await coordinator.executeUpdate(resumeHostUpdate, { args: [{ by: 'bob', reason: 'upgrade done' }] });
+        await env.sleep(24 * HOUR);
+        await eventually(
+          'canary after resume',
+          async () => (await healingState(env.client, host)).lastCanary ?? undefined,
+        );
+      },
+    );
+  });
+});
+
+describe('operator actions', () => {
+  test('clear disarms and forgets the count; escalate arms at once; both record who and why', async () => {
+    const gpu = scriptedGpu();
+    await withHost(testPolicy(), gpu, async (host) => {
+      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const cleared = await handle.executeUpdate(clearEscalationUpdate, {
+        args: [{ by: 'carol', reason: 'false alarm: load test' }],
+      });
+      assert.equal(cleared.armed, false);
+      assert.equal(cleared.count24h, 0);
+      const entry = decisionsOf(cleared, 'escalation cleared')[0];
+      assert.equal(entry?.by, 'carol');
+      assert.match(entry?.reason ?? '', /false alarm: load test \(was armed, 3 symptoms in 24 h forgotten\)/);
+      const forced = await handle.executeUpdate(forceEscalationUpdate, {
+        args: [{ by: 'dave', reason: 'known bad config' }],
+      });
+      assert.equal(forced.armed, true);
+      assert.equal(forced.forced?.by, 'dave');
+      assert.equal(forced.mode, 'canary');
+      await assert.rejects(
+        handle.executeUpdate(forceEscalationUpdate, { args: [{ by: '', reason: 'x' }] }),
+        (err: unknown) =>
+          err instanceof WorkflowUpdateFailedError &&
+          /^by: expected a non-empty string/.test(String(err.cause?.message)),
+      );
+    });
+  });
+});
+
+/** 00:00 UTC of the last Sunday of the given month (0-based) at or after now: Berlin's DST days. */
+function nextDstSunday(nowMs: number, month: number): number {
+  for (let year = new Date(nowMs).getUTCFullYear(); ; year++) {
+    const lastDay = new Date(Date.UTC(year, month + 1, 0));
+    const sunday = Date.UTC(year, month, lastDay.getUTCDate() - lastDay.getUTCDay());
+    // The change happens at 01:00Z; escalate the evening before, so that day must still be ahead.
+    if (sunday - 3 * HOUR > nowMs) return sunday;
+  }
+}
