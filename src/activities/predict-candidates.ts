@@ -1,0 +1,229 @@
+// The predictCandidates activity: read the service's live vLLM config and the model's profile, take the GPU's
+// memory from the measurement (or, without one, from the symptom), and rank the configs that would fit.
+// Nothing is restarted or written: this is predictive mode.
+import { ApplicationFailure } from '@temporalio/common';
+import { diagnose, generateCandidates, type CandidateInput } from '../domain/candidates.js';
+import { SERVING_KEYS, planMemory, type ServingConfig } from '../domain/vllm-memory-model.js';
+import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
+import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
+import type { GpuMemory, GpuProcess, PredictInput, Recommendation, VramSnapshot } from './types.js';
+
+/** ApplicationFailure type when no prediction can be made from what is known (not retried). */
+export const PREDICTION_IMPOSSIBLE = 'PredictionImpossible';
+
+export interface PredictCandidatesOptions {
+  /** The service's vLLM config file (`vllm serve --config FILE`). */
+  configPath: string;
+  /** KLR_MODEL_PROFILE: a profile file that wins over the model's config.json. */
+  modelProfilePath?: string;
+  /** Expected restart + health time, ms (the candidates' predicted downtime). */
+  restartEstimateMs: () => Promise<number> | number;
+  /** More places to look for the model (local model directories, Hugging Face homes). */
+  modelSearchDirs?: string[];
+  /** Which of the GPU's processes are the service (default: a name containing "vllm", else the best size match). */
+  isServiceProcess?: (p: GpuProcess) => boolean;
+  /** Environment for HF_HOME and friends (default: the process's). */
+  env?: Record<string, string | undefined>;
+  now?: () => Date;
+}
+
+const impossible = (message: string): ApplicationFailure =>
+  ApplicationFailure.create({ message, type: PREDICTION_IMPOSSIBLE, nonRetryable: true });
+
+const defaultIsService = (p: GpuProcess): boolean => /vllm/i.test(p.processName ?? '');
+
+interface GpuView {
+  index: number;
+  name: string | null;
+  totalMb: number;
+  freeMb: number | null;
+  usedByOthersMb: number;
+  /** How the others' share was found, for the basis. */
+  how: string;
+}
+
+/** Memory this GPU can hand out: used + free when both are known (the driver's reserve excluded), else total. */
+function usableTotal(g: GpuMemory): number | null {
+  if (g.usedMb !== null && g.freeMb !== null) return g.usedMb + g.freeMb;
+  return g.totalMb;
+}
+
+function fromSnapshot(
+  vram: VramSnapshot,
+  index: number,
+  isService: (p: GpuProcess) => boolean,
+  servicePlanMb: (totalMb: number, gpuName: string | null) => number,
+): GpuView {
+  const g = vram.gpus.find((x) => x.index === index);
+  if (!g) {
+    const have = vram.gpus.map((x) => x.index).join(', ') || 'none';
+    throw impossible(`GPU ${index} is not in the VRAM measurement of ${vram.measuredAt} (GPUs: ${have})`);
+  }
+  const totalMb = usableTotal(g);
+  if (totalMb === null || !(totalMb > 0)) {
+    throw impossible(`GPU ${index}: nvidia-smi reported no memory total, so no config can be sized`);
+  }
+  const used = g.usedMb ?? (g.freeMb !== null ? totalMb - g.freeMb : null);
+  if (used === null) throw impossible(`GPU ${index}: nvidia-smi reported neither used nor free memory`);
+  const requested = servicePlanMb(totalMb, g.name);
+  const onGpu = vram.processes.filter((p) => g.uuid !== null && p.gpuUuid === g.uuid);
+  const sum = (ps: GpuProcess[]) => ps.reduce((s, p) => s + (p.usedMb ?? 0), 0);
+  const pids = (ps: GpuProcess[]) => ps.map((p) => p.pid).join(', ');
+
+  let service = onGpu.filter(isService);
+  let how: string;
+  if (service.length > 0) {
+    how = `the service (pid ${pids(service)}) holds ${Math.round(sum(service))} MiB`;
+  } else {
+    // No process says it is vLLM (nvidia-smi often shows "python3"): the one closest to the current budget.
+    const closest = onGpu
+      .filter((p) => p.usedMb !== null && Math.abs(p.usedMb - requested) <= 0.25 * requested)
+      .sort(
+        (a, b) =>
+          Math.abs((a.usedMb ?? 0) - requested) - Math.abs((b.usedMb ?? 0) - requested) || a.pid - b.pid,
+      );
+    service = closest.slice(0, 1);
+    if (service.length > 0)
+      how = `pid ${pids(service)} holds ${Math.round(sum(service))} MiB, the size of the service's budget`;
+    else how = '';
+  }
+  if (service.length > 0) {
+    return {
+      index,
+      name: g.name,
+      totalMb,
+      freeMb: g.freeMb,
+      usedByOthersMb: Math.max(0, used - sum(service)),
+      how,
+    };
+  }
+  if (onGpu.length === 0 && used >= 0.75 * requested) {
+    // Processes invisible (a container): assume the service holds its predicted budget.
+    return {
+      index,
+      name: g.name,
+      totalMb,
+      freeMb: g.freeMb,
+      usedByOthersMb: Math.max(0, used - requested),
+      how: `no process list; the service is assumed to hold its ${Math.round(requested)} MiB budget`,
+    };
+  }
+  return {
+    index,
+    name: g.name,
+    totalMb,
+    freeMb: g.freeMb,
+    usedByOthersMb: used,
+    how: 'the service holds none',
+  };
+}
+
+function describeConfig(c: ServingConfig): string {
+  return (Object.keys(SERVING_KEYS) as (keyof ServingConfig)[])
+    .map((f) => `${SERVING_KEYS[f]} ${f === 'gpuMemoryUtilization' ? c[f].toFixed(2) : String(c[f])}`)
+    .join(', ');
+}
+
+export function createPredictCandidates(
+  opts: PredictCandidatesOptions,
+): (input: PredictInput) => Promise<Recommendation> {
+  const isService = opts.isServiceProcess ?? defaultIsService;
+  const now = opts.now ?? (() => new Date());
+
+  return async function predictCandidates(input: PredictInput): Promise<Recommendation> {
+    const symptom = input.symptom;
+    let model: LoadedModelProfile;
+    let text: string;
+    try {
+      const file = readServingConfig(opts.configPath);
+      text = file.text;
+      model = loadModelProfile({
+        servingConfigModel: file.model,
+        profilePath: opts.modelProfilePath,
+        searchDirs: opts.modelSearchDirs,
+        servedModelName: file.servedModelName,
+        servingDtype: file.dtype,
+        env: opts.env,
+      });
+    } catch (e) {
+      if (e instanceof ServingConfigError || e instanceof ModelProfileError) throw impossible(e.message);
+      throw e;
+    }
+    const servingFor = (gpuTotalMb: number | null, gpuName: string | null): ServingConfig => {
+      try {
+        return parseServingConfig(text, opts.configPath, {
+          gpuTotalMb,
+          gpuName,
+          maxPositionEmbeddings: model.maxPositionEmbeddings,
+        }).serving;
+      } catch (e) {
+        if (e instanceof ServingConfigError) throw impossible(e.message);
+        throw e;
+      }
+    };
+    const plannedMb = (totalMb: number, gpuName: string | null): number => {
+      try {
+        return planMemory(model, servingFor(totalMb, gpuName), totalMb).requestedMb;
+      } catch (e) {
+        if (e instanceof RangeError) throw impossible(`model profile ${model.source}: ${e.message}`);
+        throw e;
+      }
+    };
+
+    const index = symptom?.gpu ?? 0;
+    let gpu: GpuView;
+    if (input.vram !== null) {
+      gpu = fromSnapshot(input.vram, index, isService, plannedMb);
+    } else if (symptom?.totalMb !== undefined && symptom.freeMb !== undefined && symptom.totalMb > 0) {
+      // No measurement: what the failure message said. At run time the service held its budget then.
+      const family = symptom.family ?? '';
+      const running = ['torch_oom', 'cublas_alloc', 'nccl_alloc', 'engine_dead'].includes(family);
+      const serviceMb = running ? plannedMb(symptom.totalMb, null) : 0;
+      gpu = {
+        index,
+        name: null,
+        totalMb: symptom.totalMb,
+        freeMb: symptom.freeMb,
+        usedByOthersMb: Math.max(0, symptom.totalMb - symptom.freeMb - serviceMb),
+        how: running
+          ? `from the symptom, the service holding its ${Math.round(serviceMb)} MiB budget`
+          : 'from the symptom, the service holding nothing yet',
+      };
+    } else {
+      throw impossible(
+        'no VRAM measurement and the symptom gives no totalMb/freeMb: the GPU memory is unknown, so no config can be sized',
+      );
+    }
+
+    const current = servingFor(gpu.totalMb, gpu.name);
+    const restartEstimateMs = await opts.restartEstimateMs();
+    if (!Number.isFinite(restartEstimateMs) || restartEstimateMs < 0) {
+      throw new RangeError(`restartEstimateMs must be a number of ms ≥ 0, got ${restartEstimateMs}`);
+    }
+    const candidateInput: CandidateInput = {
+      model,
+      current,
+      gpu: { totalMb: gpu.totalMb, freeMb: gpu.freeMb, usedByOthersMb: gpu.usedByOthersMb },
+      symptom,
+      restartEstimateMs: Math.round(restartEstimateMs),
+    };
+    let candidates;
+    let family;
+    try {
+      candidates = generateCandidates(candidateInput);
+      const d = diagnose(candidateInput);
+      family = `${d.family}${d.inferred ? ' (inferred: no family in the symptom)' : ''}`;
+    } catch (e) {
+      if (e instanceof RangeError) throw impossible(`model profile ${model.source}: ${e.message}`);
+      throw e;
+    }
+    const fitting = candidates.filter((c) => c.fits).length;
+    const free = gpu.freeMb === null ? 'free unknown' : `${Math.round(gpu.freeMb)} MiB free`;
+    const basis =
+      `${family} on GPU ${gpu.index}${gpu.name ? ` (${gpu.name})` : ''}: ${Math.round(gpu.totalMb)} MiB usable, ` +
+      `${Math.round(gpu.usedByOthersMb)} MiB held by other processes (${gpu.how}), ${free}; ` +
+      `model ${model.name} from ${model.source}; current ${describeConfig(current)}; ` +
+      `${candidates.length} candidates, ${fitting} predicted to fit.`;
+    return { at: now().toISOString(), basis, candidates };
+  };
+}

@@ -1,0 +1,596 @@
+// Candidate configs per failure family, with the numbers worked by hand, and the predictCandidates activity
+// end to end (config file + model profile + VRAM measurement → ranked recommendation).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  type CandidateInput,
+  compareCandidates,
+  diagnose,
+  generateCandidates,
+  safetyMarginMb,
+  tidyLength,
+} from '../../src/domain/candidates.js';
+import type { ModelProfile, ServingConfig } from '../../src/domain/vllm-memory-model.js';
+import { PREDICTION_IMPOSSIBLE, createPredictCandidates } from '../../src/activities/predict-candidates.js';
+import type { CandidateConfig, VramSnapshot } from '../../src/activities/types.js';
+
+const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
+
+/** Llama-3-8B-like: 131 072 KV bytes per token; at 0.9 of 81 920 MiB its KV cache is 56 179.125 MiB (54.9 GiB). */
+const llama: ModelProfile = {
+  name: 'llama-3-8b-like',
+  layers: 32,
+  attentionHeads: 32,
+  kvHeads: 8,
+  headDim: 128,
+  hiddenSize: 4096,
+  intermediateSize: 14336,
+  vocabSize: 128256,
+  dtypeBytes: 2,
+  weightsMb: 15317,
+};
+
+const current: ServingConfig = {
+  gpuMemoryUtilization: 0.9,
+  maxModelLen: 8192,
+  maxNumBatchedTokens: 8192,
+  maxNumSeqs: 256,
+  kvCacheDtype: 'auto',
+  enforceEager: false,
+  tensorParallelSize: 1,
+};
+
+const GPU = 81920;
+const RESTART_MS = 41_000;
+
+function input(over: Partial<CandidateInput>): CandidateInput {
+  return {
+    model: llama,
+    current,
+    gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 0 },
+    symptom: null,
+    restartEstimateMs: RESTART_MS,
+    ...over,
+  };
+}
+
+const ids = (cs: CandidateConfig[]) => cs.map((c) => c.id);
+const byId = (cs: CandidateConfig[], id: string): CandidateConfig => {
+  const c = cs.find((x) => x.id === id);
+  assert.ok(c, `no candidate ${id} among ${ids(cs).join(' | ')}`);
+  return c;
+};
+
+/** Properties every recommendation keeps. */
+function assertWellFormed(cs: CandidateConfig[]): void {
+  assert.ok(cs.length > 0);
+  const firstMiss = cs.findIndex((c) => !c.fits);
+  if (firstMiss >= 0)
+    assert.ok(
+      cs.slice(firstMiss).every((c) => !c.fits),
+      'every fitting candidate comes first',
+    );
+  assert.equal(new Set(ids(cs)).size, cs.length, 'ids are unique');
+  for (const c of cs) {
+    assert.equal(c.predictedDowntimeMs, RESTART_MS);
+    assert.ok(Object.keys(c.changes).length > 0);
+    assert.equal(
+      c.id,
+      Object.entries(c.changes)
+        .map(
+          ([k, v]) =>
+            `${k}=${typeof v === 'number' && k === 'gpu-memory-utilization' ? v.toFixed(2) : String(v)}`,
+        )
+        .join(','),
+    );
+    assert.ok(c.why.endsWith('.') && c.why.length > 20);
+    assert.ok(c.givesUp.length > 0);
+  }
+}
+
+describe('safety margin and tidy lengths', () => {
+  test('margin: 1 % of the GPU, at least 512 MiB', () => {
+    assert.equal(safetyMarginMb(81920), 820); // ceil(819.2)
+    assert.equal(safetyMarginMb(24576), 512);
+  });
+  test('lengths round down to 1024, else 256, else a block', () => {
+    assert.equal(tidyLength(98000), 97280);
+    assert.equal(tidyLength(1000), 768);
+    assert.equal(tidyLength(200), 192);
+    assert.equal(tidyLength(10), 0);
+  });
+});
+
+describe('torch_oom: a run-time CUDA OOM', () => {
+  // Others hold 6000 MiB. The OOM: "Tried to allocate 2.00 GiB" with 500 MiB free of 81 920.
+  // Used at the time: 81 920 − 500 = 81 420; others 6000 + budget 73 728 = 79 728 → 1692 MiB the model does not
+  // explain, carried by every candidate. A candidate fits when 81 920 − 6000 − (0.u × 81 920 + 1692) ≥ 2048 + 820.
+  //   0.88: 72 089.6 + 1692 = 73 781.6 → headroom 2138.4 < 2868  ✗
+  //   0.87: 71 270.4 + 1692 = 72 962.4 → headroom 2957.6 ≥ 2868  ✓  (the largest that fits: floor2(71 360 / 81 920))
+  const cs = generateCandidates(
+    input({
+      gpu: { totalMb: GPU, freeMb: 500, usedByOthersMb: 6000 },
+      symptom: { family: 'torch_oom', allocMb: 2048, freeMb: 500, totalMb: GPU, gpu: 0 },
+    }),
+  );
+
+  test('the smallest step that absorbs the spike ranks first', () => {
+    assertWellFormed(cs);
+    const best = cs[0];
+    assert.ok(best);
+    assert.equal(best.id, 'gpu-memory-utilization=0.87');
+    assert.deepEqual(best.changes, { 'gpu-memory-utilization': 0.87 });
+    assert.equal(best.fits, true);
+    assert.equal(best.predictedVramMb, 72962);
+    assert.equal(best.headroomMb, 2958);
+    // KV: 56 179.125 → 56 179.125 − 0.03 × 81 920 = 53 721.525 MiB: 54.9 → 52.5 GiB, −4 %
+    assert.equal(best.givesUp, 'KV cache 54.9 → 52.5 GiB (−4 %), fewer concurrent sequences');
+    assert.match(
+      best.why,
+      /^CUDA ran out of memory at run time \(a 2\.0 GiB allocation failed with 500 MiB free\); gpu-memory-utilization 0\.90 → 0\.87 leaves 2\.9 GiB free/,
+    );
+  });
+
+  test('smaller steps are shown, and do not fit', () => {
+    const step = byId(cs, 'gpu-memory-utilization=0.88');
+    assert.equal(step.fits, false);
+    assert.equal(step.headroomMb, 2138);
+    assert.match(
+      step.why,
+      /is not enough: only 2\.1 GiB would stay free, 2\.8 GiB needed \(a 2\.0 GiB spike \+ margin\)\.$/,
+    );
+    assert.equal(
+      byId(cs, 'max-num-batched-tokens=4096').fits,
+      false,
+      'a smaller prefill chunk alone frees nothing beside the budget',
+    );
+  });
+
+  test('larger steps fit but give up more, so they rank after', () => {
+    const order = ids(cs);
+    assert.ok(order.indexOf('gpu-memory-utilization=0.87') < order.indexOf('gpu-memory-utilization=0.85'));
+    assert.ok(order.indexOf('gpu-memory-utilization=0.85') < order.indexOf('gpu-memory-utilization=0.80'));
+    assert.equal(byId(cs, 'gpu-memory-utilization=0.80').headroomMb, 81920 - 6000 - 65536 - 1692);
+  });
+
+  test('without the free memory in the symptom nothing unexplained is added: 0.88 then fits (2138 + 1692 MiB)', () => {
+    const plain = generateCandidates(
+      input({
+        gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 6000 },
+        symptom: { family: 'torch_oom', allocMb: 2048 },
+      }),
+    );
+    assert.equal(byId(plain, 'gpu-memory-utilization=0.88').headroomMb, 3830);
+    assert.equal(byId(plain, 'gpu-memory-utilization=0.88').fits, true);
+  });
+});
+
+describe('startup_free_memory: less free than the budget asks for', () => {
+  // Others hold 20 000 MiB: 61 920 free. The budget may be at most 61 920 − 820 = 61 100 → 0.7458 → 0.74.
+  const cs = generateCandidates(
+    input({
+      gpu: { totalMb: GPU, freeMb: 61920, usedByOthersMb: 20000 },
+      symptom: { family: 'startup_free_memory', freeMb: 61920, totalMb: GPU },
+    }),
+  );
+
+  test('lowers the utilization to what is free, and one step further', () => {
+    assertWellFormed(cs);
+    assert.deepEqual(ids(cs), ['gpu-memory-utilization=0.74', 'gpu-memory-utilization=0.72']);
+    const [best] = cs;
+    assert.ok(best?.fits);
+    assert.equal(best.predictedVramMb, 60621); // 0.74 × 81 920 = 60 620.8
+    assert.equal(best.headroomMb, 1299);
+    assert.match(
+      best.why,
+      /^vLLM would not start: 60\.5 GiB free is less than the 72\.0 GiB gpu-memory-utilization 0\.90 asks for/,
+    );
+  });
+
+  test('if the neighbours have shrunk since, it offers small steps below the current value', () => {
+    const cs2 = generateCandidates(
+      input({
+        gpu: { totalMb: GPU, freeMb: 81920, usedByOthersMb: 0 },
+        symptom: { family: 'startup_free_memory' },
+      }),
+    );
+    assert.deepEqual(ids(cs2), ['gpu-memory-utilization=0.88', 'gpu-memory-utilization=0.85']);
+    assert.ok(cs2.every((c) => c.fits));
+  });
+
+  test('when the smaller budget cannot hold max-model-len, it is paired with a shorter context or fp8 KV', () => {
+    // Others 58 000 MiB: budget ≤ 81 920 − 58 000 − 820 = 23 100 → 0.28 → 22 937.6 MiB
+    // KV = 22 937.6 − 15 317 − 1253.875 − 512 − 466 = 5388.725 MiB → 43 109 tokens: not 65 536;
+    // with fp8 86 219 tokens do. At 0.26 (21 299.2 MiB): 3750.325 MiB → 30 002 tokens, fp8 60 004: still short.
+    const long = { ...current, maxModelLen: 65536 };
+    const cs2 = generateCandidates(
+      input({
+        current: long,
+        gpu: { totalMb: GPU, freeMb: 23920, usedByOthersMb: 58000 },
+        symptom: { family: 'startup_free_memory' },
+      }),
+    );
+    assertWellFormed(cs2);
+    assert.equal(byId(cs2, 'gpu-memory-utilization=0.28').fits, false);
+    assert.deepEqual(ids(cs2.filter((c) => c.fits)), [
+      'gpu-memory-utilization=0.28,kv-cache-dtype=fp8',
+      'gpu-memory-utilization=0.28,max-model-len=43008',
+      'gpu-memory-utilization=0.26,max-model-len=29696',
+    ]);
+    assert.equal(byId(cs2, 'gpu-memory-utilization=0.26,kv-cache-dtype=fp8').fits, false);
+  });
+});
+
+describe('kv_cache_too_small: max-model-len needs more KV than is left', () => {
+  // 131 072 tokens at util 0.5 with others holding 30 000 MiB; vLLM printed an estimate of 98 000 tokens.
+  const long = { ...current, gpuMemoryUtilization: 0.5, maxModelLen: 131072 };
+  const cs = generateCandidates(
+    input({
+      current: long,
+      gpu: { totalMb: GPU, freeMb: 51920, usedByOthersMb: 30000 },
+      symptom: { family: 'kv_cache_too_small', estimatedMaxModelLen: 98000 },
+    }),
+  );
+
+  test("ranks fp8 KV, then more utilization (room is there), then max-model-len at vLLM's estimate", () => {
+    assertWellFormed(cs);
+    // costs: fp8 0.15; +0.12 utilization 0.24; 97 792 tokens 4 × (1 − 97 792/131 072) = 1.016; 97 280: 1.031
+    assert.deepEqual(ids(cs).slice(0, 4), [
+      'kv-cache-dtype=fp8',
+      'gpu-memory-utilization=0.62', // floor2((81 920 − 30 000 − 820) / 81 920) = 0.62
+      'max-model-len=97792', // 98 000 down to a multiple of 256
+      'max-model-len=97280', // … of 1024
+    ]);
+    assert.ok(cs.slice(0, 4).every((c) => c.fits));
+    assert.equal(
+      byId(cs, 'max-model-len=97280').givesUp,
+      'max context 131072 → 97280 tokens (longer requests are refused)',
+    );
+    assert.match(byId(cs, 'max-model-len=97280').why, /\(vLLM estimated 98000 tokens fit\)/);
+  });
+
+  test("vLLM's printed estimate wins over the model: the calibration moves every candidate's KV", () => {
+    const d = diagnose(
+      input({
+        current: long,
+        gpu: { totalMb: GPU, freeMb: 51920, usedByOthersMb: 30000 },
+        symptom: { family: 'kv_cache_too_small', estimatedMaxModelLen: 98000 },
+      }),
+    );
+    // model: 40 960 − 15 317 − 1253.875 − 512 − 466 = 23 411.125 MiB; vLLM: 98 000 × 0.125 = 12 250 MiB
+    assert.equal(d.kvCalibrationMb, 12250 - 23411.125);
+    assert.equal(d.baseline.fitLen, 98000);
+    // so enforce-eager alone (+466 MiB → 101 728 tokens) does not reach 131 072
+    assert.equal(byId(cs, 'enforce-eager=true').fits, false);
+  });
+
+  test('without an estimate in the symptom, the memory model supplies it', () => {
+    const cs2 = generateCandidates(
+      input({
+        current: long,
+        gpu: { totalMb: GPU, freeMb: 51920, usedByOthersMb: 30000 },
+        symptom: { family: 'kv_cache_too_small' },
+      }),
+    );
+    // 23 411.125 MiB × 8 = 187 289 tokens ≥ 131 072: by the model it fits, so no max-model-len candidate is needed
+    assert.ok(!ids(cs2).some((id) => id.startsWith('max-model-len')));
+  });
+});
+
+describe('no_cache_blocks: nothing left for the KV cache', () => {
+  // util 0.22 (18 022.4 MiB) with 1024 sequences: the sampler alone needs 4823.5 MiB → KV −3096 MiB
+  const cs = generateCandidates(
+    input({
+      current: { ...current, gpuMemoryUtilization: 0.22, maxNumSeqs: 1024 },
+      gpu: { totalMb: GPU, freeMb: 21920, usedByOthersMb: 60000 },
+      symptom: { family: 'no_cache_blocks' },
+    }),
+  );
+
+  test('fewer sequences with the largest budget that fits (0.25) ranks first', () => {
+    assertWellFormed(cs);
+    // 0.25 × 81 920 = 20 480; activation 512 × 128 256 × 38 B + 64 MiB = 2443.75; KV = 20 480 − 15 317 − 2443.75 − 512 − 466 = 1741.25 MiB
+    assert.equal(cs[0]?.id, 'gpu-memory-utilization=0.25,max-num-seqs=512');
+    assert.equal(cs[0]?.fits, true);
+    assert.equal(cs[0]?.headroomMb, 1440);
+    assert.match(
+      cs[0]?.why ?? '',
+      /^vLLM would not start: no memory was left for KV cache blocks; .* and 1\.7 GiB of KV cache for requests up to 8192 tokens\.$/,
+    );
+  });
+
+  test('each knob alone is tried and shown not to be enough', () => {
+    for (const id of [
+      'max-num-batched-tokens=4096',
+      'max-num-seqs=512',
+      'enforce-eager=true',
+      'gpu-memory-utilization=0.25',
+    ]) {
+      assert.equal(byId(cs, id).fits, false, id);
+    }
+    assert.match(
+      byId(cs, 'enforce-eager=true').why,
+      /is not enough: no memory would be left for the KV cache\.$/,
+    );
+  });
+});
+
+describe('other run-time families', () => {
+  for (const [family, phrase] of [
+    ['cublas_alloc', /^cuBLAS could not allocate its workspace at run time \(assumed 1\.0 GiB\)/],
+    ['nccl_alloc', /^NCCL could not allocate its buffers \(assumed 1\.0 GiB\)/],
+    ['engine_dead', /^the engine died \(taken as a run-time OOM of 1\.0 GiB\)/],
+  ] as const) {
+    test(`${family}: lowers the utilization to make room for an assumed 1 GiB`, () => {
+      // others 7000: budget ≤ 81 920 − 7000 − 820 − 1024 = 73 076 → 0.89
+      const cs = generateCandidates(
+        input({ gpu: { totalMb: GPU, freeMb: 1192, usedByOthersMb: 7000 }, symptom: { family } }),
+      );
+      assertWellFormed(cs);
+      assert.equal(cs[0]?.id, 'gpu-memory-utilization=0.89');
+      assert.match(cs[0]?.why ?? '', phrase);
+      assert.equal(byId(cs, 'max-num-batched-tokens=4096').fits, false);
+    });
+  }
+});
+
+describe('no symptom family', () => {
+  test('the memory model names the failure: too little free → startup_free_memory', () => {
+    const i = input({ gpu: { totalMb: GPU, freeMb: 61920, usedByOthersMb: 20000 }, symptom: null });
+    const d = diagnose(i);
+    assert.equal(d.family, 'startup_free_memory');
+    assert.equal(d.inferred, true);
+    const cs = generateCandidates(i);
+    assert.equal(cs[0]?.id, 'gpu-memory-utilization=0.74');
+    assert.match(
+      cs[0]?.why ?? '',
+      /^No symptom family given, and the current config would ask for 72\.0 GiB with only 60\.5 GiB not used by others;/,
+    );
+  });
+
+  test('an unknown family is inferred as well', () => {
+    assert.equal(diagnose(input({ symptom: { family: 'gremlins', text: 'x' } })).inferred, true);
+  });
+});
+
+describe('determinism', () => {
+  const cases: CandidateInput[] = [
+    input({
+      gpu: { totalMb: GPU, freeMb: 500, usedByOthersMb: 6000 },
+      symptom: { family: 'torch_oom', allocMb: 2048, freeMb: 500 },
+    }),
+    input({
+      current: { ...current, maxModelLen: 131072 },
+      gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 30000 },
+      symptom: { family: 'kv_cache_too_small', estimatedMaxModelLen: 60000 },
+    }),
+    input({
+      current: { ...current, gpuMemoryUtilization: 0.22, maxNumSeqs: 1024 },
+      gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 60000 },
+      symptom: { family: 'no_cache_blocks' },
+    }),
+  ];
+  test('the same inputs give the same candidates in the same order', () => {
+    for (const c of cases) {
+      const a = generateCandidates(c);
+      const b = generateCandidates(structuredClone(c));
+      assert.deepEqual(b, a);
+      assert.deepEqual(JSON.stringify(generateCandidates(c)), JSON.stringify(a));
+    }
+  });
+
+  test('ties on what is given up go to the most headroom, then to the id', () => {
+    const cs = generateCandidates(cases[2] as CandidateInput);
+    for (let i = 1; i < cs.length; i++) {
+      const [a, b] = [cs[i - 1], cs[i]] as [CandidateConfig, CandidateConfig];
+      if (a.fits === b.fits && a.givesUp === b.givesUp) {
+        assert.ok(
+          a.headroomMb > b.headroomMb || (a.headroomMb === b.headroomMb && a.id < b.id),
+          `${a.id} before ${b.id}`,
+        );
+      }
+    }
+  });
+
+  test('equal cost: the most headroom first', () => {
+    // A config that cannot start (KV < 0 at 0.2) gives up no KV by going lower: 0.18, 0.15 and 0.10 all cost 0.
+    const cs = generateCandidates(
+      input({ current: { ...current, gpuMemoryUtilization: 0.2 }, symptom: { family: 'engine_dead' } }),
+    );
+    const lower = ids(cs).filter((id) => /^gpu-memory-utilization=0\.(18|15|10)$/.test(id));
+    assert.deepEqual(lower, [
+      'gpu-memory-utilization=0.10',
+      'gpu-memory-utilization=0.15',
+      'gpu-memory-utilization=0.18',
+    ]);
+  });
+
+  test('the comparator: fits, then cost, then headroom, then id', () => {
+    const c = (id: string, fits: boolean, cost: number, headroomMb: number) => ({
+      id,
+      fits,
+      cost,
+      headroomMb,
+    });
+    const sorted = [
+      c('a', false, 0, 9000),
+      c('b', true, 0.5, 100),
+      c('c', true, 0.2, 100),
+      c('d', true, 0.2, 5000),
+      c('e', true, 0.2, 5000),
+      c('0', true, 0.2, 4000),
+    ].sort(compareCandidates);
+    assert.deepEqual(
+      sorted.map((x) => x.id),
+      ['d', 'e', '0', 'c', 'b', 'a'],
+    );
+  });
+
+  test('equal cost and headroom: by id', () => {
+    // no_cache_blocks: CUDA graphs off (0.25) and half the prefill chunk (0.5 × 0.5) cost the same at the same budget
+    const cs = generateCandidates(cases[2] as CandidateInput);
+    const a = byId(cs, 'enforce-eager=true');
+    const b = byId(cs, 'max-num-batched-tokens=4096');
+    assert.equal(a.headroomMb, b.headroomMb);
+    assert.equal(ids(cs).indexOf(a.id) + 1, ids(cs).indexOf(b.id));
+  });
+
+  test('a zero-size GPU gives no candidates rather than nonsense', () => {
+    assert.deepEqual(generateCandidates(input({ gpu: { totalMb: 0, freeMb: 0, usedByOthersMb: 0 } })), []);
+  });
+});
+
+describe('predictCandidates activity', () => {
+  const CONFIG = `# chat service
+model: ${join(MODELS, 'llama-3-8b-like')}
+served-model-name: chat
+gpu-memory-utilization: 0.9
+max-model-len: 8192
+max-num-seqs: 256
+`;
+  const uuid = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+  const snapshot = (processes: VramSnapshot['processes'], usedMb: number, freeMb: number): VramSnapshot => ({
+    measuredAt: '2026-11-28T03:00:00Z',
+    gpus: [
+      { index: 0, uuid, name: 'NVIDIA H100 80GB HBM3', totalMb: 81559, usedMb, freeMb, utilizationPct: 80 },
+    ],
+    processes,
+  });
+
+  function withConfig<T>(text: string, fn: (path: string) => Promise<T>): Promise<T> {
+    const dir = mkdtempSync(join(tmpdir(), 'klr-predict-'));
+    const path = join(dir, 'vllm.yaml');
+    writeFileSync(path, text);
+    return fn(path).finally(() => rmSync(dir, { recursive: true, force: true }));
+  }
+
+  test('reads config, model and measurement; others = used − the vLLM process; basis says so', async () => {
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({
+        configPath,
+        restartEstimateMs: async () => 40_000,
+        now: () => new Date('2026-11-28T03:00:01Z'),
+      });
+      // usable = 74 211 + 6810 = 81 021 MiB; the vLLM process holds 72 000 → others 2211
+      const r = await predict({
+        host: 'gpu-a',
+        kind: 'vllm_oom',
+        vram: snapshot(
+          [
+            { pid: 118233, processName: 'VLLM::EngineCore', usedMb: 72000, gpuUuid: uuid },
+            { pid: 900, processName: 'python3', usedMb: 2200, gpuUuid: uuid },
+          ],
+          74211,
+          6810,
+        ),
+        symptom: { family: 'torch_oom', allocMb: 4096, gpu: 0 },
+      });
+      assert.equal(r.at, '2026-11-28T03:00:01.000Z');
+      assert.match(
+        r.basis,
+        /^torch_oom on GPU 0 \(NVIDIA H100 80GB HBM3\): 81021 MiB usable, 2211 MiB held by other processes \(the service \(pid 118233\) holds 72000 MiB\), 6810 MiB free; model chat from .*config\.json; current gpu-memory-utilization 0\.90, max-model-len 8192, max-num-batched-tokens 8192, max-num-seqs 256,/,
+      );
+      assertWellFormed(r.candidates.map((c) => ({ ...c, predictedDowntimeMs: RESTART_MS })));
+      assert.ok(r.candidates.every((c) => c.predictedDowntimeMs === 40_000));
+      // budget ≤ 81 021 − 2211 − 811 − 4096 = 73 903 → floor2(0.9121) = 0.91 ≥ 0.90: the small steps all fit
+      assert.equal(r.candidates[0]?.id, 'gpu-memory-utilization=0.88');
+      assert.equal(r.candidates[0]?.fits, true);
+    });
+  });
+
+  test('nvidia-smi shows vLLM as "python3": the process the size of its budget is taken', async () => {
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      const r = await predict({
+        host: 'gpu-a',
+        kind: 'vllm_oom',
+        vram: snapshot(
+          [
+            { pid: 10, processName: 'python3', usedMb: 3000, gpuUuid: uuid },
+            { pid: 11, processName: 'python3', usedMb: 72919, gpuUuid: uuid },
+          ],
+          75919,
+          5102,
+        ),
+        symptom: { family: 'torch_oom', allocMb: 1024 },
+      });
+      assert.match(
+        r.basis,
+        /3000 MiB held by other processes \(pid 11 holds 72919 MiB, the size of the service's budget\)/,
+      );
+    });
+  });
+
+  test('no measurement: the GPU comes from the symptom', async () => {
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      const r = await predict({
+        host: 'gpu-a',
+        kind: 'vllm_start',
+        vram: null,
+        symptom: { family: 'startup_free_memory', totalMb: 81920, freeMb: 61920 },
+      });
+      assert.match(r.basis, /81920 MiB usable, 20000 MiB held by other processes \(from the symptom/);
+      assert.equal(r.candidates[0]?.id, 'gpu-memory-utilization=0.74');
+    });
+  });
+
+  test('no measurement and no sizes in the symptom: non-retryable PredictionImpossible', async () => {
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      await assert.rejects(
+        predict({ host: 'gpu-a', kind: 'k', vram: null, symptom: { family: 'torch_oom' } }),
+        (e: unknown) =>
+          e instanceof ApplicationFailure &&
+          e.type === PREDICTION_IMPOSSIBLE &&
+          e.nonRetryable &&
+          /GPU memory is unknown/.test(e.message),
+      );
+    });
+  });
+
+  test('a broken config or an unknown GPU index is PredictionImpossible, naming the cause', async () => {
+    await withConfig('model: [x\n', async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      await assert.rejects(
+        predict({ host: 'h', kind: 'k', vram: snapshot([], 100, 100), symptom: null }),
+        (e: unknown) =>
+          e instanceof ApplicationFailure &&
+          e.type === PREDICTION_IMPOSSIBLE &&
+          /not valid YAML/.test(e.message),
+      );
+    });
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      await assert.rejects(
+        predict({ host: 'h', kind: 'k', vram: snapshot([], 100, 100), symptom: { gpu: 3 } }),
+        (e: unknown) =>
+          e instanceof ApplicationFailure &&
+          e.type === PREDICTION_IMPOSSIBLE &&
+          /GPU 3 is not in the VRAM measurement/.test(e.message),
+      );
+    });
+  });
+
+  test('the model profile file wins (KLR_MODEL_PROFILE)', async () => {
+    await withConfig('model: some/unknown-model\n', async (configPath) => {
+      const predict = createPredictCandidates({
+        configPath,
+        modelProfilePath: join(MODELS, 'llama-3-8b.profile.yaml'),
+        restartEstimateMs: () => 1000,
+      });
+      const r = await predict({
+        host: 'h',
+        kind: 'k',
+        vram: null,
+        symptom: { family: 'startup_free_memory', totalMb: 81920, freeMb: 61920 },
+      });
+      assert.match(r.basis, /model acme\/llama-3-8b-like from .*llama-3-8b\.profile\.yaml/);
+    });
+  });
+});
