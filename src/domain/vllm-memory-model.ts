@@ -114,17 +114,20 @@ function assertPositive(what: string, value: number): void {
     throw new RangeError(`${what} must be a positive number, got ${value}`);
 }
 
+/** The numeric shape fields of a model profile, each a positive number. */
+export const MODEL_SHAPE_FIELDS = [
+  'layers',
+  'attentionHeads',
+  'kvHeads',
+  'headDim',
+  'hiddenSize',
+  'intermediateSize',
+  'vocabSize',
+  'dtypeBytes',
+] as const;
+
 function check(model: ModelProfile, config: ServingConfig, gpuTotalMb: number): void {
-  for (const key of [
-    'layers',
-    'attentionHeads',
-    'kvHeads',
-    'headDim',
-    'hiddenSize',
-    'intermediateSize',
-    'vocabSize',
-    'dtypeBytes',
-  ] as const) {
+  for (const key of MODEL_SHAPE_FIELDS) {
     assertPositive(`model.${key}`, model[key]);
   }
   if (!Number.isFinite(model.weightsMb) || model.weightsMb < 0) {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { ModelProfile } from '../domain/vllm-memory-model.js';
+import { MODEL_SHAPE_FIELDS, type ModelProfile } from '../domain/vllm-memory-model.js';
 
 export class ModelProfileError extends Error {
   constructor(message: string) {
@@ -40,17 +40,7 @@ export interface LoadModelProfileOptions {
   baseDir?: string;
 }
 
-const PROFILE_NUMBERS = [
-  'layers',
-  'attentionHeads',
-  'kvHeads',
-  'headDim',
-  'hiddenSize',
-  'intermediateSize',
-  'vocabSize',
-  'dtypeBytes',
-  'weightsMb',
-] as const;
+const PROFILE_NUMBERS = [...MODEL_SHAPE_FIELDS, 'weightsMb'] as const;
 
 const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
 
