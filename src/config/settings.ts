@@ -29,8 +29,14 @@ export interface Settings {
 
 type Env = Record<string, string | undefined>;
 
-/** Read one variable through a schema; the schema's message becomes the "expected ..." part. */
-function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string, expected: string): T {
+/** Read one variable through a schema (blank = `fallback`); a bad value is a {@link SettingsError}. */
+export function readSetting<T>(
+  env: Env,
+  name: string,
+  schema: z.ZodType<T>,
+  fallback: string,
+  expected: string,
+): T {
   const raw = env[name];
   const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
   const result = schema.safeParse(value);
@@ -63,14 +69,14 @@ export function defaultHostName(): string {
 }
 
 export function loadSettings(env: Env = process.env): Settings {
-  const tz = read(
+  const tz = readSetting(
     env,
     'KLR_GPU_MAINTENANCE_TZ',
     z.string().refine(isValidTimeZone),
     hostTimeZone(),
     'an IANA time zone such as Europe/Berlin or UTC',
   );
-  const windowText = read(
+  const windowText = readSetting(
     env,
     'KLR_GPU_MAINTENANCE_WINDOW',
     z.string(),
@@ -87,14 +93,14 @@ export function loadSettings(env: Env = process.env): Settings {
     );
   }
   const policy: HealingPolicy = {
-    threshold24h: read(
+    threshold24h: readSetting(
       env,
       'KLR_SYMPTOM_THRESHOLD_24H',
       wholeNumber(1, 1_000_000),
       '3',
       'a whole number of symptoms ≥ 1',
     ),
-    escalationFlagTtlSeconds: read(
+    escalationFlagTtlSeconds: readSetting(
       env,
       'KLR_ESCALATION_FLAG_TTL',
       wholeNumber(0, 365 * 86_400),
@@ -103,56 +109,56 @@ export function loadSettings(env: Env = process.env): Settings {
     ),
     maintenanceWindow: windowText,
     maintenanceTimeZone: tz,
-    maxDowntimeSeconds: read(
+    maxDowntimeSeconds: readSetting(
       env,
       'KLR_GPU_MAINTENANCE_MAX_DOWNTIME',
       wholeNumber(1, 86_400),
       '60',
       'whole seconds of downtime per window, 1 to 86400',
     ),
-    defaultMode: read(
+    defaultMode: readSetting(
       env,
       'KLR_CANARY_MODE',
       z.enum(['predictive', 'canary']),
       'predictive',
       '"predictive" or "canary"',
     ),
-    cooldownHours: read(
+    cooldownHours: readSetting(
       env,
       'KLR_CANARY_COOLDOWN_HOURS',
       decimal(0, 24 * 365),
       '6',
       'hours ≥ 0 between canaries on one host (decimals allowed, e.g. 0.5)',
     ),
-    maxAttempts: read(
+    maxAttempts: readSetting(
       env,
       'KLR_CANARY_MAX_ATTEMPTS',
       wholeNumber(1, 100),
       '3',
       'a whole number of canary attempts per escalation, 1 to 100',
     ),
-    soakSeconds: read(
+    soakSeconds: readSetting(
       env,
       'KLR_CANARY_SOAK_SECONDS',
       wholeNumber(0, 3600),
       '30',
       'whole seconds ≥ 0 to watch a canary for new OOMs, at most 3600',
     ),
-    leaseTtlSeconds: read(
+    leaseTtlSeconds: readSetting(
       env,
       'KLR_CANARY_LEASE_TTL',
       wholeNumber(60, 86_400),
       '1800',
       'whole seconds a canary lease may be held, 60 to 86400',
     ),
-    predictIntervalSeconds: read(
+    predictIntervalSeconds: readSetting(
       env,
       'KLR_PREDICT_INTERVAL',
       wholeNumber(0, 86_400),
       '300',
       'whole seconds between two predictive runs, 0 to 86400',
     ),
-    historyEventsLimit: read(
+    historyEventsLimit: readSetting(
       env,
       'KLR_HISTORY_EVENTS_LIMIT',
       wholeNumber(200, 50_000),
@@ -162,9 +168,9 @@ export function loadSettings(env: Env = process.env): Settings {
   };
   return {
     policy,
-    host: read(env, 'KLR_HOST', z.string().refine(isValidHost), defaultHostName(), HOST_EXPECTED),
-    dataDir: resolve(read(env, 'KLR_DATA_DIR', z.string().min(1), '.data', 'a directory path')),
-    logLevel: read(
+    host: readSetting(env, 'KLR_HOST', z.string().refine(isValidHost), defaultHostName(), HOST_EXPECTED),
+    dataDir: resolve(readSetting(env, 'KLR_DATA_DIR', z.string().min(1), '.data', 'a directory path')),
+    logLevel: readSetting(
       env,
       'KLR_LOG_LEVEL',
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
