@@ -116,6 +116,34 @@ test('a symptom from the SDK and one from the plain Temporal CLI both show up in
   assert.match(stdout, /"count24h":\s*2/);
 });
 
+test('signal-with-start from the plain Temporal CLI starts a workflow of a new kind, as the README shows', async () => {
+  const kind = 'kv_cache_small';
+  const workflowId = healingWorkflowId(host, kind);
+  await execa(cli, [
+    'workflow',
+    'signal-with-start',
+    '--address',
+    server.address,
+    '--workflow-id',
+    workflowId,
+    '--type',
+    'HealingWorkflow',
+    '--task-queue',
+    `kloros-healing.${host}`,
+    '--input',
+    JSON.stringify({ host, kind }),
+    '--signal-name',
+    'symptom',
+    '--signal-input',
+    JSON.stringify({ kind, details: { estimatedMaxModelLen: 20480 } }),
+  ]);
+  const state = await eventually('started and counted', async () => {
+    const s = await healingState(client, host, kind);
+    return s.count24h === 1 ? s : undefined;
+  });
+  assert.equal(state.mode, 'predictive');
+});
+
 test('the third symptom escalates, and the canary in the open window promotes a candidate', async () => {
   const third = await symptom(client, host);
   assert.equal(third.armed, true);

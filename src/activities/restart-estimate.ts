@@ -1,0 +1,40 @@
+// How long a restart of the service takes (restart → healthy), as the budget check needs it before a
+// canary: the median of what this host measured for its recent promotions, else a configured guess.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BudgetReport } from './types.js';
+
+const RECENT = 10;
+
+export function createRestartEstimate(opts: {
+  auditDir: string;
+  host: string;
+  fallbackMs: number;
+}): () => Promise<number> {
+  return async () => {
+    let text: string;
+    try {
+      text = await readFile(join(opts.auditDir, `budget-${opts.host}.jsonl`), 'utf8');
+    } catch {
+      return opts.fallbackMs;
+    }
+    const measured = text
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((line) => {
+        try {
+          const report = JSON.parse(line) as BudgetReport;
+          // A promotion is exactly one restart; a restore is two, so it says less about one restart.
+          return report.event.outcome === 'promoted' && report.event.downtimeMs > 0
+            ? [report.event.downtimeMs]
+            : [];
+        } catch {
+          return [];
+        }
+      })
+      .slice(-RECENT)
+      .sort((a, b) => a - b);
+    if (measured.length === 0) return opts.fallbackMs;
+    return measured[Math.floor(measured.length / 2)] as number;
+  };
+}
