@@ -15,25 +15,14 @@ import {
   safetyMarginMb,
   tidyLength,
 } from '../../src/domain/candidates.js';
-import type { ModelProfile, ServingConfig } from '../../src/domain/vllm-memory-model.js';
+import type { ServingConfig } from '../../src/domain/vllm-memory-model.js';
 import { PREDICTION_IMPOSSIBLE, createPredictCandidates } from '../../src/activities/predict-candidates.js';
 import type { CandidateConfig, VramSnapshot } from '../../src/activities/types.js';
+import { llama3_8b } from '../support/model-profiles.js';
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
-/** Llama-3-8B-like: 131 072 KV bytes per token; at 0.9 of 81 920 MiB its KV cache is 56 179.125 MiB (54.9 GiB). */
-const llama: ModelProfile = {
-  name: 'llama-3-8b-like',
-  layers: 32,
-  attentionHeads: 32,
-  kvHeads: 8,
-  headDim: 128,
-  hiddenSize: 4096,
-  intermediateSize: 14336,
-  vocabSize: 128256,
-  dtypeBytes: 2,
-  weightsMb: 15317,
-};
+const llama = llama3_8b;
 
 const current: ServingConfig = {
   gpuMemoryUtilization: 0.9,

@@ -2,6 +2,7 @@
 // vLLM itself measured). Sizes are MiB unless said otherwise; 1 MiB = 1 048 576 bytes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { llama3_8b } from '../support/model-profiles.js';
 import {
   activationPeakMb,
   cudaGraphCaptureSizes,
@@ -11,23 +12,10 @@ import {
   kvFitsMaxModelLen,
   nonTorchMb,
   planMemory,
-  type ModelProfile,
   type ServingConfig,
 } from '../../src/domain/vllm-memory-model.js';
 
-/** Llama-3-8B: 32 layers, 32 query heads, 8 KV heads (GQA), head_dim 128, bf16, 15 317 MiB of weights. */
-const llama: ModelProfile = {
-  name: 'llama-3-8b-like',
-  layers: 32,
-  attentionHeads: 32,
-  kvHeads: 8,
-  headDim: 128,
-  hiddenSize: 4096,
-  intermediateSize: 14336,
-  vocabSize: 128256,
-  dtypeBytes: 2,
-  weightsMb: 15317,
-};
+const llama = llama3_8b;
 
 const base: ServingConfig = {
   gpuMemoryUtilization: 0.9,

@@ -68,6 +68,11 @@ async function withHost(
   }
 }
 
+/** The threshold's worth of symptoms, one after the other. */
+async function threeSymptoms(host: string, kind = 'vllm_oom'): Promise<void> {
+  for (let i = 0; i < 3; i++) await symptom(env.client, host, kind);
+}
+
 const canaryStarts = (gpu: ScriptedGpu, host: string) =>
   gpu.journal.filter((e) => e.host === host && e.action === 'canary:start');
 
@@ -203,7 +208,7 @@ describe('rolling 24 h count and the escalation flag', () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
       await skipToUtc(env, 23);
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       assert.equal((await healingState(env.client, host)).armed, true);
       await env.sleep(3 * HOUR + MINUTE); // 02:01: lapsed at 02:00
       const state = await healingState(env.client, host);
@@ -221,7 +226,7 @@ describe('maintenance window', () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
       const elevenPm = await skipToUtc(env, 23);
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       const waiting = await eventually('waiting for the window', async () => {
         const s = await healingState(env.client, host);
         return s.phase === 'waiting_for_window' ? s : undefined;
@@ -256,14 +261,14 @@ describe('maintenance window', () => {
     });
     await withHost(policy, gpu, async (host) => {
       const oneThirty = await skipToUtc(env, 1, 30);
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       const first = await eventually('first canary', async () => {
         const s = await healingState(env.client, host);
         return s.lastCanary ? s : undefined;
       });
       assert.ok((decisionsOf(first, 'canary started')[0]?.at ?? 0) < oneThirty + MINUTE);
       await skipToUtc(env, 2, 30);
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       await env.sleep(19 * HOUR + 29 * MINUTE); // 21:59
       assert.equal(canaryStarts(gpu, host).length, 1);
       await env.sleep(2 * MINUTE);
@@ -282,7 +287,7 @@ describe('maintenance window', () => {
         const saturday2300 = sunday - (change === 'spring' ? 2 : 3) * HOUR;
         const opening = sunday + (change === 'spring' ? 1 : 2) * HOUR; // 03:00 CEST = 01:00Z; 03:00 CET = 02:00Z
         await skipTo(env, saturday2300);
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         await env.sleep(opening - saturday2300 - MINUTE);
         assert.equal(canaryStarts(gpu, host).length, 0);
         await env.sleep(2 * MINUTE);
@@ -308,7 +313,7 @@ describe('host budget, cooldown and one canary at a time', () => {
       gpu,
       async (host) => {
         await skipToUtc(env, 1);
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         const state = await eventually('refusal', async () => {
           const s = await healingState(env.client, host);
           return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
@@ -331,12 +336,12 @@ describe('host budget, cooldown and one canary at a time', () => {
       gpu,
       async (host) => {
         await skipToUtc(env, 1);
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         const first = await eventually(
           'first canary',
           async () => (await healingState(env.client, host)).lastCanary ?? undefined,
         );
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         const refused = await eventually('cooldown refusal', async () => {
           const s = await healingState(env.client, host);
           return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
@@ -401,7 +406,7 @@ describe('host budget, cooldown and one canary at a time', () => {
       gpu,
       async (host) => {
         await skipToUtc(env, 1);
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         const state = await eventually('restored', async () => {
           const s = await healingState(env.client, host);
           return s.lastCanary?.outcome === 'restored' ? s : undefined;
@@ -432,7 +437,7 @@ describe('host budget, cooldown and one canary at a time', () => {
       gpu,
       async (host) => {
         await skipToUtc(env, 1);
-        for (let i = 0; i < 3; i++) await symptom(env.client, host);
+        await threeSymptoms(host);
         const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
         await eventually(
           'canary running',
@@ -464,7 +469,7 @@ describe('host budget, cooldown and one canary at a time', () => {
     });
     await withHost(policy, gpu, async (host) => {
       await skipToUtc(env, 1);
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       const failed = await eventually('restore failed', async () => {
         const s = await healingState(env.client, host);
         return s.lastCanary?.outcome === 'restore_failed' ? s : undefined;
@@ -476,7 +481,7 @@ describe('host budget, cooldown and one canary at a time', () => {
       );
       assert.equal(latched.kind, 'vllm_oom');
       // Another kind on the same host is refused while the latch holds.
-      for (let i = 0; i < 3; i++) await symptom(env.client, host, 'kv_cache');
+      await threeSymptoms(host, 'kv_cache');
       const refused = await eventually('refused by the latch', async () => {
         const s = await healingState(env.client, host, 'kv_cache');
         return decisionsOf(s, 'canary refused')[0];
@@ -548,7 +553,7 @@ describe('operator actions', () => {
   test('clear disarms and forgets the count; escalate arms at once; both record who and why', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
-      for (let i = 0; i < 3; i++) await symptom(env.client, host);
+      await threeSymptoms(host);
       const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       const cleared = await handle.executeUpdate(clearEscalationUpdate, {
         args: [{ by: 'carol', reason: 'false alarm: load test' }],
