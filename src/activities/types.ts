@@ -106,7 +106,13 @@ export interface BudgetReport {
   overrunMs: number;
   cooldownUntil: string | null;
   /** What happened: the release that changed the figures. */
-  event: { kind: string; outcome: LeaseRelease['outcome']; downtimeMs: number; restoreFailure?: string };
+  event: {
+    kind: string;
+    outcome: LeaseRelease['outcome'];
+    downtimeMs: number;
+    restoreFailure?: string;
+    canary?: LeaseRelease['canary'];
+  };
 }
 
 export interface CoordinatorLeaseRequest extends LeaseRequest {

@@ -208,6 +208,18 @@ export interface LeaseRelease {
   outcome: 'promoted' | 'restored' | 'restore_failed' | 'not_started';
   /** Set when the restore finally failed: latches the host. */
   restoreFailure?: string;
+  /** What the canary tried and measured, for the host's audit record. */
+  canary?: CanaryAudit;
+}
+
+export interface CanaryAudit {
+  candidateId: string;
+  /** The config keys the candidate set (the diff applied to the service's YAML). */
+  changes: Record<string, string | number | boolean>;
+  reason: string;
+  canaryDowntimeMs: number;
+  restoreDowntimeMs: number | null;
+  measuredVramMb: number | null;
 }
 
 /**

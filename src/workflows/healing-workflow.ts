@@ -28,7 +28,7 @@ import type {
 import { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
-import type { LeaseRelease } from '../domain/host-ledger.js';
+import type { CanaryAudit, LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
 import {
   type MaintenanceWindow,
@@ -538,6 +538,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       measuredVramMb: result?.measuredVramMb ?? null,
     });
 
+    const audit = (why: string, canaryDowntimeMs: number, restoreDowntimeMs: number | null): CanaryAudit => ({
+      candidateId: candidate.id,
+      changes: candidate.changes,
+      reason: why,
+      canaryDowntimeMs,
+      restoreDowntimeMs,
+      measuredVramMb: result?.measuredVramMb ?? null,
+    });
+
     if (result?.outcome === 'passed' && cancellation === null) {
       const downtime = result.downtimeMs ?? Date.now() - started;
       lastCanary = record('promoted', result.reason, downtime);
@@ -549,7 +558,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         'candidate promoted',
         `${candidate.id}: ${result.reason}; downtime ${formatDuration(downtime)}; escalation cleared`,
       );
-      await releaseLease({ leaseId: lease.leaseId, downtimeMs: downtime, outcome: 'promoted' });
+      await releaseLease({
+        leaseId: lease.leaseId,
+        downtimeMs: downtime,
+        outcome: 'promoted',
+        canary: audit(result.reason, downtime, null),
+      });
       return;
     }
 
@@ -578,6 +592,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           leaseId: lease.leaseId,
           downtimeMs: canaryDowntime + restored.downtimeMs,
           outcome: 'restored',
+          canary: audit(reason, canaryDowntime, restored.downtimeMs),
         });
       } catch (err) {
         const message = describeFailure(err);
@@ -598,6 +613,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           downtimeMs: canaryDowntime + restoreDowntime,
           outcome: 'restore_failed',
           restoreFailure: message,
+          canary: audit(reason, canaryDowntime, restoreDowntime),
         });
       }
     });

@@ -221,6 +221,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
           outcome: release.outcome,
           downtimeMs: release.downtimeMs,
           ...(release.restoreFailure ? { restoreFailure: release.restoreFailure } : {}),
+          ...(release.canary ? { canary: release.canary } : {}),
         },
       });
     } catch (err) {

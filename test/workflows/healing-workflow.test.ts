@@ -10,6 +10,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
 import type { HealingPolicy } from '../../src/domain/policy.js';
+import type { BudgetReport } from '../../src/activities/types.js';
 import { signalSymptom } from '../../src/client/symptoms.js';
 import {
   clearEscalationUpdate,
@@ -425,7 +426,17 @@ describe('host budget, cooldown and one canary at a time', () => {
         assert.equal(coordinator.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
         assert.ok(coordinator.cooldownLeftMs > 5.9 * HOUR);
         const audit = await readFile(join(auditDir, `budget-${host}.jsonl`), 'utf8');
-        assert.match(audit, /"outcome":"restored"/);
+        const record = JSON.parse(audit.trim().split('\n').pop() as string) as BudgetReport;
+        assert.equal(record.event.outcome, 'restored');
+        assert.equal(record.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
+        assert.deepEqual(record.event.canary, {
+          candidateId: 'gpu_memory_utilization=0.85',
+          changes: { 'gpu-memory-utilization': 0.85 },
+          reason: 'probe request failed: CUDA out of memory',
+          canaryDowntimeMs: gpu.canaryDowntimeMs,
+          restoreDowntimeMs: gpu.restoreDowntimeMs,
+          measuredVramMb: 80_100,
+        });
       },
     );
   });
