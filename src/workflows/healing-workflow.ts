@@ -165,8 +165,11 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     attempts = 0;
   };
 
-  /** Arm at the threshold, lapse after the TTL; records both with their reasons. */
-  const refreshFlag = (now: number) => {
+  /**
+   * Arm when a counted symptom brings the count to the threshold — only then: a lapsed escalation
+   * stays lapsed while old symptoms are still in the window, until a new one arrives.
+   */
+  const armAtThreshold = (now: number) => {
     if (!policy) return;
     const count = symptoms.count(now);
     if (armedAt === null && count >= policy.threshold24h) {
@@ -179,6 +182,11 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         `${count} symptoms in 24 h ≥ threshold ${policy.threshold24h}`,
       );
     }
+  };
+
+  /** Disarm once the TTL has passed since the last symptom (or force), with the reason. */
+  const lapseIfExpired = (now: number) => {
+    if (!policy) return;
     const expiresAt = flagExpiresAt();
     if (armedAt !== null && expiresAt !== null && expiresAt <= now) {
       const since =
@@ -237,7 +245,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         `event time ${new Date(at).toISOString()} is more than 24 h ago`,
       );
     }
-    refreshFlag(now);
+    if (outcome === 'counted') armAtThreshold(now);
+    lapseIfExpired(now);
     publish();
     const expiresAt = flagExpiresAt();
     return {
@@ -714,7 +723,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   for (;;) {
     const now = Date.now();
-    refreshFlag(now);
+    lapseIfExpired(now);
 
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);

@@ -209,15 +209,27 @@ describe('rolling 24 h count and the escalation flag', () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
       await skipToUtc(env, 23);
-      await threeSymptoms(host);
+      for (const id of ['a', 'b', 'c']) await symptom(env.client, host, 'vllm_oom', { id });
       assert.equal((await healingState(env.client, host)).armed, true);
       await env.sleep(3 * HOUR + MINUTE); // 02:01: lapsed at 02:00
       const state = await healingState(env.client, host);
       assert.equal(state.armed, false);
       assert.equal(state.mode, 'predictive');
       assert.match(decisionsOf(state, 'escalation lapsed')[0]?.reason ?? '', /no symptom since 23:00/);
+      // The 3 old symptoms are still in the window, but only a new one may arm it again: neither
+      // redeliveries nor time passing do.
+      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      for (const id of ['a', 'b', 'c']) {
+        const again = await handle.executeUpdate(recordSymptomUpdate, { args: [{ kind: 'vllm_oom', id }] });
+        assert.equal(again.outcome, 'duplicate');
+        assert.equal(again.armed, false);
+      }
       await env.sleep(2 * HOUR); // through 03:00
       assert.equal(canaryStarts(gpu, host).length, 0, 'no canary for a lapsed escalation');
+      const after = await healingState(env.client, host);
+      assert.equal(after.armed, false);
+      assert.equal(after.totals.duplicates, 3);
+      assert.equal(decisionsOf(after, 'escalation armed').length, 1);
     });
   });
 });
