@@ -1,0 +1,240 @@
+// The whole self-healing loop end to end, nothing scripted: the real dev server, the production worker
+// process (src/workers/main.ts) and the simulated vLLM under its supervisor, all on loopback. An
+// over-aggressive config OOMs at the first request; three symptoms arm the escalation; the healer waits
+// for the maintenance window (opening 1-2 minutes after the start), then its canary writes a smaller
+// gpu-memory-utilization, restarts the service through the supervisor and promotes it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
+import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
+import { recordSymptom } from '../../src/client/symptoms.js';
+import { eventually, healingState, hostState } from '../support/healing-harness.js';
+import {
+  NVIDIA_SMI_STAND_IN,
+  type RealWorker,
+  SIM_MODEL_PROFILE,
+  type SimService,
+  startRealWorker,
+  startSimService,
+  supervisorCommand,
+  waitHealthy,
+} from '../support/heal-stack.js';
+
+const host = `heal-e2e-${process.pid}`;
+const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+const SERVED = 'llama-3.1-8b';
+const GPU_TOTAL_MB = 81559; // the simulator's default H100 80GB
+const MINUTE = 60_000;
+
+let dir: string;
+let configPath: string;
+let server: DevServerHandle | undefined;
+let connection: Connection | undefined;
+let client: Client;
+let service: SimService | undefined;
+let worker: RealWorker | undefined;
+let windowOpensAt: number;
+
+const utcHhmm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
+
+async function complete(baseUrl: string): Promise<Response> {
+  return fetch(`${baseUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: SERVED, prompt: 'Hello', max_tokens: 4 }),
+    signal: AbortSignal.timeout(10_000),
+  });
+}
+
+before(async () => {
+  const setupStart = Date.now();
+  dir = await mkdtemp(join(tmpdir(), 'klr-heal-'));
+  const port = await pickFreePort();
+  configPath = join(dir, 'vllm.yaml');
+  await writeFile(
+    configPath,
+    [
+      '# too aggressive: the first request OOMs (see docs/simulator.md)',
+      `model: ${MODEL}`,
+      `served-model-name: ${SERVED}`,
+      'host: 127.0.0.1',
+      `port: ${port}`,
+      'gpu-memory-utilization: 0.98',
+      'max-model-len: 8192',
+      'max-num-seqs: 256',
+      '',
+    ].join('\n'),
+  );
+  const gpuState = join(dir, 'gpu-state.json');
+  const stateDir = join(dir, 'svc');
+  service = await startSimService({
+    stateDir,
+    configPath,
+    port,
+    env: { SIM_STARTUP_MS: '1000', KLR_SIM_GPU_STATE: gpuState, SIM_MODEL_PROFILE },
+  });
+
+  server = await startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+
+  // The window opens on a minute boundary 1-2 minutes from now and stays open an hour; HH:MM-HH:MM
+  // with the end before the start crosses midnight, so 23:59-00:59 is fine as it is.
+  windowOpensAt = Math.ceil((Date.now() + MINUTE) / MINUTE) * MINUTE;
+  const window = `${utcHhmm(windowOpensAt)}-${utcHhmm(windowOpensAt + 60 * MINUTE)}`;
+  worker = await startRealWorker({
+    TEMPORAL_ADDRESS: server.address,
+    KLR_HOST: host,
+    KLR_DATA_DIR: join(dir, 'data'),
+    KLR_GPU_MAINTENANCE_TZ: 'UTC',
+    KLR_GPU_MAINTENANCE_WINDOW: window,
+    KLR_ESCALATION_FLAG_TTL: '0',
+    KLR_CANARY_SOAK_SECONDS: '2',
+    KLR_PREDICT_INTERVAL: '0',
+    KLR_SERVICE_CONFIG: configPath,
+    KLR_SERVICE_RESTART_CMD: JSON.stringify(supervisorCommand('restart', stateDir)),
+    KLR_SERVICE_URL: service.baseUrl,
+    KLR_SERVICE_LOG: service.logPath,
+    KLR_NVIDIA_SMI: NVIDIA_SMI_STAND_IN,
+    KLR_SIM_GPU_STATE: gpuState,
+    KLR_MODEL_PROFILE: SIM_MODEL_PROFILE,
+  });
+  console.log(
+    `maintenance window ${window} UTC, opens in ${Math.round((windowOpensAt - Date.now()) / 1000)} s (set-up took ${Date.now() - setupStart} ms)`,
+  );
+});
+
+after(async () => {
+  const t0 = Date.now();
+  await worker?.stop();
+  const t1 = Date.now();
+  await service?.stop();
+  const t2 = Date.now();
+  await connection?.close();
+  await server?.stop();
+  console.log(`teardown: worker ${t1 - t0} ms, service ${t2 - t1} ms, dev server ${Date.now() - t2} ms`);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('a CUDA OOM in the service arms the escalation, which waits for the maintenance window', async () => {
+  assert.ok(service);
+  const res = await complete(service.baseUrl);
+  assert.equal(res.status, 500);
+  const oomLine = await eventually('the OOM in the service log', async () => {
+    const log = await readFile(service!.logPath, 'utf8');
+    return log.split('\n').find((l) => l.includes('CUDA out of memory'));
+  });
+  const m =
+    /Tried to allocate ([\d.]+) GiB\. GPU (\d+) has a total capacity of ([\d.]+) GiB of which ([\d.]+) GiB is free/.exec(
+      oomLine,
+    );
+  assert.ok(m, `unexpected OOM line: ${oomLine}`);
+  const allocMb = Math.round(Number(m[1]) * 1024);
+  const freeMb = Math.round(Number(m[4]) * 1024);
+  assert.equal(allocMb, 2048);
+  const details = {
+    family: 'torch_oom',
+    allocMb,
+    freeMb,
+    deficitMb: allocMb - freeMb,
+    totalMb: Math.round(Number(m[3]) * 1024),
+    gpu: Number(m[2]),
+    text: oomLine.slice(oomLine.indexOf('torch.OutOfMemoryError'), 2000),
+  };
+  let last;
+  for (let i = 1; i <= 3; i++) {
+    last = await recordSymptom(client, host, {
+      kind: 'vllm_oom',
+      id: `e2e:${host}:${i}`,
+      source: 'heal-cycle-test',
+      details,
+    });
+  }
+  assert.equal(last?.armed, true);
+  assert.equal(last?.count24h, 3);
+
+  const waiting = await eventually('waiting for the window', async () => {
+    const s = await healingState(client, host);
+    return s.phase === 'waiting_for_window' ? s : undefined;
+  });
+  assert.ok(Date.now() < windowOpensAt, 'the window must still be closed for this check');
+  assert.equal(waiting.lastCanary, null);
+  assert.ok(!waiting.decisions.some((d) => d.action === 'canary started'));
+  console.log(`waiting: ${waiting.next}`);
+});
+
+test('once the window opens, the canary promotes a smaller gpu-memory-utilization', async () => {
+  assert.ok(service);
+  const done = await eventually(
+    'a promoted canary',
+    async () => {
+      const s = await healingState(client, host);
+      if (s.lastCanary && s.lastCanary.outcome !== 'promoted')
+        throw new Error(`canary ${s.lastCanary.outcome}: ${s.lastCanary.reason}`);
+      return s.lastCanary?.outcome === 'promoted' ? s : undefined;
+    },
+    3 * MINUTE + Math.max(0, windowOpensAt - Date.now()),
+  );
+  const canary = done.lastCanary!;
+  const started = done.decisions.find((d) => d.action === 'canary started');
+  const promoted = done.decisions.find((d) => d.action === 'candidate promoted');
+  assert.ok(started && promoted, 'both decisions are recorded');
+  assert.ok(started.at >= windowOpensAt, 'the canary did not start before the window opened');
+
+  // The config on disk holds the candidate's value; the other keys are kept.
+  const config = parseYaml(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+  const util = config['gpu-memory-utilization'];
+  assert.equal(typeof util, 'number');
+  assert.ok((util as number) < 0.98, `gpu-memory-utilization ${String(util)}`);
+  assert.equal(canary.changes['gpu-memory-utilization'], util);
+  const original: Record<string, unknown> = {
+    model: MODEL,
+    'served-model-name': SERVED,
+    host: '127.0.0.1',
+    port: Number(new URL(service.baseUrl).port),
+    'max-model-len': 8192,
+    'max-num-seqs': 256,
+  };
+  for (const [key, value] of Object.entries(original)) {
+    assert.equal(config[key], key in canary.changes ? canary.changes[key] : value, `config key ${key}`);
+  }
+
+  // The service runs the new config and serves without an OOM.
+  await waitHealthy(`${service.baseUrl}/health`, 10_000);
+  const res = await complete(service.baseUrl);
+  assert.equal(res.status, 200);
+  const body = (await res.json()) as { object?: string };
+  assert.equal(body.object, 'text_completion');
+
+  assert.ok(canary.measuredVramMb !== null && canary.measuredVramMb > 0, 'VRAM measured');
+  assert.ok(canary.measuredVramMb < GPU_TOTAL_MB, `measured ${canary.measuredVramMb} MiB`);
+  assert.ok(canary.downtimeMs > 0);
+
+  const hs = await hostState(client, host);
+  assert.ok(hs.budgetSpentMs > 0, `budget spent ${hs.budgetSpentMs}`);
+  assert.ok(hs.cooldownUntil !== null && hs.cooldownLeftMs > 0, 'a cooldown started');
+
+  // When the supervisor restarted the service (its journal line in the log), relative to the window.
+  const log = await readFile(service.logPath, 'utf8');
+  const restartLine = log
+    .split('\n')
+    .filter((l) => /supervisor\[\d+\]: Started service/.test(l))
+    .map((l) => Date.parse(l.slice(0, l.indexOf(' '))))
+    .filter((t) => t >= windowOpensAt)[0];
+
+  console.log(`candidate ${canary.candidateId}: ${JSON.stringify(canary.changes)}`);
+  console.log(`downtime (measured by the canary): ${canary.downtimeMs} ms`);
+  console.log(`canary wall time (canary started → candidate promoted): ${promoted.at - started.at} ms`);
+  console.log(`window open → canary started: ${started.at - windowOpensAt} ms`);
+  if (restartLine !== undefined)
+    console.log(`window open → service restarted (supervisor log): ${restartLine - windowOpensAt} ms`);
+  console.log(`measured VRAM: ${canary.measuredVramMb} of ${GPU_TOTAL_MB} MiB`);
+  console.log(
+    `host budget: spent ${hs.budgetSpentMs} ms, left ${hs.budgetLeftMs} ms; cooldown until ${hs.cooldownUntil}`,
+  );
+});
