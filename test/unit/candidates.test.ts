@@ -15,24 +15,15 @@ import {
   safetyMarginMb,
   tidyLength,
 } from '../../src/domain/candidates.js';
-import type { ServingConfig } from '../../src/domain/vllm-memory-model.js';
 import { PREDICTION_IMPOSSIBLE, createPredictCandidates } from '../../src/activities/predict-candidates.js';
 import type { CandidateConfig, VramSnapshot } from '../../src/activities/types.js';
-import { llama3_8b } from '../support/model-profiles.js';
+import { llama3_8b, serving8k } from '../support/model-profiles.js';
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
 const llama = llama3_8b;
 
-const current: ServingConfig = {
-  gpuMemoryUtilization: 0.9,
-  maxModelLen: 8192,
-  maxNumBatchedTokens: 8192,
-  maxNumSeqs: 256,
-  kvCacheDtype: 'auto',
-  enforceEager: false,
-  tensorParallelSize: 1,
-};
+const current = serving8k;
 
 const GPU = 81920;
 const RESTART_MS = 41_000;

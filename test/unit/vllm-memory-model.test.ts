@@ -2,7 +2,7 @@
 // vLLM itself measured). Sizes are MiB unless said otherwise; 1 MiB = 1 048 576 bytes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { llama3_8b } from '../support/model-profiles.js';
+import { llama3_8b, serving8k } from '../support/model-profiles.js';
 import {
   activationPeakMb,
   cudaGraphCaptureSizes,
@@ -12,20 +12,11 @@ import {
   kvFitsMaxModelLen,
   nonTorchMb,
   planMemory,
-  type ServingConfig,
 } from '../../src/domain/vllm-memory-model.js';
 
 const llama = llama3_8b;
 
-const base: ServingConfig = {
-  gpuMemoryUtilization: 0.9,
-  maxModelLen: 8192,
-  maxNumBatchedTokens: 8192,
-  maxNumSeqs: 256,
-  kvCacheDtype: 'auto',
-  enforceEager: false,
-  tensorParallelSize: 1,
-};
+const base = serving8k;
 
 /** An 80 GiB GPU. */
 const GPU = 81920;
