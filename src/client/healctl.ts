@@ -1,8 +1,10 @@
 // healctl: the operator's command line. Exit codes: 0 ok, 1 failure, 2 usage.
+// Each command lives in its own module under ./commands and registers itself here.
 import { Command, CommanderError } from 'commander';
-import { NvidiaSmiError } from '../gpu/nvidia-smi.js';
-import { measureVramOnce } from '../activities/measure-vram.js';
-import type { VramSnapshot } from '../activities/types.js';
+import { SettingsError } from '../config/settings.js';
+import { CliError } from './cli/errors.js';
+import { TemporalUnreachableError } from './temporal-client.js';
+import { registerVramCommand } from './commands/vram.js';
 
 const program = new Command()
   .name('healctl')
@@ -10,43 +12,18 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-program
-  .command('vram')
-  .description('Measure the GPUs as the worker would (nvidia-smi, or KLR_NVIDIA_SMI).')
-  .option('--json', 'print the measurement as JSON')
-  .addHelpText(
-    'after',
-    '\nExamples:\n  healctl vram\n  healctl vram --json | jq .gpus[0].freeMb\n  KLR_NVIDIA_SMI=/opt/nvidia/bin/nvidia-smi healctl vram',
-  )
-  .action(async (opts: { json?: boolean }) => {
-    const snapshot = await measureVramOnce();
-    process.stdout.write(opts.json ? JSON.stringify(snapshot, null, 2) + '\n' : formatVram(snapshot));
-  });
-
-function mib(v: number | null): string {
-  return v === null ? 'n/a' : `${v.toLocaleString('en-US')} MiB`;
-}
-
-export function formatVram(s: VramSnapshot): string {
-  const lines = [`measured at ${s.measuredAt}`];
-  for (const g of s.gpus) {
-    lines.push(
-      `GPU ${g.index}  ${g.name ?? 'unknown'}  ${g.uuid ?? ''}`.trimEnd(),
-      `  total ${mib(g.totalMb)}  used ${mib(g.usedMb)}  free ${mib(g.freeMb)}  utilization ${g.utilizationPct === null ? 'n/a' : `${g.utilizationPct} %`}`,
-    );
-  }
-  if (s.processes.length === 0) lines.push('no compute processes');
-  for (const p of s.processes)
-    lines.push(`  pid ${p.pid}  ${p.processName ?? 'unknown'}  ${mib(p.usedMb)}  on ${p.gpuUuid ?? '?'}`);
-  return lines.join('\n') + '\n';
-}
+registerVramCommand(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  if (err instanceof NvidiaSmiError) {
-    console.error(`healctl vram: ${err.message}`);
+  if (err instanceof CliError) {
+    console.error(err.message);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof TemporalUnreachableError || err instanceof SettingsError) {
+    console.error(`healctl: ${err.message}`);
     process.exit(1);
   }
   console.error(`healctl: ${err instanceof Error ? err.message : String(err)}`);
