@@ -5,147 +5,68 @@
 // gpu-memory-utilization, restarts the service through the supervisor and promotes it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
-import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
+import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { recordSymptom } from '../../src/client/symptoms.js';
 import { eventually, healingState, hostState } from '../support/healing-harness.js';
+import { waitHealthy } from '../support/heal-stack.js';
 import {
-  NVIDIA_SMI_STAND_IN,
-  type RealWorker,
-  SIM_MODEL_PROFILE,
-  type SimService,
-  startRealWorker,
-  startSimService,
-  supervisorCommand,
-  waitHealthy,
-} from '../support/heal-stack.js';
+  MODEL,
+  SERVED,
+  type Scenario,
+  complete,
+  startScenario,
+  torchOomDetails,
+} from '../support/heal-scenario.js';
 
 const host = `heal-e2e-${process.pid}`;
-const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
-const SERVED = 'llama-3.1-8b';
 const GPU_TOTAL_MB = 81559; // the simulator's default H100 80GB
 const MINUTE = 60_000;
 
-let dir: string;
-let configPath: string;
 let server: DevServerHandle | undefined;
 let connection: Connection | undefined;
 let client: Client;
-let service: SimService | undefined;
-let worker: RealWorker | undefined;
-let windowOpensAt: number;
-
-const utcHhmm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
-
-async function complete(baseUrl: string): Promise<Response> {
-  return fetch(`${baseUrl}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: SERVED, prompt: 'Hello', max_tokens: 4 }),
-    signal: AbortSignal.timeout(10_000),
-  });
-}
+let stack: Scenario | undefined;
 
 before(async () => {
   const setupStart = Date.now();
-  dir = await mkdtemp(join(tmpdir(), 'klr-heal-'));
-  const port = await pickFreePort();
-  configPath = join(dir, 'vllm.yaml');
-  await writeFile(
-    configPath,
-    [
-      '# too aggressive: the first request OOMs (see docs/simulator.md)',
-      `model: ${MODEL}`,
-      `served-model-name: ${SERVED}`,
-      'host: 127.0.0.1',
-      `port: ${port}`,
-      'gpu-memory-utilization: 0.98',
-      'max-model-len: 8192',
-      'max-num-seqs: 256',
-      '',
-    ].join('\n'),
-  );
-  const gpuState = join(dir, 'gpu-state.json');
-  const stateDir = join(dir, 'svc');
-  service = await startSimService({
-    stateDir,
-    configPath,
-    port,
-    env: { SIM_STARTUP_MS: '1000', KLR_SIM_GPU_STATE: gpuState, SIM_MODEL_PROFILE },
-  });
-
   server = await startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection });
-
-  // The window opens on a minute boundary 1-2 minutes from now and stays open an hour; HH:MM-HH:MM
-  // with the end before the start crosses midnight, so 23:59-00:59 is fine as it is.
-  windowOpensAt = Math.ceil((Date.now() + MINUTE) / MINUTE) * MINUTE;
-  const window = `${utcHhmm(windowOpensAt)}-${utcHhmm(windowOpensAt + 60 * MINUTE)}`;
-  worker = await startRealWorker({
-    TEMPORAL_ADDRESS: server.address,
-    KLR_HOST: host,
-    KLR_DATA_DIR: join(dir, 'data'),
-    KLR_GPU_MAINTENANCE_TZ: 'UTC',
-    KLR_GPU_MAINTENANCE_WINDOW: window,
-    KLR_ESCALATION_FLAG_TTL: '0',
-    KLR_CANARY_SOAK_SECONDS: '2',
-    KLR_PREDICT_INTERVAL: '0',
-    KLR_SERVICE_CONFIG: configPath,
-    KLR_SERVICE_RESTART_CMD: JSON.stringify(supervisorCommand('restart', stateDir)),
-    KLR_SERVICE_URL: service.baseUrl,
-    KLR_SERVICE_LOG: service.logPath,
-    KLR_NVIDIA_SMI: NVIDIA_SMI_STAND_IN,
-    KLR_SIM_GPU_STATE: gpuState,
-    KLR_MODEL_PROFILE: SIM_MODEL_PROFILE,
+  // Too aggressive: the first request OOMs (see docs/simulator.md).
+  stack = await startScenario({
+    host,
+    temporalAddress: server.address,
+    serving: { 'gpu-memory-utilization': 0.98, 'max-model-len': 8192, 'max-num-seqs': 256 },
   });
   console.log(
-    `maintenance window ${window} UTC, opens in ${Math.round((windowOpensAt - Date.now()) / 1000)} s (set-up took ${Date.now() - setupStart} ms)`,
+    `maintenance window ${stack.window} UTC, opens in ${Math.round((stack.windowOpensAt - Date.now()) / 1000)} s (set-up took ${Date.now() - setupStart} ms)`,
   );
 });
 
 after(async () => {
   const t0 = Date.now();
-  await worker?.stop();
+  await stack?.stop();
   const t1 = Date.now();
-  await service?.stop();
-  const t2 = Date.now();
   await connection?.close();
   await server?.stop();
-  console.log(`teardown: worker ${t1 - t0} ms, service ${t2 - t1} ms, dev server ${Date.now() - t2} ms`);
-  if (dir) await rm(dir, { recursive: true, force: true });
+  console.log(`teardown: worker and service ${t1 - t0} ms, dev server ${Date.now() - t1} ms`);
 });
 
 test('a CUDA OOM in the service arms the escalation, which waits for the maintenance window', async () => {
-  assert.ok(service);
+  assert.ok(stack);
+  const { service, windowOpensAt } = stack;
   const res = await complete(service.baseUrl);
   assert.equal(res.status, 500);
   const oomLine = await eventually('the OOM in the service log', async () => {
-    const log = await readFile(service!.logPath, 'utf8');
+    const log = await readFile(service.logPath, 'utf8');
     return log.split('\n').find((l) => l.includes('CUDA out of memory'));
   });
-  const m =
-    /Tried to allocate ([\d.]+) GiB\. GPU (\d+) has a total capacity of ([\d.]+) GiB of which ([\d.]+) GiB is free/.exec(
-      oomLine,
-    );
-  assert.ok(m, `unexpected OOM line: ${oomLine}`);
-  const allocMb = Math.round(Number(m[1]) * 1024);
-  const freeMb = Math.round(Number(m[4]) * 1024);
-  assert.equal(allocMb, 2048);
-  const details = {
-    family: 'torch_oom',
-    allocMb,
-    freeMb,
-    deficitMb: allocMb - freeMb,
-    totalMb: Math.round(Number(m[3]) * 1024),
-    gpu: Number(m[2]),
-    text: oomLine.slice(oomLine.indexOf('torch.OutOfMemoryError'), 2000),
-  };
+  const details = torchOomDetails(oomLine);
+  assert.equal(details.allocMb, 2048);
   let last;
   for (let i = 1; i <= 3; i++) {
     last = await recordSymptom(client, host, {
@@ -169,7 +90,8 @@ test('a CUDA OOM in the service arms the escalation, which waits for the mainten
 });
 
 test('once the window opens, the canary promotes a smaller gpu-memory-utilization', async () => {
-  assert.ok(service);
+  assert.ok(stack);
+  const { service, windowOpensAt, configPath } = stack;
   const done = await eventually(
     'a promoted canary',
     async () => {
