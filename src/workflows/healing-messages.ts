@@ -8,6 +8,7 @@ import type { Decision } from '../domain/decision-log.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import type { SymptomInput } from '../domain/symptom.js';
 import type { SymptomWindowState } from '../domain/symptom-window.js';
+import type { HealingCounters } from '../domain/workflow-counters.js';
 
 export interface HealingWorkflowInput {
   host: string;
@@ -58,6 +59,8 @@ export interface CarriedHealingState {
   hostFigures: HostFigures | null;
   decisions: Decision[];
   totals: SymptomTotals;
+  /** Canary outcomes, downtimes and refusals for the metrics; absent in runs carried from older versions. */
+  counters?: HealingCounters;
   runs: number;
 }
 
@@ -117,6 +120,10 @@ export interface HealingStateView {
   lastCanary: CanaryRecord | null;
   recommendation: Recommendation | null;
   totals: SymptomTotals;
+  /** Monotonic totals the worker exports as Prometheus counters (docs/metrics.md). */
+  counters: HealingCounters;
+  /** Run id of the first run of this chain: a new one means the counts started again from zero. */
+  firstRunId: string;
   decisions: Decision[];
   policy: HealingPolicy | null;
   runs: number;

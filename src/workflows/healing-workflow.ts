@@ -49,6 +49,15 @@ import {
   parseSymptom,
 } from '../domain/symptom.js';
 import { SymptomWindow } from '../domain/symptom-window.js';
+import {
+  type HealingCounters,
+  type HealingRefusalCode,
+  bump,
+  canaryRunKey,
+  copyHealingCounters,
+  emptyHealingCounters,
+  observeDuration,
+} from '../domain/workflow-counters.js';
 import { describeFailure } from './failure-text.js';
 import {
   type CanaryRecord,
@@ -131,6 +140,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   let hostFigures: HostFigures | null = carried?.hostFigures ?? null;
   const decisions: Decision[] = carried?.decisions ?? [];
   const totals: SymptomTotals = carried?.totals ?? { counted: 0, duplicates: 0, stale: 0, rejected: 0 };
+  const counters: HealingCounters = carried?.counters ?? emptyHealingCounters();
   const runs = (carried?.runs ?? 0) + 1;
 
   let policy: HealingPolicy | undefined;
@@ -149,6 +159,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
     appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
+  };
+
+  /** A canary held back by this workflow: recorded with its reason, and counted for the metrics. */
+  const refuse = (code: HealingRefusalCode, topic: DecisionTopic, action: string, reason: string) => {
+    bump(counters.refused, code);
+    decide(topic, false, action, reason);
   };
 
   // ---- escalation flag -------------------------------------------------------------------------
@@ -384,6 +400,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       lastCanary,
       recommendation,
       totals: { ...totals },
+      counters: copyHealingCounters(counters),
+      firstRunId: workflowInfo().firstExecutionRunId,
       decisions: [...decisions],
       policy: policy ?? null,
       runs,
@@ -505,6 +523,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     const activePolicy = policy as HealingPolicy;
     const soakMs = activePolicy.soakSeconds * 1000;
     const started = Date.now();
+    const canaryMode = mode();
+    /** Count the ended canary once, with the downtime of the canary itself (restore excluded). */
+    const tally = (outcome: CanaryRecord['outcome'], canaryDowntimeMs: number) => {
+      bump(counters.canaryRuns, canaryRunKey(outcome, canaryMode));
+      observeDuration(counters.canaryDowntime, canaryDowntimeMs);
+    };
     attempts++;
     setPhase(
       'canary_running',
@@ -559,6 +583,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     if (result?.outcome === 'passed' && cancellation === null) {
       const downtime = result.downtimeMs ?? Date.now() - started;
       lastCanary = record('promoted', result.reason, downtime);
+      tally('promoted', downtime);
       disarm();
       symptoms.clearCounts();
       decide(
@@ -591,6 +616,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           reason,
           canaryDowntime + restored.downtimeMs,
         );
+        tally(lastCanary.outcome, canaryDowntime);
         decide(
           'restore',
           true,
@@ -611,6 +637,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           `${reason}; restore failed: ${message}`,
           canaryDowntime + restoreDowntime,
         );
+        tally('restore_failed', canaryDowntime);
         decide(
           'restore',
           false,
@@ -640,12 +667,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       'window open: measuring, predicting and asking the host for the canary lease',
     );
     const rec = await predict('maintenance window open');
-    if (rec === null) return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
+    if (rec === null) {
+      bump(counters.refused, 'prediction_failed' satisfies HealingRefusalCode);
+      return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
+    }
     const candidate = rec.candidates.find((c) => c.fits);
     if (!candidate) {
-      decide(
+      refuse(
+        'no_fitting_candidate',
         'canary',
-        false,
         'canary refused',
         `no candidate is predicted to fit (${rec.candidates.length} considered)`,
       );
@@ -653,9 +683,9 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
     const windowLeft = occurrence.closesAt - Date.now();
     if (windowLeft < candidate.predictedDowntimeMs) {
-      decide(
+      refuse(
+        'window_closing',
         'canary',
-        false,
         'canary refused',
         `window closes in ${formatDuration(windowLeft)} < predicted ${formatDuration(candidate.predictedDowntimeMs)}`,
       );
@@ -664,9 +694,9 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     if (attempts >= activePolicy.maxAttempts) return null;
     const answer = await requestLease(candidate);
     if (answer === null) {
-      decide(
+      refuse(
+        'lease_unanswered',
         'lease',
-        false,
         'no answer from the host coordinator',
         `no answer within ${formatDuration(LEASE_ANSWER_TIMEOUT_MS)}; asking again in 1 m`,
       );
@@ -678,7 +708,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
     // Everything may have changed while we waited for the answer (an operator cleared the flag).
     if (!canaryWanted(Date.now())) {
-      decide('canary', false, 'canary dropped', 'escalation no longer armed when the lease arrived');
+      refuse(
+        'escalation_gone',
+        'canary',
+        'canary dropped',
+        'escalation no longer armed when the lease arrived',
+      );
       await releaseLease({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
       return null;
     }
@@ -749,6 +784,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           hostFigures,
           decisions,
           totals,
+          counters,
           runs,
         },
       });

@@ -2,8 +2,9 @@
 // the cooldown, the single canary lease, the pause switch and the restore-failure latch.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Decision } from '../domain/decision-log.js';
-import type { HostLedgerState, LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
+import type { BudgetLedger, HostLedgerState, LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
+import type { HostCounters } from '../domain/workflow-counters.js';
 import type { LeaseDecision, OperatorAction } from './healing-messages.js';
 
 export interface HostCoordinatorInput {
@@ -16,6 +17,8 @@ export interface CarriedHostState {
   decisions: Decision[];
   /** Recently answered request ids: a redelivered request is answered again, not granted twice. */
   answered: [string, LeaseDecision][];
+  /** Lease refusals and overrun for the metrics; absent in runs carried from older versions. */
+  counters?: HostCounters;
   runs: number;
 }
 
@@ -33,6 +36,12 @@ export interface HostStateView {
   lease: (HostLedgerState['lease'] & object) | null;
   paused: { by: string; reason: string; at: string } | null;
   restoreFailure: { kind: string; message: string; at: string } | null;
+  /** The budget ledger as stored (the figures above are as of the last workflow task, not now). */
+  ledger: BudgetLedger;
+  /** Monotonic totals the worker exports as Prometheus counters (docs/metrics.md). */
+  counters: HostCounters;
+  /** Run id of the first run of this chain: a new one means the counts started again from zero. */
+  firstRunId: string;
   decisions: Decision[];
   policy: HealingPolicy | null;
   runs: number;

@@ -34,6 +34,13 @@ import {
   parseMaintenanceWindow,
 } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
+import {
+  type HostCounters,
+  bump,
+  copyHostCounters,
+  emptyHostCounters,
+  overrunAddedMs,
+} from '../domain/workflow-counters.js';
 import { type LeaseDecision, type OperatorAction, leaseDecisionSignal } from './healing-messages.js';
 import {
   type HostCoordinatorInput,
@@ -65,6 +72,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
   let ledger: HostLedgerState = input.carried?.ledger ?? initialHostLedgerState();
   const decisions: Decision[] = input.carried?.decisions ?? [];
   const answered = new Map<string, LeaseDecision>(input.carried?.answered ?? []);
+  const counters: HostCounters = input.carried?.counters ?? emptyHostCounters();
   const runs = (input.carried?.runs ?? 0) + 1;
   const requests: LeaseRequest[] = [];
   const releases: LeaseRelease[] = [];
@@ -97,6 +105,9 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       restoreFailure: ledger.restoreFailure
         ? { ...ledger.restoreFailure, at: iso(ledger.restoreFailure.at) }
         : null,
+      ledger: { ...ledger.ledger },
+      counters: copyHostCounters(counters),
+      firstRunId: workflowInfo().firstExecutionRunId,
       decisions: [...decisions],
       policy: policy ?? null,
       runs,
@@ -188,7 +199,9 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       );
       return;
     }
+    const before = ledger.ledger;
     ledger = applyRelease(ledger, release, activePolicy, now);
+    counters.overrunMs += overrunAddedMs(before, ledger.ledger);
     const left = Math.max(0, budgetTotalMs(activePolicy) - ledger.ledger.spentMs);
     decide(
       'budget',
@@ -259,6 +272,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       };
       decide('lease', true, `lease granted to ${request.kind}`, decision.reason);
     } else {
+      bump(counters.leaseRefusals, verdict.code);
       decision = {
         requestId: request.requestId,
         granted: false,
@@ -287,6 +301,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     while (releases.length > 0) await handleRelease(releases.shift() as LeaseRelease);
     if (leaseExpired(ledger.lease, Date.now())) {
       const expired = ledger.lease!;
+      const before = ledger.ledger;
       // The holder vanished or hung: charge what it was allowed to spend, and start the cooldown,
       // since a canary may well have restarted the service.
       ledger = applyRelease(
@@ -295,6 +310,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         activePolicy,
         Date.now(),
       );
+      counters.overrunMs += overrunAddedMs(before, ledger.ledger);
       decide(
         'lease',
         false,
@@ -313,6 +329,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
             ledger,
             decisions,
             answered: [...answered],
+            counters,
             runs,
           },
         });
