@@ -10,6 +10,10 @@ import type { Settings } from '../config/settings.js';
 import type { TemporalTarget } from '../config/temporal-connection.js';
 import type { Logger } from '../config/logger.js';
 import { hostTaskQueue } from '../domain/identifiers.js';
+import { type ListenAddress, formatListenAddress } from '../config/metrics-settings.js';
+import { MetricsCollector } from '../metrics/collector.js';
+import { type MetricsServer, createMetricsRegistry, serveMetrics } from '../metrics/exporter.js';
+import { temporalStateReader } from '../metrics/workflow-state.js';
 
 /** The workflow bundle's entry: the .ts source under tsx, the compiled .js under dist/. */
 export const WORKFLOWS_PATH = fileURLToPath(
@@ -22,11 +26,15 @@ export interface HostWorkerOptions {
   logger: Logger;
   /** GPU-side activities (measureVram, predictCandidates, runCanary, restoreService). */
   gpuActivities: Pick<HostActivities, 'measureVram' | 'predictCandidates' | 'runCanary' | 'restoreService'>;
+  /** Where to serve /metrics (docs/metrics.md); null or absent: no metrics server. */
+  metricsAddress?: ListenAddress | null;
 }
 
 export interface RunningHostWorker {
   worker: Worker;
   taskQueue: string;
+  /** Where /metrics is served (the real port), or null. */
+  metricsAddress: ListenAddress | null;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
   done: Promise<void>;
   shutdown(): Promise<void>;
@@ -55,18 +63,46 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
     // The canary's restore must outlive a shutdown request: give running activities time to finish.
     shutdownGraceTime: '30 seconds',
   });
-  logger.info(
-    { taskQueue, namespace: target.namespace, address: target.address, host: settings.host },
-    'host worker started',
-  );
+  let collector: MetricsCollector | null = null;
+  let metricsServer: MetricsServer | null = null;
+  if (options.metricsAddress) {
+    try {
+      collector = new MetricsCollector({
+        reader: temporalStateReader(client, settings.host),
+        policy: settings.policy,
+        ledgerPath: join(settings.dataDir, 'metrics', `counters-${settings.host}.json`),
+        logger,
+      });
+      metricsServer = await serveMetrics(createMetricsRegistry(collector), options.metricsAddress);
+    } catch (err) {
+      await clientConnection.close();
+      await connection.close();
+      throw err;
+    }
+  }
   const done = worker.run().finally(async () => {
+    collector?.stop();
+    await metricsServer?.close();
     await clientConnection.close();
     await connection.close();
     logger.info({ taskQueue }, 'host worker stopped');
   });
+  // The collector queries this host's workflows, which this worker answers: start it once polling runs.
+  await collector?.start();
+  logger.info(
+    {
+      taskQueue,
+      namespace: target.namespace,
+      address: target.address,
+      host: settings.host,
+      metrics: metricsServer ? `http://${formatListenAddress(metricsServer.address)}/metrics` : 'off',
+    },
+    'host worker started',
+  );
   return {
     worker,
     taskQueue,
+    metricsAddress: metricsServer?.address ?? null,
     done,
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();

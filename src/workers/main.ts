@@ -2,6 +2,7 @@
 // every setting, then serves this host's task queue until SIGINT/SIGTERM.
 import { join } from 'node:path';
 import { SettingsError, loadSettings } from '../config/settings.js';
+import { formatListenAddress, loadMetricsSettings } from '../config/metrics-settings.js';
 import { loadTemporalTarget } from '../config/temporal-connection.js';
 import { createLogger } from '../config/logger.js';
 import { createGpuActivities } from '../activities/gpu-activities.js';
@@ -18,8 +19,10 @@ function fail(err: unknown): never {
 let settings;
 let target;
 let gpuActivities;
+let metricsSettings;
 try {
   settings = loadSettings();
+  metricsSettings = loadMetricsSettings();
   target = loadTemporalTarget();
   gpuActivities = createGpuActivities(process.env, settings, join(settings.dataDir, 'audit'));
 } catch (err) {
@@ -27,14 +30,40 @@ try {
 }
 
 const logger = createLogger('kloros-worker', settings.logLevel);
-// The SDK's own logs: warnings and errors unless debugging.
-Runtime.install({
-  logger: new DefaultLogger(
-    settings.logLevel === 'debug' || settings.logLevel === 'trace' ? 'DEBUG' : 'WARN',
-  ),
-});
+// The SDK's own logs: warnings and errors unless debugging. Its own metrics (polls, task latencies,
+// slots) on a second address, served by the SDK's core (docs/metrics.md). Installed once, before any
+// connection.
+const sdkMetrics = metricsSettings.sdkMetrics;
 try {
-  const running = await startHostWorker({ settings, target, logger, gpuActivities });
+  Runtime.install({
+    logger: new DefaultLogger(
+      settings.logLevel === 'debug' || settings.logLevel === 'trace' ? 'DEBUG' : 'WARN',
+    ),
+    ...(sdkMetrics
+      ? {
+          telemetryOptions: {
+            metrics: {
+              prometheus: { bindAddress: formatListenAddress(sdkMetrics), countersTotalSuffix: true },
+            },
+          },
+        }
+      : {}),
+  });
+} catch (err) {
+  fail(
+    new Error(
+      `KLR_SDK_METRICS_ADDR: cannot serve the Temporal SDK's metrics on ${sdkMetrics ? formatListenAddress(sdkMetrics) : 'off'} (${err instanceof Error ? err.message : String(err)})`,
+    ),
+  );
+}
+try {
+  const running = await startHostWorker({
+    settings,
+    target,
+    logger,
+    gpuActivities,
+    metricsAddress: metricsSettings.metrics,
+  });
   await running.done;
 } catch (err) {
   logger.error({ err }, 'worker failed');

@@ -101,11 +101,15 @@ export interface RealWorker {
   stop(): Promise<void>;
 }
 
-/** Starts the production worker `node --import tsx src/workers/main.ts`; resolves once it logs it started. */
+/**
+ * Starts the production worker `node --import tsx src/workers/main.ts`; resolves once it logs it started.
+ * Its metrics servers are off unless `env` sets KLR_METRICS_ADDR / KLR_SDK_METRICS_ADDR (test files
+ * run side by side: the default ports would clash).
+ */
 export async function startRealWorker(env: Record<string, string>): Promise<RealWorker> {
   const proc = execa(process.execPath, [...TSX, join(REPO_ROOT, 'src', 'workers', 'main.ts')], {
     cwd: REPO_ROOT,
-    env,
+    env: { KLR_METRICS_ADDR: 'off', KLR_SDK_METRICS_ADDR: 'off', ...env },
     stdout: 'pipe',
     stderr: 'inherit',
     reject: false,
