@@ -24,6 +24,7 @@ import {
 } from '../service/config-file.js';
 import { abortReason, checkHealth } from '../service/health.js';
 import { LogWatcher } from '../service/log-watch.js';
+import { crashPoint } from './crash-point.js';
 import {
   Progress,
   RestartCommandError,
@@ -103,10 +104,12 @@ export function createRestoreService(
         ctx.log.info('restore: config unchanged and service healthy, no restart', { leaseId: input.leaseId });
       } else {
         progress.enter('restart');
+        crashPoint('restore:restart');
         const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
         const restartStarted = performance.now();
         await runRestartCommand(service.restartCommand, service.restartTimeoutMs, signal);
         progress.enter('health');
+        crashPoint('restore:health');
         const health = await waitHealthyWatchingLog({
           baseUrl: service.baseUrl,
           deadlineMs: service.restartTimeoutMs - (performance.now() - restartStarted),

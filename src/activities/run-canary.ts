@@ -36,6 +36,7 @@ import {
 } from '../service/health.js';
 import { LogWatcher } from '../service/log-watch.js';
 import { ServingConfigError, applyChanges } from '../service/vllm-config.js';
+import { crashPoint } from './crash-point.js';
 import type { ServiceSettings } from './service-settings.js';
 import type { CanaryInput, CanaryResult, VramSnapshot } from './types.js';
 
@@ -377,21 +378,26 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
 
       // ---- apply: the candidate, atomically, keeping every other byte of the file
       progress.enter('apply');
+      crashPoint('canary:apply');
       if (live.toString('utf8') !== candidateText) await atomicWriteFile(configPath, candidateText);
       signal.throwIfAborted();
 
       // ---- restart: the service's own command; the downtime clock starts here
       progress.enter('restart');
+      crashPoint('canary:restart');
       const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
       record = { ...record, restartRequestedAt: new Date().toISOString() };
       await writeLeaseRecord(configPath, backupDir, record);
       const restartStarted = performance.now();
-      const restart = await runRestartCommand(service.restartCommand, service.restartTimeoutMs, signal);
+      const restarting = runRestartCommand(service.restartCommand, service.restartTimeoutMs, signal);
+      crashPoint('canary:restart-command'); // the command is spawned by now
+      const restart = await restarting;
       progress.note({ restartCommandMs: restart.ms });
 
       // ---- health: the rest of the deadline, counted from the restart's start; a memory failure in the
       // log ends the wait early (the engine died at start-up and will not come back by itself)
       progress.enter('health');
+      crashPoint('canary:health');
       const health = await waitHealthyWatchingLog({
         baseUrl: service.baseUrl,
         deadlineMs: input.healthDeadlineMs - (performance.now() - restartStarted),
@@ -437,6 +443,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
 
       // ---- soak: VRAM (peak), the log from the restart on, /health
       progress.enter('soak', { probeLatencyMs: latencyMs });
+      crashPoint('canary:soak');
       const vram = new VramSampler(deps.measureVram, deps.gpuIndexes);
       vram.sample();
       const watcher = service.logPath !== null ? LogWatcher.at(service.logPath, logOffset ?? 0) : null;

@@ -30,6 +30,8 @@ export interface ScenarioOptions {
   workerModelProfile?: string;
   /** Extra worker settings. */
   worker?: Record<string, string>;
+  /** Open the window now instead of on the next minute boundary but one (no wait for the canary). */
+  windowOpenNow?: boolean;
 }
 
 export interface Scenario {
@@ -42,8 +44,8 @@ export interface Scenario {
   window: string;
   /** The worker's settings, to start a replacement with the same ones. */
   workerEnv: Record<string, string>;
-  /** Replace the worker (after a crash): same settings, a new process. */
-  restartWorker(): Promise<RealWorker>;
+  /** Replace the worker (after a crash): same settings but `overrides` (undefined removes one). */
+  restartWorker(overrides?: Record<string, string | undefined>): Promise<RealWorker>;
   stop(): Promise<void>;
 }
 
@@ -71,9 +73,11 @@ export async function startScenario(opts: ScenarioOptions): Promise<Scenario> {
     env: { SIM_STARTUP_MS: '1000', ...opts.sim, KLR_SIM_GPU_STATE: gpuState, SIM_MODEL_PROFILE },
   });
 
-  // The window opens on a minute boundary 1-2 minutes from now and stays open an hour (an end before
-  // the start crosses midnight, so 23:59-00:59 is fine as it is).
-  const windowOpensAt = Math.ceil((Date.now() + MINUTE) / MINUTE) * MINUTE;
+  // The window opens on a minute boundary 1-2 minutes from now (or opened at the last one) and stays
+  // open an hour (an end before the start crosses midnight, so 23:59-00:59 is fine as it is).
+  const windowOpensAt = opts.windowOpenNow
+    ? Math.floor(Date.now() / MINUTE) * MINUTE
+    : Math.ceil((Date.now() + MINUTE) / MINUTE) * MINUTE;
   const window = `${utcHhmm(windowOpensAt)}-${utcHhmm(windowOpensAt + 60 * MINUTE)}`;
   const workerEnv: Record<string, string> = {
     TEMPORAL_ADDRESS: opts.temporalAddress,
@@ -109,8 +113,10 @@ export async function startScenario(opts: ScenarioOptions): Promise<Scenario> {
     windowOpensAt,
     window,
     workerEnv,
-    async restartWorker() {
-      scenario.worker = await startRealWorker(workerEnv);
+    async restartWorker(overrides = {}) {
+      const env = { ...workerEnv, ...overrides };
+      for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
+      scenario.worker = await startRealWorker(env as Record<string, string>);
       return scenario.worker;
     },
     async stop() {
