@@ -1,0 +1,179 @@
+// State views → metric values: counters from the carried totals, gauges from the views and the clock.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_POLICY } from '../../src/domain/policy.js';
+import {
+  emptyHealingCounters,
+  emptyHostCounters,
+  observeDuration,
+  overrunAddedMs,
+} from '../../src/domain/workflow-counters.js';
+import { METRICS, METRIC_NAMES } from '../../src/metrics/catalog.js';
+import {
+  type Sample,
+  gaugeSamples,
+  healingCounts,
+  histogramSamples,
+  hostCounts,
+  zeroCounterSamples,
+} from '../../src/metrics/derive.js';
+import type { HealingStateView } from '../../src/workflows/healing-messages.js';
+import type { HostStateView } from '../../src/workflows/host-coordinator-messages.js';
+
+const policy = { ...DEFAULT_POLICY, maintenanceWindow: '03:00-07:00', maintenanceTimeZone: 'UTC' };
+const at = (iso: string) => Date.parse(iso);
+
+function healingView(over: Partial<HealingStateView> = {}): HealingStateView {
+  return {
+    workflowId: 'kloros-healing/gpu-1/vllm_oom',
+    host: 'gpu-1',
+    kind: 'vllm_oom',
+    armed: false,
+    totals: { counted: 0, duplicates: 0, stale: 0, rejected: 0 },
+    counters: emptyHealingCounters(),
+    firstRunId: 'run-a',
+    ...over,
+  } as HealingStateView;
+}
+
+function hostView(over: Partial<HostStateView> = {}): HostStateView {
+  return {
+    workflowId: 'kloros-host/gpu-1',
+    host: 'gpu-1',
+    ledger: { windowOpensAt: null, spentMs: 0, overrunMs: 0, canaries: 0 },
+    cooldownUntil: null,
+    restoreFailure: null,
+    counters: emptyHostCounters(),
+    firstRunId: 'host-run-a',
+    policy,
+    ...over,
+  } as HostStateView;
+}
+
+const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.find((s) => s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
+
+test('a healing view gives its kind’s symptom totals, canary outcomes, refusals and downtime histogram', () => {
+  const counters = emptyHealingCounters();
+  counters.canaryRuns = { 'promoted|canary': 2, 'restore_failed|canary': 1 };
+  counters.refused = { no_fitting_candidate: 3 };
+  observeDuration(counters.canaryDowntime, 800); // ≤ 1 s
+  observeDuration(counters.canaryDowntime, 12_000); // ≤ 15 s
+  observeDuration(counters.canaryDowntime, 3_600_000); // +Inf only
+  const c = healingCounts(
+    healingView({ totals: { counted: 7, duplicates: 2, stale: 1, rejected: 4 }, counters }),
+  );
+  assert.equal(c.source, 'kloros-healing/gpu-1/vllm_oom');
+  assert.equal(c.epoch, 'run-a');
+  const s = c.samples;
+  assert.equal(value(s, METRICS.symptoms.name, { kind: 'vllm_oom' }), 7);
+  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'invalid' }), 4);
+  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'duplicate' }), 2);
+  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'stale' }), 1);
+  assert.equal(value(s, METRICS.canaryRuns.name, { result: 'promoted', mode: 'canary' }), 2);
+  assert.equal(value(s, METRICS.restoreFail.name), 1);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'no_fitting_candidate' }), 3);
+  const h = METRICS.canaryDuration.name;
+  assert.equal(value(s, `${h}_bucket`, { le: '1' }), 1);
+  assert.equal(value(s, `${h}_bucket`, { le: '10' }), 1);
+  assert.equal(value(s, `${h}_bucket`, { le: '15' }), 2);
+  assert.equal(value(s, `${h}_bucket`, { le: '600' }), 2);
+  assert.equal(value(s, `${h}_bucket`, { le: '+Inf' }), 3);
+  assert.equal(value(s, `${h}_count`), 3);
+  assert.equal(value(s, `${h}_sum`), 3612.8);
+});
+
+test('a view carried from a version without counters reads as zero counters', () => {
+  const view = healingView({ totals: { counted: 1, duplicates: 0, stale: 0, rejected: 0 } });
+  delete (view as Partial<HealingStateView>).counters;
+  const s = healingCounts(view).samples;
+  assert.equal(value(s, METRICS.symptoms.name, { kind: 'vllm_oom' }), 1);
+  assert.equal(value(s, `${METRICS.canaryDuration.name}_count`), 0);
+});
+
+test('the coordinator’s refusals count as refused decisions; only the "not now" ones as lease waits', () => {
+  const counters = { leaseRefusals: { busy: 2, paused: 1, outside_window: 4 }, overrunMs: 2500 };
+  const s = hostCounts(hostView({ counters })).samples;
+  assert.equal(value(s, METRICS.restoreOverrun.name), 2.5);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'busy' }), 2);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'paused' }), 1);
+  assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'busy' }), 2);
+  assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'outside_window' }), 4);
+  assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'paused' }), undefined);
+});
+
+test('zero series exist for every counter and known kind before anything happened', () => {
+  const names = new Set(
+    zeroCounterSamples(['vllm_oom']).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')),
+  );
+  for (const spec of Object.values(METRICS))
+    if (spec.type !== 'gauge') assert.ok(names.has(spec.name), spec.name);
+  const gauges = new Set(
+    gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0 }).map((s) => s.name),
+  );
+  for (const name of METRIC_NAMES) assert.ok(names.has(name) || gauges.has(name), `${name} has a series`);
+});
+
+test('outside the window the budget is the full one; inside it, what the ledger of that window left', () => {
+  const before = gaugeSamples({
+    healing: [],
+    knownKinds: [],
+    host: null,
+    policy,
+    now: at('2026-03-01T02:00:00Z'),
+  });
+  assert.equal(value(before, METRICS.budgetRemaining.name), 60);
+  assert.equal(value(before, METRICS.windowOpen.name), 0);
+  assert.equal(value(before, METRICS.cooldown.name), 0);
+  assert.equal(value(before, METRICS.restoreFailureLatched.name), 0);
+
+  const opened = at('2026-03-01T03:00:00Z');
+  const host = hostView({
+    ledger: { windowOpensAt: opened, spentMs: 41_500, overrunMs: 0, canaries: 1 },
+    cooldownUntil: '2026-03-01T09:00:00.000Z',
+    restoreFailure: { kind: 'vllm_oom', message: 'unhealthy', at: '2026-03-01T03:02:00.000Z' },
+  });
+  const during = gaugeSamples({ healing: [], knownKinds: [], host, policy, now: at('2026-03-01T04:00:00Z') });
+  assert.equal(value(during, METRICS.budgetRemaining.name), 18.5);
+  assert.equal(value(during, METRICS.windowOpen.name), 1);
+  assert.equal(value(during, METRICS.cooldown.name), 5 * 3600);
+  assert.equal(value(during, METRICS.restoreFailureLatched.name), 1);
+
+  // The next night's window: a new budget, even though the ledger still holds last night's spend.
+  const next = gaugeSamples({ healing: [], knownKinds: [], host, policy, now: at('2026-03-02T03:30:00Z') });
+  assert.equal(value(next, METRICS.budgetRemaining.name), 60);
+  assert.equal(value(next, METRICS.cooldown.name), 0);
+});
+
+test('the flag is 1 for armed kinds, 0 for kinds seen before whose workflow is not running', () => {
+  const g = gaugeSamples({
+    healing: [healingView({ kind: 'vllm_oom', armed: true }), healingView({ kind: 'xid', armed: false })],
+    knownKinds: ['old_kind', 'vllm_oom'],
+    host: null,
+    policy,
+    now: 0,
+  });
+  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'vllm_oom' }), 1);
+  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'xid' }), 0);
+  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'old_kind' }), 0);
+});
+
+test('overrun is added once per charge, and a new window starts from zero', () => {
+  assert.equal(
+    overrunAddedMs({ windowOpensAt: 1, overrunMs: 500 }, { windowOpensAt: 1, overrunMs: 1500 }),
+    1000,
+  );
+  assert.equal(
+    overrunAddedMs({ windowOpensAt: 1, overrunMs: 500 }, { windowOpensAt: 2, overrunMs: 300 }),
+    300,
+  );
+  assert.equal(overrunAddedMs({ windowOpensAt: 1, overrunMs: 500 }, { windowOpensAt: 1, overrunMs: 500 }), 0);
+});
+
+test('histogram buckets are cumulative and end with +Inf = count', () => {
+  const s = histogramSamples({ counts: [1, 0, 2], sumMs: 9000, count: 4 });
+  const buckets = s.filter((x) => x.name.endsWith('_bucket')).map((x) => x.value);
+  assert.deepEqual(buckets.slice(0, 4), [1, 1, 3, 3]);
+  assert.equal(buckets.at(-1), 4);
+  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]! >= buckets[i - 1]!);
+});
