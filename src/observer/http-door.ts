@@ -1,0 +1,338 @@
+// The HTTP door: for services that cannot speak Temporal. POST /v1/symptoms takes one symptom as JSON,
+// POST /v1/alertmanager takes Alertmanager's webhook; both need the bearer token, and both hand what they
+// accept to the same delivery as the observer's own symptoms — so 202 means delivered or durably spooled.
+// GET /healthz says whether the door is up and how full the spool is.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
+import { describeIssues, symptomSchema } from '../domain/symptom.js';
+import { alertToSymptom, webhookSchema } from './alertmanager.js';
+import {
+  type IdentifiedSymptom,
+  type SymptomDelivery,
+  SpoolFullError,
+  type SubmitOutcome,
+} from './delivery.js';
+import type { HttpDoorSettings } from './observer-settings.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface HttpDoorLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface HttpDoorOptions {
+  settings: HttpDoorSettings;
+  /** Where accepted symptoms go. */
+  delivery: Pick<SymptomDelivery, 'submit' | 'stats'>;
+  /** The host a symptom is for when the request names none. */
+  host: string;
+  log: HttpDoorLog;
+  /** The clock, for the rate limit (tests may pass their own). */
+  now?: () => number;
+}
+
+export interface HttpDoor {
+  /** `http://127.0.0.1:8787` — the address actually bound (the port is real even when 0 was asked). */
+  url: string;
+  address: AddressInfo;
+  close(): Promise<void>;
+}
+
+const ROUTES: Record<string, string> = {
+  '/v1/symptoms': 'POST',
+  '/v1/alertmanager': 'POST',
+  '/healthz': 'GET',
+};
+
+/** Thrown while handling a request: the answer to send. */
+class Answer extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(typeof body.error === 'string' ? body.error : `HTTP ${status}`);
+  }
+}
+
+/** Constant-time comparison of the presented token with the expected one (lengths hidden by hashing). */
+export function tokenMatches(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** `application/json`, `application/json; charset=utf-8`, `application/alertmanager+json`… */
+export function isJsonContentType(header: string | undefined): boolean {
+  if (!header) return false;
+  const type = header.split(';')[0]?.trim().toLowerCase() ?? '';
+  return type === 'application/json' || /^application\/[a-z0-9.+-]*\+json$/.test(type);
+}
+
+/** A reason such as `details.allocMb: expected a size ≥ 0 MiB` split into the field and what it expects. */
+export function fieldAndExpected(reason: string): { field: string; expected: string } {
+  const first = reason.split('; ')[0] ?? reason;
+  const colon = first.indexOf(': ');
+  if (colon <= 0) return { field: 'payload', expected: first };
+  return { field: first.slice(0, colon), expected: first.slice(colon + 2) };
+}
+
+function badRequest(reason: string, extra: Record<string, unknown> = {}): Answer {
+  return new Answer(400, { error: reason, ...fieldAndExpected(reason), ...extra });
+}
+
+export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor> {
+  const { settings, delivery, log, host } = options;
+  const now = options.now ?? Date.now;
+  const bucket = new TokenBucket(settings.burst, settings.ratePerSecond, now());
+
+  const server: Server = createServer((req, res) => {
+    const started = Date.now();
+    void handle(req, res).then(
+      (status) =>
+        log.info({ method: req.method, path: pathOf(req), status, ms: Date.now() - started }, 'http door'),
+      (err: unknown) => {
+        log.error(
+          { method: req.method, path: pathOf(req), error: (err as Error).message },
+          'http door failed',
+        );
+        if (!res.headersSent) send(res, 500, { error: 'internal error; see the observer log' });
+      },
+    );
+  });
+  // A slow or stalled client must not hold a connection for ever.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<number> {
+    try {
+      const answer = await route(req);
+      return send(res, answer.status, answer.body, answer.headers);
+    } catch (err) {
+      if (!(err instanceof Answer)) throw err;
+      // An answer sent before the body was read (401, 413, …): close the connection rather than read it.
+      const unread = !req.complete;
+      return send(res, err.status, err.body, { ...err.headers, ...(unread ? { connection: 'close' } : {}) });
+    }
+  }
+
+  async function route(req: IncomingMessage): Promise<Answer> {
+    const path = pathOf(req);
+    const method = ROUTES[path];
+    if (!method) throw new Answer(404, { error: `no such endpoint ${path}; try POST /v1/symptoms` });
+    if (req.method !== method) {
+      throw new Answer(405, { error: `${path} takes ${method}` }, { allow: method });
+    }
+    if (path === '/healthz') {
+      const { pending, pendingBytes, maxBytes, spoolFull, unreachable } = delivery.stats();
+      return new Answer(200, {
+        ok: true,
+        temporalReachable: unreachable === null,
+        spool: { pending, pendingBytes, maxBytes, full: spoolFull },
+      });
+    }
+    authorize(req);
+    if (!isJsonContentType(req.headers['content-type'])) {
+      throw new Answer(415, { error: 'expected Content-Type: application/json' });
+    }
+    const take = bucket.take(now());
+    if (!take.ok) {
+      const seconds = Math.max(1, Math.ceil(take.retryAfterMs / 1000));
+      throw new Answer(
+        429,
+        { error: `too many requests; retry in ${seconds} s` },
+        { 'retry-after': String(seconds) },
+      );
+    }
+    const body = await readJson(req, settings.maxBodyBytes);
+    return path === '/v1/symptoms' ? acceptSymptom(req, body) : acceptAlerts(body);
+  }
+
+  function authorize(req: IncomingMessage): void {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (!m?.[1] || !tokenMatches(m[1], settings.token)) {
+      throw new Answer(
+        401,
+        { error: 'missing or wrong bearer token (Authorization: Bearer <KLR_HTTP_DOOR_TOKEN>)' },
+        { 'www-authenticate': 'Bearer realm="kloros"' },
+      );
+    }
+  }
+
+  async function acceptSymptom(req: IncomingMessage, body: unknown): Promise<Answer> {
+    const url = new URL(req.url ?? '/', 'http://door');
+    const to = url.searchParams.get('host') ?? host;
+    if (!isValidHost(to)) throw badRequest(`host: expected ${HOST_EXPECTED}`);
+    const headerId = req.headers['idempotency-key'];
+    const withDefaults =
+      typeof body === 'object' && body !== null && !Array.isArray(body)
+        ? { source: 'http', ...(typeof headerId === 'string' ? { id: headerId } : {}), ...body }
+        : body;
+    const parsed = symptomSchema.safeParse(withDefaults);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      const issues = parsed.error.issues.slice(0, 10).map((i) => ({
+        field: i.path.length > 0 ? i.path.join('.') : 'payload',
+        expected: i.code === 'unrecognized_keys' ? `no field(s) ${i.keys.join(', ')}` : i.message,
+      }));
+      throw new Answer(400, {
+        error: describeIssues(parsed.error.issues),
+        field: issues[0]?.field ?? 'payload',
+        expected: issues[0]?.expected ?? first?.message ?? 'a symptom',
+        issues,
+      });
+    }
+    // Without an id a retry of this request would count twice: give it one, and tell the caller.
+    const symptom = {
+      ...(withDefaults as object),
+      id: parsed.data.id ?? `http:${randomUUID()}`,
+    } as IdentifiedSymptom;
+    const outcome = await submit(symptom, to);
+    if (outcome.status === 'rejected') throw badRequest(outcome.reason, { id: outcome.id });
+    return new Answer(202, accepted(outcome));
+  }
+
+  async function acceptAlerts(body: unknown): Promise<Answer> {
+    const parsed = webhookSchema.safeParse(body);
+    if (!parsed.success) throw badRequest(describeIssues(parsed.error.issues));
+    const firing = parsed.data.alerts.filter((a) => a.status === 'firing');
+    const ids: string[] = [];
+    const skipped: { fingerprint: string; reason: string }[] = [];
+    for (const alert of firing) {
+      const converted = alertToSymptom(alert, { kindLabel: settings.kindLabel, defaultHost: host });
+      if (!converted.ok) {
+        skipped.push({ fingerprint: converted.fingerprint, reason: converted.reason });
+        continue;
+      }
+      const outcome = await submit(converted.symptom, converted.host);
+      if (outcome.status === 'rejected')
+        skipped.push({ fingerprint: alert.fingerprint, reason: outcome.reason });
+      else ids.push(outcome.id);
+    }
+    if (skipped.length > 0) log.warn({ skipped }, 'alertmanager alerts skipped');
+    const result = { accepted: ids.length, ids, ignored: parsed.data.alerts.length - firing.length, skipped };
+    // Every firing alert unusable is a misconfiguration: a 4xx shows up in Alertmanager's own logs.
+    if (firing.length > 0 && ids.length === 0) {
+      throw new Answer(400, { error: 'no firing alert could become a symptom', ...result });
+    }
+    return new Answer(202, result);
+  }
+
+  async function submit(symptom: IdentifiedSymptom, to: string): Promise<SubmitOutcome> {
+    try {
+      return await delivery.submit(symptom, to);
+    } catch (err) {
+      if (err instanceof SpoolFullError) {
+        throw new Answer(503, { error: err.message }, { 'retry-after': '30' });
+      }
+      throw err;
+    }
+  }
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(settings.listen.port, settings.listen.host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${urlHost}:${address.port}`;
+  log.info({ url }, 'http door listening');
+  return {
+    url,
+    address,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+function accepted(outcome: SubmitOutcome): Record<string, unknown> {
+  if (outcome.status === 'delivered') {
+    return {
+      accepted: true,
+      id: outcome.id,
+      host: outcome.host,
+      delivered: true,
+      count: outcome.result.count24h,
+    };
+  }
+  return { accepted: true, id: outcome.id, host: outcome.host, delivered: false, spooled: true };
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0] ?? '/';
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): number {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+  return status;
+}
+
+/** Reads a JSON body of at most `limit` bytes; a larger one is refused (413) as soon as that is known. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  // Events rather than `for await`: leaving that loop early would destroy the socket before the 413 is sent.
+  const chunks = await new Promise<Buffer[]>((resolveBody, reject) => {
+    const got: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(tooLarge(limit));
+        return;
+      }
+      got.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolveBody(got);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw badRequest('payload: expected a JSON body');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw badRequest(`payload: expected valid JSON (${(err as Error).message})`);
+  }
+}
+
+function tooLarge(limit: number): Answer {
+  return new Answer(413, { error: `request body larger than ${limit} bytes (KLR_HTTP_DOOR_MAX_BODY_BYTES)` });
+}

@@ -1,0 +1,257 @@
+// The observer daemon's settings (KLR_OBSERVER_*, KLR_HTTP_DOOR_*), validated at start: a bad value stops
+// it with one line naming the variable, the value and what is expected. Secrets are never echoed.
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
+import { DEFAULT_KIND_LABEL } from './alertmanager.js';
+import { DEFAULT_SPOOL_MAX_BYTES } from './delivery.js';
+
+type Env = Record<string, string | undefined>;
+
+export const DEFAULT_HTTP_DOOR_ADDR = '127.0.0.1:8787';
+export const MIN_TOKEN_LENGTH = 16;
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface HttpDoorSettings {
+  /** Where the door listens; 127.0.0.1 unless configured. */
+  listen: ListenAddress;
+  /** The bearer token every request must carry. */
+  token: string;
+  /** Largest request body; a larger one is answered 413 without being read. */
+  maxBodyBytes: number;
+  /** Requests per second the door accepts (token bucket refill), and how many at once (its size). */
+  ratePerSecond: number;
+  burst: number;
+  /** The Alertmanager label that carries the symptom kind. */
+  kindLabel: string;
+}
+
+export type ObserverSource =
+  { type: 'file'; path: string; fromStart: boolean } | { type: 'command'; argv: string[] };
+
+export interface ObserverSettings {
+  host: string;
+  /** Where the observer keeps its file position and its spool. */
+  stateDir: string;
+  spoolDir: string;
+  spoolMaxBytes: number;
+  /** How long one delivery attempt may take before the symptom is spooled instead. */
+  attemptTimeoutMs: number;
+  /** What to follow; null when only the HTTP door runs. */
+  source: ObserverSource | null;
+  /** The HTTP door, or null when it is off (the default). */
+  httpDoor: HttpDoorSettings | null;
+  logLevel: string;
+}
+
+/** `127.0.0.1:8787`, `0.0.0.0:8787`, `[::1]:8787` → host and port (0 = any free port). */
+export function parseListenAddress(text: string): ListenAddress | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65_535) return null;
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/**
+ * A command line split into arguments the way a shell would split words — spaces separate, '…' and "…"
+ * quote, \ escapes — but nothing is expanded and no shell runs it. A JSON array is taken as is.
+ */
+export function splitCommandLine(text: string): string[] | null {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('[')) {
+    try {
+      const value = JSON.parse(trimmed) as unknown;
+      if (!Array.isArray(value) || value.length === 0) return null;
+      return value.every((v): v is string => typeof v === 'string') ? value : null;
+    } catch {
+      return null;
+    }
+  }
+  const args: string[] = [];
+  let current = '';
+  let inWord = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < trimmed.length; i++) {
+    const c = trimmed[i] as string;
+    if (quote === "'") {
+      if (c === "'") quote = null;
+      else current += c;
+    } else if (c === '\\' && i + 1 < trimmed.length) {
+      current += trimmed[++i];
+      inWord = true;
+    } else if (quote === '"') {
+      if (c === '"') quote = null;
+      else current += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) args.push(current);
+      current = '';
+      inWord = false;
+    } else {
+      current += c;
+      inWord = true;
+    }
+  }
+  if (quote !== null) return null;
+  if (inWord) args.push(current);
+  return args.length > 0 ? args : null;
+}
+
+const onOff = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no']))
+  .transform((s) => ['1', 'true', 'on', 'yes'].includes(s));
+const ON_OFF_EXPECTED = '1 or 0 (also true/false, on/off, yes/no)';
+
+const wholeNumber = (min: number, max: number) =>
+  z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
+
+const positiveDecimal = (max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/)
+    .transform(Number)
+    .pipe(z.number().positive().max(max));
+
+/** The HTTP door's settings, or null when KLR_HTTP_DOOR is off (the default). */
+export function loadHttpDoorSettings(env: Env = process.env): HttpDoorSettings | null {
+  if (!readSetting(env, 'KLR_HTTP_DOOR', onOff, '0', ON_OFF_EXPECTED)) return null;
+  const listen = readSetting(
+    env,
+    'KLR_HTTP_DOOR_ADDR',
+    z.string().transform((s, ctx) => {
+      const parsed = parseListenAddress(s);
+      if (!parsed) ctx.addIssue({ code: 'custom', message: 'bad address' });
+      return parsed as ListenAddress;
+    }),
+    DEFAULT_HTTP_DOOR_ADDR,
+    'host:port to listen on, e.g. 127.0.0.1:8787 or [::1]:8787 (0.0.0.0 exposes the door to the network)',
+  );
+  const token = (env.KLR_HTTP_DOOR_TOKEN ?? '').trim();
+  if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+    // The value is a secret: say how long it was, never what it was.
+    throw new SettingsError(
+      'KLR_HTTP_DOOR_TOKEN',
+      token === '' ? '' : `<${token.length} characters hidden>`,
+      `a bearer token of at least ${MIN_TOKEN_LENGTH} characters without spaces, required while KLR_HTTP_DOOR=1 ` +
+        '(e.g. the output of `openssl rand -hex 32`)',
+    );
+  }
+  return {
+    listen,
+    token,
+    maxBodyBytes: readSetting(
+      env,
+      'KLR_HTTP_DOOR_MAX_BODY_BYTES',
+      wholeNumber(256, 16 * 1024 * 1024),
+      String(64 * 1024),
+      'a whole number of bytes, 256 to 16777216',
+    ),
+    ratePerSecond: readSetting(
+      env,
+      'KLR_HTTP_DOOR_RATE',
+      positiveDecimal(100_000),
+      '10',
+      'requests per second > 0 (decimals allowed, e.g. 0.5)',
+    ),
+    burst: readSetting(
+      env,
+      'KLR_HTTP_DOOR_BURST',
+      wholeNumber(1, 100_000),
+      '20',
+      'a whole number of requests ≥ 1 accepted at once',
+    ),
+    kindLabel: readSetting(
+      env,
+      'KLR_HTTP_DOOR_KIND_LABEL',
+      z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/),
+      DEFAULT_KIND_LABEL,
+      'a Prometheus label name, e.g. kloros_kind',
+    ),
+  };
+}
+
+/** The daemon's settings: host, state and spool, what to follow, the HTTP door. */
+export function loadObserverSettings(env: Env = process.env): ObserverSettings {
+  const base = loadSettings(env);
+  const stateDir = resolve(
+    readSetting(
+      env,
+      'KLR_OBSERVER_STATE_DIR',
+      z.string().min(1),
+      join(base.dataDir, 'observer'),
+      'a directory path',
+    ),
+  );
+  const file = readSetting(env, 'KLR_OBSERVER_FILE', z.string(), '', 'a log file path');
+  const commandText = readSetting(env, 'KLR_OBSERVER_COMMAND', z.string(), '', '');
+  const serviceLog = readSetting(env, 'KLR_SERVICE_LOG', z.string(), '', 'a log file path');
+  if (file && commandText) {
+    throw new SettingsError(
+      'KLR_OBSERVER_COMMAND',
+      commandText,
+      'either KLR_OBSERVER_FILE or KLR_OBSERVER_COMMAND, not both',
+    );
+  }
+  let source: ObserverSource | null = null;
+  if (commandText) {
+    const argv = splitCommandLine(commandText);
+    if (!argv) {
+      throw new SettingsError(
+        'KLR_OBSERVER_COMMAND',
+        commandText,
+        'a command with its arguments, e.g. journalctl -f -u vllm -o cat, or a JSON array of strings ' +
+          '(quotes must be closed; no shell runs it, so pipes and $VARS are not expanded)',
+      );
+    }
+    source = { type: 'command', argv };
+  } else if (file || serviceLog) {
+    source = {
+      type: 'file',
+      path: resolve(file || serviceLog),
+      fromStart: readSetting(env, 'KLR_OBSERVER_FROM_START', onOff, '0', ON_OFF_EXPECTED),
+    };
+  }
+  const httpDoor = loadHttpDoorSettings(env);
+  if (!source && !httpDoor) {
+    throw new SettingsError(
+      'KLR_OBSERVER_FILE',
+      '',
+      'a log file to follow (or KLR_SERVICE_LOG, or KLR_OBSERVER_COMMAND, or KLR_HTTP_DOOR=1): there is nothing to observe',
+    );
+  }
+  return {
+    host: base.host,
+    stateDir,
+    spoolDir: join(stateDir, 'spool'),
+    spoolMaxBytes:
+      readSetting(
+        env,
+        'KLR_OBSERVER_SPOOL_MAX_MB',
+        wholeNumber(1, 1024 * 1024),
+        String(DEFAULT_SPOOL_MAX_BYTES / (1024 * 1024)),
+        'a whole number of MiB, 1 to 1048576',
+      ) *
+      1024 *
+      1024,
+    attemptTimeoutMs:
+      readSetting(
+        env,
+        'KLR_OBSERVER_DELIVERY_TIMEOUT',
+        wholeNumber(1, 600),
+        '10',
+        'whole seconds one delivery attempt may take before the symptom is spooled, 1 to 600',
+      ) * 1000,
+    source,
+    httpDoor,
+    logLevel: base.logLevel,
+  };
+}

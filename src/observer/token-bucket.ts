@@ -1,0 +1,35 @@
+// A token bucket: `capacity` requests at once, refilled at `perSecond`. Pure (the caller passes the clock),
+// so it is tested without waiting.
+
+export type TakeResult = { ok: true } | { ok: false; retryAfterMs: number };
+
+export class TokenBucket {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perSecond: number,
+    nowMs: number,
+  ) {
+    if (!(capacity >= 1) || !(perSecond > 0)) {
+      throw new RangeError(
+        `token bucket needs capacity ≥ 1 and a refill rate > 0 (got ${capacity}, ${perSecond})`,
+      );
+    }
+    this.tokens = capacity;
+    this.at = nowMs;
+  }
+
+  /** Takes one token, or says how long until one is there. */
+  take(nowMs: number): TakeResult {
+    const elapsed = Math.max(0, nowMs - this.at);
+    this.tokens = Math.min(this.capacity, this.tokens + (elapsed * this.perSecond) / 1000);
+    this.at = Math.max(this.at, nowMs);
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterMs: Math.ceil(((1 - this.tokens) * 1000) / this.perSecond) };
+  }
+}
