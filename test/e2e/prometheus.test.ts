@@ -1,0 +1,266 @@
+// A real Prometheus watches a real heal cycle: Debian's Prometheus on loopback scrapes the production
+// worker's /metrics (and the SDK's) every second with the project's alert rules loaded, while the
+// simulated vLLM OOMs, three symptoms arm the escalation, and the canary promotes a smaller config in
+// the maintenance window (opening 1-2 minutes after the start). Read through Prometheus' HTTP API:
+// KLoROS_EscalationRequested stays quiet below the threshold, goes pending and firing once armed, and
+// resolves after the promotion; every query of the Grafana dashboard returns data.
+//
+// The rules are loaded from a test-time copy of deploy/prometheus/kloros_canary.rules.yml in which only
+// the `for:` durations are shortened (to 2 s) and group intervals dropped (the 1 s evaluation applies):
+// the expressions, labels and annotations are the deployed ones, checked against the series the worker
+// really exports; the production durations themselves are covered by the promtool unit tests.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
+import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
+import { recordSymptom } from '../../src/client/symptoms.js';
+import { eventually, healingState } from '../support/healing-harness.js';
+import { REPO_ROOT } from '../support/heal-stack.js';
+import { type Scenario, complete, startScenario, torchOomDetails } from '../support/heal-scenario.js';
+import {
+  type PrometheusHandle,
+  type PromAlert,
+  requirePrometheus,
+  startPrometheus,
+} from '../support/prometheus.js';
+import {
+  BUILTIN_VALUES,
+  type GrafanaDashboard,
+  dashboardQueries,
+  labelValuesQuery,
+  substituteVariables,
+  unresolvedVariables,
+} from '../support/grafana-queries.js';
+
+const RULES_PATH = join(REPO_ROOT, 'deploy', 'prometheus', 'kloros_canary.rules.yml');
+const DASHBOARD_PATH = join(REPO_ROOT, 'deploy', 'grafana', 'kloros-healing.json');
+const ALERT = 'KLoROS_EscalationRequested';
+const TEST_FOR = '2s';
+const MINUTE = 60_000;
+
+const host = `prom-e2e-${process.pid}`;
+const kind = 'vllm_oom';
+
+let server: DevServerHandle | undefined;
+let connection: Connection | undefined;
+let client: Client;
+let stack: Scenario | undefined;
+let prometheus: PrometheusHandle | undefined;
+let dir: string | undefined;
+
+interface RuleFile {
+  groups: {
+    name: string;
+    interval?: string;
+    rules: { alert?: string; record?: string; for?: string; keep_firing_for?: string }[];
+  }[];
+}
+
+/** The deployed rules with `for:` shortened and group intervals dropped (see the header). */
+async function testRules(target: string): Promise<RuleFile> {
+  let text: string;
+  try {
+    text = await readFile(RULES_PATH, 'utf8');
+  } catch {
+    throw new Error(`${RULES_PATH} is missing: the alert rules this test loads (issue 6, item 2)`);
+  }
+  const rules = parseYaml(text) as RuleFile;
+  assert.ok(Array.isArray(rules?.groups), `${RULES_PATH}: expected "groups:"`);
+  for (const group of rules.groups) {
+    delete group.interval;
+    for (const rule of group.rules) {
+      if (rule.for !== undefined) rule.for = TEST_FOR;
+      delete rule.keep_firing_for;
+    }
+  }
+  await writeFile(target, toYaml(rules));
+  return rules;
+}
+
+before(async () => {
+  await requirePrometheus();
+  dir = await mkdtemp(join(tmpdir(), 'klr-prom-e2e-'));
+  const rulesCopy = join(dir, 'kloros_canary.rules.yml');
+  const rules = await testRules(rulesCopy);
+  assert.ok(
+    rules.groups.some((g) => g.rules.some((r) => r.alert === ALERT)),
+    `${RULES_PATH} defines ${ALERT}`,
+  );
+  server = await startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+  const [metricsPort, sdkPort] = [await pickFreePort(), await pickFreePort()];
+  // Too aggressive: the first request OOMs (see docs/simulator.md).
+  stack = await startScenario({
+    host,
+    temporalAddress: server.address,
+    serving: { 'gpu-memory-utilization': 0.98, 'max-model-len': 8192, 'max-num-seqs': 256 },
+    worker: {
+      KLR_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
+      KLR_SDK_METRICS_ADDR: `127.0.0.1:${sdkPort}`,
+    },
+  });
+  prometheus = await startPrometheus({
+    targets: [
+      { job: 'kloros-healing', target: `127.0.0.1:${metricsPort}`, labels: { host } },
+      { job: 'kloros-temporal-sdk', target: `127.0.0.1:${sdkPort}`, labels: { host } },
+    ],
+    ruleFiles: [rulesCopy],
+  });
+  console.log(
+    `prometheus ${prometheus.url} (pid ${prometheus.pid}); maintenance window ${stack.window} UTC, opens in ${Math.round((stack.windowOpensAt - Date.now()) / 1000)} s`,
+  );
+});
+
+after(async () => {
+  await prometheus?.stop();
+  await stack?.stop();
+  await connection?.close();
+  await server?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const escalationAlerts = async (): Promise<PromAlert[]> =>
+  (await prometheus!.alerts()).filter((a) => a.labels.alertname === ALERT);
+
+/** The value of a one-sample instant query, or undefined while there is none. */
+async function scalar(expr: string): Promise<number | undefined> {
+  const r = await prometheus!.query(expr);
+  const v = r.result as { value: [number, string] }[];
+  return r.resultType === 'vector' && v.length === 1 ? Number(v[0]!.value[1]) : undefined;
+}
+
+async function sendSymptoms(from: number, to: number, details: Record<string, unknown>) {
+  for (let i = from; i <= to; i++) {
+    await recordSymptom(client, host, { kind, id: `prom:${host}:${i}`, source: 'prometheus-e2e', details });
+  }
+}
+
+let details: ReturnType<typeof torchOomDetails>;
+let firingAt = 0;
+
+test('below the threshold the escalation alert stays quiet', async () => {
+  assert.ok(stack && prometheus);
+  await eventually(
+    'Prometheus scraping the worker',
+    async () => (await scalar(`up{job="kloros-healing"}`)) === 1,
+    60_000,
+  );
+  const res = await complete(stack.service.baseUrl);
+  assert.equal(res.status, 500);
+  const oomLine = await eventually('the OOM in the service log', async () => {
+    const log = await readFile(stack!.service.logPath, 'utf8');
+    return log.split('\n').find((l) => l.includes('CUDA out of memory'));
+  });
+  details = torchOomDetails(oomLine);
+  await sendSymptoms(1, 2, details);
+  await eventually(
+    'Prometheus to see 2 symptoms and the flag at 0',
+    async () =>
+      (await scalar(`kloros_symptoms_total{kind="${kind}"}`)) === 2 &&
+      (await scalar(`kloros_escalation_flag{kind="${kind}"}`)) === 0,
+    60_000,
+  );
+  // Several evaluations (1 s apart) on those series.
+  await delay(4_000);
+  assert.deepEqual(await escalationAlerts(), []);
+});
+
+test('once armed, KLoROS_EscalationRequested goes pending, then firing', async () => {
+  const armedAt = Date.now();
+  await sendSymptoms(3, 3, details);
+  const states = new Set<string>();
+  const firing = await eventually(
+    `${ALERT} firing`,
+    async () => {
+      const alerts = await escalationAlerts();
+      for (const a of alerts) states.add(a.state);
+      return alerts.find((a) => a.state === 'firing');
+    },
+    2 * MINUTE,
+  );
+  firingAt = Date.now();
+  assert.ok(states.has('pending') || states.has('firing'));
+  assert.equal(firing.labels.severity, 'warning');
+  console.log(
+    `${ALERT}: states seen ${[...states].join(' → ')}; firing ${firingAt - armedAt} ms after the 3rd symptom; labels ${JSON.stringify(firing.labels)}`,
+  );
+  const state = await healingState(client, host);
+  assert.equal(state.armed, true);
+});
+
+test('after the promotion the alert resolves', async () => {
+  assert.ok(stack);
+  const promoted = await eventually(
+    'a promoted canary',
+    async () => {
+      const s = await healingState(client, host);
+      if (s.lastCanary && s.lastCanary.outcome !== 'promoted')
+        throw new Error(`canary ${s.lastCanary.outcome}: ${s.lastCanary.reason}`);
+      return s.lastCanary?.outcome === 'promoted' ? s : undefined;
+    },
+    4 * MINUTE + Math.max(0, stack.windowOpensAt - Date.now()),
+  );
+  const promotedAt = Date.now();
+  await eventually('the alert resolved', async () => (await escalationAlerts()).length === 0, 2 * MINUTE);
+  console.log(`${ALERT} resolved ${Date.now() - promotedAt} ms after the promotion was seen`);
+  await eventually(
+    'Prometheus to see the promotion',
+    async () => (await scalar(`kloros_canary_runs_total{result="promoted",mode="canary"}`)) === 1,
+    60_000,
+  );
+  assert.equal(await scalar(`kloros_canary_duration_seconds_count`), 1);
+  const sum = await scalar(`kloros_canary_duration_seconds_sum`);
+  assert.ok(sum !== undefined && Math.abs(sum - promoted.lastCanary!.downtimeMs / 1000) < 0.01, `sum ${sum}`);
+  assert.ok(((await scalar('kloros_gpu_budget_seconds_remaining')) ?? 60) < 60, 'budget charged');
+  assert.ok(((await scalar('kloros_gpu_canary_cooldown_seconds')) ?? 0) > 0, 'cooldown running');
+});
+
+test('every query of the Grafana dashboard returns data', async () => {
+  assert.ok(prometheus);
+  let dashboard: GrafanaDashboard;
+  try {
+    dashboard = JSON.parse(await readFile(DASHBOARD_PATH, 'utf8')) as GrafanaDashboard;
+  } catch (err) {
+    throw new Error(`${DASHBOARD_PATH}: cannot read the dashboard (issue 6, item 4): ${String(err)}`);
+  }
+  // Variables take a value Prometheus has for them (label_values), or their current/first option.
+  const values: Record<string, string> = { ...BUILTIN_VALUES };
+  for (const v of dashboard.templating?.list ?? []) {
+    if (v.type === 'datasource') continue;
+    const lv = labelValuesQuery(v);
+    if (lv) {
+      const match = lv.metric ? `?match[]=${encodeURIComponent(lv.metric)}` : '';
+      const res = await fetch(`${prometheus.url}/api/v1/label/${lv.label}/values${match}`);
+      const body = (await res.json()) as { data: string[] };
+      assert.ok(
+        body.data.length > 0,
+        `variable $${v.name}: no values for label_values(${lv.metric ?? ''}, ${lv.label})`,
+      );
+      values[v.name] = body.data.includes(host) ? host : body.data[0]!;
+    } else {
+      const current = v.current?.value;
+      const value = Array.isArray(current) ? current[0] : current;
+      values[v.name] = value && value !== '$__all' ? value : (v.options?.[0]?.value ?? '.*');
+    }
+    if (values[v.name] === '$__all' || values[v.name] === 'All') values[v.name] = '.*';
+  }
+  const queries = dashboardQueries(dashboard);
+  assert.ok(queries.length > 0, 'the dashboard has queries');
+  const empty: string[] = [];
+  for (const q of queries) {
+    const expr = substituteVariables(q.expr, values);
+    assert.deepEqual(unresolvedVariables(expr), [], `${q.where}: variables left in ${expr}`);
+    const r = await prometheus.query(expr);
+    const hasData = r.resultType === 'scalar' || (Array.isArray(r.result) && r.result.length > 0);
+    if (!hasData) empty.push(`${q.where}: ${expr}`);
+  }
+  assert.deepEqual(empty, [], 'queries without data');
+  console.log(`${queries.length} dashboard queries returned data (variables: ${JSON.stringify(values)})`);
+});
