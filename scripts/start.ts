@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { SettingsError, loadSettings } from '../src/config/settings.js';
+import { formatListenAddress, loadMetricsSettings } from '../src/config/metrics-settings.js';
 import { startDevServer } from '../src/servers/dev-server.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
 import { healingWorkflowId, hostTaskQueue } from '../src/domain/identifiers.js';
@@ -12,8 +13,10 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes.js';
 const say = (m: string) => console.log(`[start] ${m}`);
 
 let settings;
+let metrics;
 try {
   settings = loadSettings();
+  metrics = loadMetricsSettings();
 } catch (err) {
   if (err instanceof SettingsError) {
     console.error(err.message);
@@ -50,6 +53,10 @@ const kind = 'vllm_oom';
 say(`Web UI:      ${server.uiUrl ?? '(off)'}`);
 say(
   `Worker:      host ${settings.host}, task queue ${hostTaskQueue(settings.host)} (pid ${worker.pid ?? '?'})`,
+);
+const metricsUrl = (a: typeof metrics.metrics) => (a ? `http://${formatListenAddress(a)}/metrics` : 'off');
+say(
+  `Metrics:     ${metricsUrl(metrics.metrics)} (Temporal SDK: ${metricsUrl(metrics.sdkMetrics)}); see docs/metrics.md`,
 );
 say('Try:');
 const id = healingWorkflowId(settings.host, kind);
