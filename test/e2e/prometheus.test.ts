@@ -252,15 +252,22 @@ test('every query of the Grafana dashboard returns data', async () => {
     if (values[v.name] === '$__all' || values[v.name] === 'All') values[v.name] = '.*';
   }
   const queries = dashboardQueries(dashboard);
-  assert.ok(queries.length > 0, 'the dashboard has queries');
+  assert.ok(
+    queries.some((q) => q.source === 'panel'),
+    'the dashboard has panel queries',
+  );
   const empty: string[] = [];
   for (const q of queries) {
     const expr = substituteVariables(q.expr, values);
     assert.deepEqual(unresolvedVariables(expr), [], `${q.where}: variables left in ${expr}`);
+    // Every query must be valid PromQL over exported names (query() throws on an error); panels
+    // must show data. An annotation query is empty whenever no event falls in its interval.
     const r = await prometheus.query(expr);
     const hasData = r.resultType === 'scalar' || (Array.isArray(r.result) && r.result.length > 0);
-    if (!hasData) empty.push(`${q.where}: ${expr}`);
+    if (!hasData && q.source === 'panel') empty.push(`${q.where}: ${expr}`);
   }
   assert.deepEqual(empty, [], 'queries without data');
-  console.log(`${queries.length} dashboard queries returned data (variables: ${JSON.stringify(values)})`);
+  console.log(
+    `${queries.length} dashboard queries ran, every panel's with data (variables: ${JSON.stringify(values)})`,
+  );
 });

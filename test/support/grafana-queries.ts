@@ -2,6 +2,8 @@
 // variables replaced by values a test can run against a real Prometheus.
 
 export interface DashboardQuery {
+  /** Panels show series; an annotation query marks events, and is empty when none happened. */
+  source: 'panel' | 'annotation';
   /** Where it comes from: "panel <title>" or "annotation <name>". */
   where: string;
   expr: string;
@@ -40,14 +42,15 @@ export function dashboardQueries(dashboard: GrafanaDashboard): DashboardQuery[] 
     for (const p of panels ?? []) {
       for (const t of p.targets ?? [])
         if (t.expr && t.expr.trim() !== '')
-          out.push({ where: `panel "${p.title ?? p.type ?? '?'}"`, expr: t.expr });
+          out.push({ source: 'panel', where: `panel "${p.title ?? p.type ?? '?'}"`, expr: t.expr });
       walk(p.panels);
     }
   };
   walk(dashboard.panels);
   for (const a of dashboard.annotations?.list ?? []) {
     const expr = a.expr ?? a.target?.expr;
-    if (expr && expr.trim() !== '') out.push({ where: `annotation "${a.name ?? '?'}"`, expr });
+    if (expr && expr.trim() !== '')
+      out.push({ source: 'annotation', where: `annotation "${a.name ?? '?'}"`, expr });
   }
   return out;
 }
