@@ -1,5 +1,6 @@
 // The observer daemon's settings (KLR_OBSERVER_*, KLR_HTTP_DOOR_*), validated at start: a bad value stops
 // it with one line naming the variable, the value and what is expected. Secrets are never echoed.
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
@@ -48,13 +49,15 @@ export interface ObserverSettings {
   logLevel: string;
 }
 
-/** `127.0.0.1:8787`, `0.0.0.0:8787`, `[::1]:8787` → host and port (0 = any free port). */
+/** `127.0.0.1:8787`, `0.0.0.0:8787`, `[::1]:8787` → host and port (0 = any free port); IP literals only. */
 export function parseListenAddress(text: string): ListenAddress | null {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
   if (!m) return null;
+  const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
-  if (port > 65_535) return null;
-  return { host: (m[1] ?? m[2]) as string, port };
+  const family = isIP(host);
+  if (family === 0 || (m[1] !== undefined && family !== 6) || port > 65_535) return null;
+  return { host, port };
 }
 
 /**
@@ -133,7 +136,7 @@ export function loadHttpDoorSettings(env: Env = process.env): HttpDoorSettings |
       return parsed as ListenAddress;
     }),
     DEFAULT_HTTP_DOOR_ADDR,
-    'host:port to listen on, e.g. 127.0.0.1:8787 or [::1]:8787 (0.0.0.0 exposes the door to the network)',
+    'IP:PORT to listen on, e.g. 127.0.0.1:8787 or [::1]:8787 (0.0.0.0 exposes the door to the network)',
   );
   const token = (env.KLR_HTTP_DOOR_TOKEN ?? '').trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {

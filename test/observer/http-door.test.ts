@@ -150,7 +150,7 @@ describe('settings and pure parts', () => {
           KLR_HTTP_DOOR_TOKEN: TOKEN,
           KLR_HTTP_DOOR_ADDR: 'localhost',
         }),
-      /KLR_HTTP_DOOR_ADDR="localhost": expected host:port/,
+      /KLR_HTTP_DOOR_ADDR="localhost": expected IP:PORT/,
     );
     assert.throws(
       () => loadHttpDoorSettings({ KLR_HTTP_DOOR: 'maybe' }),

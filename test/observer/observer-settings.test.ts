@@ -1,0 +1,110 @@
+// The observer daemon's settings: what it follows, where it keeps its state, and one clear line for
+// every bad value.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { SettingsError } from '../../src/config/settings.js';
+import {
+  loadObserverSettings,
+  parseListenAddress,
+  splitCommandLine,
+} from '../../src/observer/observer-settings.js';
+
+describe('observer settings', () => {
+  test('a file to follow, state under the data directory, the door off', () => {
+    const s = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_DATA_DIR: '/var/lib/kloros',
+      KLR_OBSERVER_FILE: 'vllm.log',
+    });
+    assert.equal(s.host, 'gpu-1');
+    assert.deepEqual(s.source, { type: 'file', path: resolve('vllm.log'), fromStart: false });
+    assert.equal(s.stateDir, '/var/lib/kloros/observer');
+    assert.equal(s.spoolDir, join('/var/lib/kloros/observer', 'spool'));
+    assert.equal(s.spoolMaxBytes, 256 * 1024 * 1024);
+    assert.equal(s.attemptTimeoutMs, 10_000);
+    assert.equal(s.httpDoor, null);
+  });
+
+  test("KLR_SERVICE_LOG (the worker's log setting) is followed when no observer source is named", () => {
+    const s = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_SERVICE_LOG: '/var/log/vllm.log',
+      KLR_OBSERVER_FROM_START: '1',
+    });
+    assert.deepEqual(s.source, { type: 'file', path: '/var/log/vllm.log', fromStart: true });
+  });
+
+  test('a command is split into arguments; no shell ever runs it', () => {
+    const s = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_OBSERVER_COMMAND: 'journalctl -f -u vllm -o cat',
+    });
+    assert.deepEqual(s.source, { type: 'command', argv: ['journalctl', '-f', '-u', 'vllm', '-o', 'cat'] });
+    assert.deepEqual(splitCommandLine(`docker logs -f "my vllm" --since '1 h' a\\ b`), [
+      'docker',
+      'logs',
+      '-f',
+      'my vllm',
+      '--since',
+      '1 h',
+      'a b',
+    ]);
+    assert.deepEqual(splitCommandLine('["kubectl","logs","-f","pod/vllm-0"]'), [
+      'kubectl',
+      'logs',
+      '-f',
+      'pod/vllm-0',
+    ]);
+    assert.deepEqual(splitCommandLine('echo "$HOME" | grep x'), ['echo', '$HOME', '|', 'grep', 'x']);
+    assert.equal(splitCommandLine('echo "unclosed'), null);
+    assert.equal(splitCommandLine('   '), null);
+    assert.equal(splitCommandLine('[1,2]'), null);
+  });
+
+  test('bad values stop the daemon with one line naming the variable', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{}, /KLR_OBSERVER_FILE="": expected a log file to follow .* nothing to observe/],
+      [
+        { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_COMMAND: 'journalctl -f' },
+        /either KLR_OBSERVER_FILE or KLR_OBSERVER_COMMAND/,
+      ],
+      [{ KLR_OBSERVER_COMMAND: 'tail -f "x' }, /KLR_OBSERVER_COMMAND=.*quotes must be closed/],
+      [
+        { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_SPOOL_MAX_MB: '0' },
+        /KLR_OBSERVER_SPOOL_MAX_MB="0": expected a whole number of MiB/,
+      ],
+      [
+        { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_FROM_START: 'sometimes' },
+        /KLR_OBSERVER_FROM_START="sometimes"/,
+      ],
+      [{ KLR_OBSERVER_FILE: 'a.log', KLR_HTTP_DOOR: '1' }, /KLR_HTTP_DOOR_TOKEN/],
+      [{ KLR_OBSERVER_FILE: 'a.log', KLR_HOST: 'bad host' }, /KLR_HOST="bad host"/],
+    ];
+    for (const [env, message] of cases) {
+      assert.throws(
+        () => loadObserverSettings({ KLR_HOST: 'gpu-1', ...env }),
+        (err: unknown) => err instanceof SettingsError && message.test(err.message),
+        JSON.stringify(env),
+      );
+    }
+  });
+
+  test('the door alone is enough to run', () => {
+    const s = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_HTTP_DOOR: '1',
+      KLR_HTTP_DOOR_TOKEN: 'a'.repeat(32),
+    });
+    assert.equal(s.source, null);
+    assert.deepEqual(s.httpDoor?.listen, { host: '127.0.0.1', port: 8787 });
+  });
+
+  test('listen addresses are IP literals with a port', () => {
+    assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseListenAddress('[::]:0'), { host: '::', port: 0 });
+    assert.equal(parseListenAddress('localhost:80'), null);
+    assert.equal(parseListenAddress('127.0.0.1:70000'), null);
+    assert.equal(parseListenAddress('127.0.0.1'), null);
+  });
+});
