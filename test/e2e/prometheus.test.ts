@@ -148,8 +148,10 @@ let firingAt = 0;
 test('below the threshold the escalation alert stays quiet', async () => {
   assert.ok(stack && prometheus);
   await eventually(
-    'Prometheus scraping the worker',
-    async () => (await scalar(`up{job="kloros-healing"}`)) === 1,
+    'Prometheus scraping the worker and the SDK endpoint',
+    async () =>
+      (await scalar(`up{job="kloros-healing"}`)) === 1 &&
+      (await scalar(`up{job="kloros-temporal-sdk"}`)) === 1,
     60_000,
   );
   const res = await complete(stack.service.baseUrl);
@@ -222,7 +224,7 @@ test('after the promotion the alert resolves', async () => {
   assert.ok(((await scalar('kloros_gpu_canary_cooldown_seconds')) ?? 0) > 0, 'cooldown running');
 });
 
-test('every query of the Grafana dashboard returns data', async () => {
+test('every panel query of the Grafana dashboard returns data', async () => {
   assert.ok(prometheus);
   let dashboard: GrafanaDashboard;
   try {
