@@ -88,7 +88,14 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
     logger.info({ taskQueue }, 'host worker stopped');
   });
   // The collector queries this host's workflows, which this worker answers: start it once polling runs.
-  await collector?.start();
+  try {
+    await collector?.start();
+  } catch (err) {
+    // An unreadable data directory: stop cleanly rather than run without the metrics asked for.
+    worker.shutdown();
+    await done;
+    throw err;
+  }
   logger.info(
     {
       taskQueue,
