@@ -3,12 +3,12 @@
 // simulated vLLM OOMs, three symptoms arm the escalation, and the canary promotes a smaller config in
 // the maintenance window (opening 1-2 minutes after the start). Read through Prometheus' HTTP API:
 // KLoROS_EscalationRequested stays quiet below the threshold, goes pending and firing once armed, and
-// resolves after the promotion; every query of the Grafana dashboard returns data.
+// resolves after the promotion; every panel query of the Grafana dashboard returns data.
 //
 // The rules are loaded from a test-time copy of deploy/prometheus/kloros_canary.rules.yml in which only
-// the `for:` durations are shortened (to 2 s) and group intervals dropped (the 1 s evaluation applies):
-// the expressions, labels and annotations are the deployed ones, checked against the series the worker
-// really exports; the production durations themselves are covered by the promtool unit tests.
+// `for:` durations longer than 2 s are cut to 2 s and group intervals dropped (the test's 1 s
+// evaluation applies): the expressions, labels and annotations are the deployed ones, checked against
+// the series the worker really exports; the production durations are covered by the promtool tests.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -62,6 +62,23 @@ interface RuleFile {
   }[];
 }
 
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+  y: 365 * 86_400_000,
+};
+
+/** A Prometheus duration ("2m", "1h30m", "0s") in ms. */
+function durationMs(text: string): number {
+  const parts = [...text.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)];
+  assert.ok(parts.length > 0 && parts.map((p) => p[0]).join('') === text, `a Prometheus duration: ${text}`);
+  return parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_MS[p[2]!]!, 0);
+}
+
 /** The deployed rules with `for:` shortened and group intervals dropped (see the header). */
 async function testRules(target: string): Promise<RuleFile> {
   let text: string;
@@ -75,7 +92,7 @@ async function testRules(target: string): Promise<RuleFile> {
   for (const group of rules.groups) {
     delete group.interval;
     for (const rule of group.rules) {
-      if (rule.for !== undefined) rule.for = TEST_FOR;
+      if (rule.for !== undefined && durationMs(rule.for) > durationMs(TEST_FOR)) rule.for = TEST_FOR;
       delete rule.keep_firing_for;
     }
   }
