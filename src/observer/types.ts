@@ -31,6 +31,8 @@ export interface Incident {
   estimatedMaxModelLen?: number;
   /** GPU index (or Xid PCI address's GPU when known). */
   gpu?: number;
+  /** For engine_dead: the family of the memory incident that caused it. */
+  cause?: IncidentFamily;
   /** Xid number for gpu_xid incidents. */
   xid?: number;
   /** The matched text (the most telling line, trimmed). */

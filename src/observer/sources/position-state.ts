@@ -1,0 +1,67 @@
+// The file follower's saved position: one small JSON file per followed path, replaced atomically
+// (temp file, fsync, rename, fsync of the directory) so a crash leaves the old or the new position.
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+export const positionSchema = z.object({
+  path: z.string(),
+  dev: z.number(),
+  ino: z.number(),
+  /** Bumped each time the file was truncated in place, so offsets after a truncation get new ids. */
+  generation: z.number().int().min(0),
+  offset: z.number().int().min(0),
+  /** Line number of the line that starts at `offset`. */
+  nextLine: z.number().int().min(1),
+});
+export type SavedPosition = z.infer<typeof positionSchema>;
+
+export function positionFile(stateDir: string, path: string): string {
+  const key = createHash('sha256').update(path).digest('hex').slice(0, 16);
+  return join(stateDir, `position-${key}.json`);
+}
+
+/** The saved position, or null when there is none; a corrupt file is an error naming it. */
+export async function loadPosition(file: string): Promise<SavedPosition | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const parsed = positionSchema.safeParse(safeJson(text));
+  if (!parsed.success) {
+    throw new Error(`position state ${file} is not valid (delete it to start over from the file's end)`);
+  }
+  return parsed.data;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+export async function savePosition(file: string, position: SavedPosition): Promise<void> {
+  const dir = dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  const handle = await fs.open(temp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify(position) + '\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, file);
+  const d = await fs.open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
