@@ -5,6 +5,7 @@ import { SettingsError } from '../config/settings.js';
 import { CliError } from './cli/errors.js';
 import { TemporalUnreachableError } from './temporal-client.js';
 import { registerVramCommand } from './commands/vram.js';
+import { registerObserveCommand } from './commands/observe.js';
 
 const program = new Command()
   .name('healctl')
@@ -13,6 +14,7 @@ const program = new Command()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 registerVramCommand(program);
+registerObserveCommand(program);
 
 try {
   await program.parseAsync(process.argv);
