@@ -5,7 +5,7 @@
 import { execa } from 'execa';
 import { sourceKeyOf } from '../to-symptom.js';
 import { pause, type LineSource, type SourceLine } from './line-source.js';
-import { streamLines } from './stream-source.js';
+import { mergeLines } from './stream-source.js';
 
 export interface CommandSourceOptions {
   argv: string[];
@@ -48,7 +48,6 @@ export class CommandSource implements LineSource {
     while (!signal?.aborted) {
       const started = Date.now();
       const child = execa(file, args, {
-        all: true,
         stdin: 'ignore',
         buffer: false,
         reject: false,
@@ -57,12 +56,12 @@ export class CommandSource implements LineSource {
       });
       let spawnError: string | undefined;
       try {
-        if (child.all) {
-          for await (const l of streamLines(child.all, this.sourceKey, { line, position })) {
-            line = l.line + 1;
-            position = l.position + 1;
-            yield l;
-          }
+        const streams = [child.stdout, child.stderr].filter((s) => s !== null && s !== undefined);
+        for await (const l of mergeLines(streams, this.sourceKey, { line, position })) {
+          line = l.line + 1;
+          position = l.position + 1;
+          yield l;
+          if (signal?.aborted) return;
         }
       } finally {
         if (!child.killed && child.exitCode === null) child.kill();

@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { sourceKeyOf } from '../to-symptom.js';
 import type { LineSource, SourceLine } from './line-source.js';
-import { streamLines } from './stream-source.js';
+import { mergeLines } from './stream-source.js';
 
 export class StdinSource implements LineSource {
   readonly description = 'stdin';
@@ -11,7 +11,7 @@ export class StdinSource implements LineSource {
 
   lines(signal?: AbortSignal): AsyncIterable<SourceLine> {
     if (signal) signal.addEventListener('abort', () => this.input.destroy(), { once: true });
-    return streamLines(this.input, sourceKeyOf('stdin'), { line: 1, position: 0 });
+    return mergeLines([this.input], sourceKeyOf('stdin'), { line: 1, position: 0 });
   }
 
   async commit(): Promise<void> {

@@ -1,40 +1,43 @@
-// Lines from a stream (a command's output, stdin). Positions are line ordinals within one run; symptom
-// ids come from the line's content instead (see LineSource.stablePositions).
+// Lines from streams (a command's stdout and stderr, stdin). Positions are line ordinals within one run;
+// symptom ids come from the line's content instead (see LineSource.stablePositions).
 import type { Readable } from 'node:stream';
 import { MAX_LINE_CHARS, type SourceLine } from './line-source.js';
 
+export interface RawLine {
+  text: string;
+  /** Bytes the line took, newline included. */
+  bytes: number;
+}
+
 /** Splits a byte stream into lines (a last line without newline counts), capped at MAX_LINE_CHARS. */
-export async function* streamLines(
-  stream: Readable,
-  sourceKey: string,
-  start: { line: number; position: number },
-): AsyncGenerator<SourceLine> {
-  let line = start.line;
-  let position = start.position;
+export async function* splitLines(stream: Readable): AsyncGenerator<RawLine> {
   let partial = '';
+  let partialBytes = 0;
   let dropping = false;
   const decoder = new TextDecoder('utf-8');
-  const emit = (text: string, bytes: number): SourceLine => {
-    const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
-    const out: SourceLine = { text: trimmed, line, position, sourceKey, bytes, cursor: null };
-    line += 1;
-    position += 1;
-    return out;
-  };
+  const emit = (text: string, bytes: number): RawLine => ({
+    text: text.endsWith('\r') ? text.slice(0, -1) : text,
+    bytes,
+  });
   for await (const chunk of stream) {
-    const text = decoder.decode(chunk as Buffer, { stream: true });
+    const buffer = chunk as Buffer;
+    const text = decoder.decode(buffer, { stream: true });
     let from = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', from)) !== -1) {
       const piece = dropping ? '' : text.slice(from, nl);
       const full = (partial + piece).slice(0, MAX_LINE_CHARS);
+      const bytes = partialBytes + Buffer.byteLength(text.slice(from, nl)) + 1;
       partial = '';
+      partialBytes = 0;
       dropping = false;
       from = nl + 1;
-      yield emit(full, Buffer.byteLength(full) + 1);
+      yield emit(full, bytes);
     }
+    const rest = text.slice(from);
+    partialBytes += Buffer.byteLength(rest);
     if (!dropping) {
-      partial += text.slice(from);
+      partial += rest;
       if (partial.length > MAX_LINE_CHARS) {
         partial = partial.slice(0, MAX_LINE_CHARS);
         dropping = true;
@@ -42,5 +45,53 @@ export async function* streamLines(
     }
   }
   partial += decoder.decode();
-  if (partial !== '') yield emit(partial.slice(0, MAX_LINE_CHARS), Buffer.byteLength(partial));
+  if (partialBytes > 0 || partial !== '') yield emit(partial.slice(0, MAX_LINE_CHARS), partialBytes);
+}
+
+/**
+ * Lines of several streams merged as they arrive (whole lines: a partial stdout line never swallows a
+ * stderr line), numbered from `start`, until all of them end.
+ */
+export async function* mergeLines(
+  streams: Readable[],
+  sourceKey: string,
+  start: { line: number; position: number },
+): AsyncGenerator<SourceLine> {
+  const queue: RawLine[] = [];
+  let open = streams.length;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  for (const stream of streams) {
+    void (async () => {
+      try {
+        for await (const l of splitLines(stream)) {
+          queue.push(l);
+          notify();
+        }
+      } catch (err) {
+        failure ??= err;
+      } finally {
+        open -= 1;
+        notify();
+      }
+    })();
+  }
+  let line = start.line;
+  let position = start.position;
+  for (;;) {
+    const next = queue.shift();
+    if (next) {
+      yield { text: next.text, line, position, sourceKey, bytes: next.bytes, cursor: null };
+      line += 1;
+      position += 1;
+      continue;
+    }
+    if (failure) throw failure;
+    if (open === 0) return;
+    await new Promise<void>((resolve) => (wake = resolve));
+  }
 }
