@@ -212,12 +212,18 @@ export function formatHuman(incident: Incident, symptom: SymptomInput & { id: st
   return `${parts.join('  ')}\n    ${text.length > 160 ? `${text.slice(0, 157)}...` : text}\n`;
 }
 
+function size(bytes: number): string {
+  if (bytes < 1024 * 1024)
+    return `${(bytes / 1024).toLocaleString('en-US', { maximumFractionDigits: 1 })} KiB`;
+  return mib(bytes / (1024 * 1024));
+}
+
 export function formatSummary(summary: ObserveSummary, what: string, dryRun: boolean): string {
   const families = Object.entries(summary.byFamily)
     .map(([f, n]) => `${f} ${n}`)
     .join(', ');
   return (
-    `healctl observe: ${what}: ${summary.lines} lines, ${mib(summary.bytes / (1024 * 1024))}; ` +
+    `healctl observe: ${what}: ${summary.lines} lines, ${size(summary.bytes)}; ` +
     `${summary.incidents} incident${summary.incidents === 1 ? '' : 's'}${families ? ` (${families})` : ''}` +
     `${dryRun ? ', dry run: nothing sent' : ''}\n`
   );
