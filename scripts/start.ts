@@ -1,89 +1,213 @@
 // `npm start`: the local stack on the embedded default — the Temporal dev server (SQLite file under the
-// data folder, Web UI on) and this host's worker — until Ctrl-C, which stops everything it started.
-import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
-import { execa } from 'execa';
+// data folder, Web UI on), this host's worker (with its /metrics) and the observer — until Ctrl-C, which
+// stops every process it started. Without nvidia-smi it runs the demo: a simulated vLLM that runs out of
+// GPU memory under load, healed within about two minutes (scripts/start/demo-*.ts).
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
 import { SettingsError, loadSettings } from '../src/config/settings.js';
 import { formatListenAddress, loadMetricsSettings } from '../src/config/metrics-settings.js';
-import { startDevServer } from '../src/servers/dev-server.js';
+import { type DevServerHandle, startDevServer } from '../src/servers/dev-server.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
-import { healingWorkflowId, hostTaskQueue } from '../src/domain/identifiers.js';
+import { hostTaskQueue } from '../src/domain/identifiers.js';
+import { formatLocalTime } from '../src/domain/maintenance-window.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes.js';
+import { ChildSet, waitForLogLine } from './start/children.js';
+import { findNvidiaSmi } from './start/nvidia-smi-lookup.js';
+import { demoSettings, demoWindow, settingsTable } from './start/demo-plan.js';
+import { startDemoService } from './start/demo-service.js';
+import { demoObserverEnv, demoWorkerEnv, observerConfigured } from './start/demo-env.js';
+import { watchStages } from './start/stage-watcher.js';
+import { followLogInterim } from './start/interim-log-feeder.js';
 
+const REPO_ROOT = resolve(import.meta.dirname, '..');
+const KIND = 'vllm_oom';
+const startedAt = Date.now();
 const say = (m: string) => console.log(`[start] ${m}`);
+const elapsed = () => `${Math.round((Date.now() - startedAt) / 1000)} s`;
+const rel = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r === '' ? '.' : r.startsWith('..') ? p : r;
+};
+
+function exitOnSettingsError(err: unknown): never {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(err instanceof SettingsError ? 2 : 1);
+}
 
 let settings;
 let metrics;
+let nvidiaSmi;
 try {
   settings = loadSettings();
   metrics = loadMetricsSettings();
+  nvidiaSmi = await findNvidiaSmi(process.env);
 } catch (err) {
-  if (err instanceof SettingsError) {
-    console.error(err.message);
-    process.exit(2);
-  }
-  throw err;
+  exitOnSettingsError(err);
+}
+const forced = process.env.KLR_DEMO?.trim();
+const demo = forced === '1' ? true : forced === '0' ? false : nvidiaSmi === null;
+if (!demo && nvidiaSmi === null) {
+  exitOnSettingsError(new Error('KLR_DEMO=0 but no nvidia-smi was found (PATH, KLR_NVIDIA_SMI)'));
 }
 
 const port = Number(process.env.KLR_TEMPORAL_PORT ?? 7233);
 const uiPort = Number(process.env.KLR_TEMPORAL_UI_PORT ?? 8233);
-await mkdir(settings.dataDir, { recursive: true });
+const dataDir = settings.dataDir;
+const demoDir = join(dataDir, 'demo');
+const logDir = join(dataDir, 'logs');
+await mkdir(logDir, { recursive: true });
 
-const started = Date.now();
-await resolveTemporalCli(say);
-const server = await startDevServer({
-  dbFile: join(settings.dataDir, 'temporal.sqlite'),
-  port,
-  uiPort,
-  ui: true,
-  searchAttributes: SEARCH_ATTRIBUTE_TYPES,
-  logFile: join(settings.dataDir, 'temporal-server.log'),
-});
-say(
-  `Temporal dev server at ${server.address} (pid ${server.pid}), data in ${join(settings.dataDir, 'temporal.sqlite')}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-);
+if (demo) {
+  say('DEMO — no nvidia-smi found (PATH, KLR_NVIDIA_SMI), so this runs a simulated vLLM on a simulated');
+  say('H100 with a config that runs out of GPU memory under load, and lets kloros-healing heal it.');
+  say(`Everything is real but the GPU: Temporal, the worker, the observer. Demo files: ${rel(demoDir)}/`);
+} else {
+  say(`GPU host: ${nvidiaSmi}; worker and observer run with your settings (docs/operating.md)`);
+}
 
-const worker = execa(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
-  env: { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'default' },
-  stdio: 'inherit',
-  reject: false,
-});
-
-const kind = 'vllm_oom';
-say(`Web UI:      ${server.uiUrl ?? '(off)'}`);
-say(
-  `Worker:      host ${settings.host}, task queue ${hostTaskQueue(settings.host)} (pid ${worker.pid ?? '?'})`,
-);
-const metricsUrl = (a: typeof metrics.metrics) => (a ? `http://${formatListenAddress(a)}/metrics` : 'off');
-say(
-  `Metrics:     ${metricsUrl(metrics.metrics)} (Temporal SDK: ${metricsUrl(metrics.sdkMetrics)}); see docs/metrics.md`,
-);
-say('Try:');
-const id = healingWorkflowId(settings.host, kind);
-say(
-  `  temporal workflow signal-with-start --address ${server.address} --workflow-id ${id} --type HealingWorkflow ` +
-    `--task-queue ${hostTaskQueue(settings.host)} --input '{"host":"${settings.host}","kind":"${kind}"}' ` +
-    `--signal-name symptom --signal-input '{"kind":"${kind}","details":{"deficitMb":512}}'`,
-);
-say(`  temporal workflow query --address ${server.address} --workflow-id ${id} --name state`);
-say('Ctrl-C stops the worker and the server; the next `npm start` reuses the data.');
-
+const children = new ChildSet();
+let server: DevServerHandle | undefined;
+let connection: Connection | undefined;
+let watcher: { stop(): void } | undefined;
+let interimFeeder: { stop(): void } | undefined;
 let stopping = false;
 const stop = async (code: number) => {
   if (stopping) return;
   stopping = true;
   say('stopping…');
-  worker.kill('SIGTERM');
-  await worker;
-  await server.stop();
+  watcher?.stop();
+  interimFeeder?.stop();
+  await connection?.close().catch(() => undefined);
+  await children.stopAll(say);
+  if (server) {
+    await server.stop();
+    say(`stopped the Temporal dev server (pid ${server.pid}); data kept in ${rel(dataDir)}`);
+  }
   process.exit(code);
 };
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
-const result = await worker;
-if (!stopping) {
-  console.error(
-    `[start] the worker exited (${String(result.exitCode ?? result.signal)}); stopping the server`,
+children.onUnexpectedExit = (child, how) => {
+  console.error(`[start] ${child.name} (pid ${child.pid}) exited (${how}); see ${rel(child.logFile)}`);
+  void stop(1);
+};
+
+try {
+  await resolveTemporalCli(say);
+  server = await startDevServer({
+    dbFile: join(dataDir, 'temporal.sqlite'),
+    port,
+    uiPort,
+    ui: true,
+    searchAttributes: SEARCH_ATTRIBUTE_TYPES,
+    logFile: join(logDir, 'temporal-server.log'),
+  });
+  say(
+    `Temporal dev server at ${server.address} (pid ${server.pid}), data in ${rel(join(dataDir, 'temporal.sqlite'))}, ready after ${elapsed()}`,
   );
+
+  const baseEnv: Record<string, string | undefined> = {
+    ...process.env,
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: 'default',
+    KLR_HOST: settings.host,
+    KLR_DATA_DIR: dataDir,
+  };
+  let workerEnv = baseEnv;
+  let observerEnv: Record<string, string | undefined> | null = observerConfigured(baseEnv) ? baseEnv : null;
+  // INTERIM: until the observer can follow a log (src/observer/pipeline.ts), the demo follows it in-process.
+  const observerCanFollowLogs = existsSync(join(REPO_ROOT, 'src', 'observer', 'pipeline.ts'));
+  let interimLog: { path: string; fromOffset: number } | undefined;
+  if (demo) {
+    const serviceLog = join(demoDir, 'svc', 'service.log');
+    const fromOffset = await stat(serviceLog).then(
+      (s) => s.size,
+      () => 0,
+    );
+    const service = await startDemoService({ repoRoot: REPO_ROOT, demoDir, children, baseEnv });
+    const window = demoWindow(Date.now(), settings.policy.maintenanceTimeZone);
+    workerEnv = demoWorkerEnv(baseEnv, { repoRoot: REPO_ROOT, service, window });
+    observerEnv = demoObserverEnv(baseEnv, { service, demoDir });
+    if (!observerCanFollowLogs) {
+      observerEnv = null;
+      interimLog = { path: service.logPath, fromOffset };
+    }
+    say(
+      `simulated vLLM ${service.baseUrl} (supervisor pid ${service.supervisorPid}), log ${rel(service.logPath)}`,
+    );
+    say('settings that differ from production:');
+    for (const line of settingsTable(demoSettings(window))) say(`  ${line}`);
+    say(
+      `the window opens at ${formatLocalTime(window.opensAt, window.timeZone)} ${window.timeZone}, in ${Math.round((window.opensAt - Date.now()) / 1000)} s`,
+    );
+  }
+
+  const tsx = ['--import', 'tsx'];
+  const worker = await children.start({
+    name: 'worker',
+    file: process.execPath,
+    args: [...tsx, join(REPO_ROOT, 'src', 'workers', 'main.ts')],
+    cwd: REPO_ROOT,
+    env: workerEnv,
+    logFile: join(logDir, 'worker.log'),
+  });
+  await waitForLogLine(worker, 'host worker started', 120_000);
+  say(
+    `worker: host ${settings.host}, task queue ${hostTaskQueue(settings.host)} (pid ${worker.pid}), log ${rel(worker.logFile)}`,
+  );
+  if (observerEnv) {
+    const observer = await children.start({
+      name: 'observer',
+      file: process.execPath,
+      args: [...tsx, join(REPO_ROOT, 'src', 'observer', 'main.ts')],
+      cwd: REPO_ROOT,
+      env: observerEnv,
+      logFile: join(logDir, 'observer.log'),
+    });
+    await waitForLogLine(observer, 'observer started', 120_000);
+    say(
+      `observer: follows ${observerEnv.KLR_OBSERVER_FILE ?? observerEnv.KLR_SERVICE_LOG ?? observerEnv.KLR_OBSERVER_COMMAND ?? 'the HTTP door'} (pid ${observer.pid}), log ${rel(observer.logFile)}`,
+    );
+  } else {
+    say(
+      'observer: off — set KLR_SERVICE_LOG (or KLR_OBSERVER_FILE / KLR_OBSERVER_COMMAND) to follow the service log',
+    );
+  }
+
+  const metricsUrl = (a: typeof metrics.metrics) => (a ? `http://${formatListenAddress(a)}/metrics` : 'off');
+  const query = encodeURIComponent(`KlrKind="${KIND}"`);
+  say(`Web UI:   ${server.uiUrl}/namespaces/default/workflows?query=${query}`);
+  say(
+    `Metrics:  ${metricsUrl(metrics.metrics)} (Temporal SDK: ${metricsUrl(metrics.sdkMetrics)}); docs/metrics.md`,
+  );
+  say('Try, in another terminal:');
+  say(`  npm run healctl -- status ${KIND}     what it knows and what it will do next`);
+  say('  npm run healctl -- list                every healing workflow');
+  say(`  npm run healctl -- watch ${KIND}      a live view`);
+  say(
+    `Ctrl-C stops everything it started; the next \`npm start\` reuses ${rel(dataDir)}/ (started ${elapsed()} ago)`,
+  );
+
+  connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  if (interimLog) {
+    interimFeeder = followLogInterim({
+      client,
+      host: settings.host,
+      ...interimLog,
+      onError: (m) => console.error(`[start] following the service log: ${m}`),
+    });
+  }
+  watcher = watchStages({
+    client,
+    host: settings.host,
+    kind: KIND,
+    sinceMs: startedAt,
+    onStage: (e) => console.log(`[${demo ? 'demo' : 'heal'} +${elapsed()}] ${e.line}`),
+  });
+} catch (err) {
+  console.error(`[start] ${err instanceof Error ? err.message : String(err)}`);
   await stop(1);
 }
