@@ -149,7 +149,7 @@ test('promtool check config accepts the compose Prometheus config (rules, scrape
   const jobs = Object.fromEntries(config.scrape_configs.map((j) => [j.job_name, j]));
   for (const job of ['kloros-healing', 'kloros-temporal-sdk']) {
     assert.ok(jobs[job], `scrape job ${job}`);
-    for (const sc of jobs[job]!.static_configs)
+    for (const sc of jobs[job].static_configs)
       assert.ok(sc.labels?.host, `${job}: every target has a host label`);
   }
   assert.ok(
