@@ -48,6 +48,7 @@ export class IncidentDetector {
   private stampMs: number | null = null;
   private stampArrivalMs = 0;
   private line = 0;
+  private lastPlain: LogLine | null = null;
   private unstamped = false;
 
   constructor(opts: DetectorOptions = {}) {
@@ -58,13 +59,26 @@ export class IncidentDetector {
   /** Feed one line; returns the incident it starts, if any (never more than one). */
   push(line: LogLine): Incident | null {
     const cls = classifyLine(line.text);
-    // Every stamped line keeps the clock, so a later unstamped line is not dated by a stale stamp.
+    if (cls === null) {
+      // Most lines say nothing: remember the last one instead of parsing its time (the scan's hot path).
+      this.lastPlain = line;
+      return null;
+    }
     const own = parseLogTime(line.text, line.arrivalMs);
+    if (own === null && this.lastPlain) {
+      // An unstamped line (traceback frame, raw worker output): the clock is the last stamped line's,
+      // so a stale stamp from long ago does not date it.
+      const before = parseLogTime(this.lastPlain.text, this.lastPlain.arrivalMs);
+      if (before !== null) {
+        this.stampMs = before;
+        this.stampArrivalMs = this.lastPlain.arrivalMs;
+      }
+    }
+    this.lastPlain = null;
     if (own !== null) {
       this.stampMs = own;
       this.stampArrivalMs = line.arrivalMs;
     }
-    if (cls === null) return null;
     const nowMs =
       own ?? (this.stampMs === null ? line.arrivalMs : this.stampMs + (line.arrivalMs - this.stampArrivalMs));
     const at = own === null ? null : new Date(own).toISOString();

@@ -24,7 +24,7 @@ export type LineClass =
 
 // Cheap pre-filter: every pattern below contains one of these words, so most lines cost one scan.
 const CANDIDATE =
-  /memory|CUBLAS_STATUS|Xid|Engine|engine|cache blocks|KV cache|max seq len|auto-?fit|Background loop/;
+  /memory|CUBLAS_STATUS|Xid|EngineDead|EngineCore|Engine core|Engine loop|MQLLMEngine|max seq len|auto-?fit|Background loop/;
 
 const SIZE = SIZE_SOURCE;
 const NUM = String.raw`(\d+(?:\.\d+)?)`;
