@@ -1,5 +1,5 @@
 // The observer of one GPU host, assembled: the delivery (Temporal, or the spool while it is away), the
-// source that is followed through the detection pipeline, and the HTTP door when it is on. stop() ends
+// log or command that is followed through the detection pipeline, and the HTTP door when it is on. stop() ends
 // the source first (its position is saved after the last symptom it handed over), then the door, then
 // the delivery (which closes the spool).
 import type { Logger } from '../config/logger.js';
@@ -7,6 +7,10 @@ import type { TemporalTarget } from '../config/temporal-connection.js';
 import { type SymptomDelivery, createSymptomDelivery } from './delivery.js';
 import { type HttpDoor, startHttpDoor } from './http-door.js';
 import type { ObserverSettings } from './observer-settings.js';
+import { observe } from './pipeline.js';
+import { CommandSource } from './sources/command-source.js';
+import { FileSource } from './sources/file-source.js';
+import type { LineSource } from './sources/line-source.js';
 
 export interface RunningObserver {
   delivery: SymptomDelivery;
@@ -63,19 +67,38 @@ export async function startObserver(
 }
 
 /**
- * Follows the configured source through the detection pipeline into the delivery, until `signal` aborts.
- * The pipeline (src/observer/pipeline.ts) is being built beside this daemon; until it is there, a source
- * is refused at start with a clear message rather than ignored.
+ * Follows the configured source through the detection pipeline into the delivery until `signal` aborts
+ * (or a command source ends for good). The pipeline moves the saved file position past an incident only
+ * once the delivery has accepted it (delivered or spooled), so a crash re-reads, never skips.
  */
 async function followSource(
   settings: ObserverSettings,
-  _delivery: SymptomDelivery,
-  _log: Logger,
-  _signal: AbortSignal,
+  delivery: SymptomDelivery,
+  log: Logger,
+  signal: AbortSignal,
 ): Promise<void> {
-  const what = settings.source?.type === 'command' ? 'KLR_OBSERVER_COMMAND' : 'KLR_OBSERVER_FILE';
-  throw new Error(
-    `${what}: following a log needs the detection pipeline, which this build does not have yet; ` +
-      'run with the HTTP door only (KLR_HTTP_DOOR=1) or use a build that includes src/observer/pipeline.ts',
-  );
+  const spec = settings.source;
+  if (!spec) return;
+  const sourceLog = log.child({ part: 'source' });
+  const source: LineSource =
+    spec.type === 'file'
+      ? new FileSource({ path: spec.path, stateDir: settings.stateDir, fromStart: spec.fromStart })
+      : new CommandSource({
+          argv: spec.argv,
+          onExit: ({ exitCode, error, restartInMs }) =>
+            sourceLog.warn({ exitCode, error, restartInMs }, 'the followed command exited'),
+        });
+  sourceLog.info({ source: source.description }, 'following');
+  const summary = await observe({
+    source,
+    host: settings.host,
+    sink: delivery,
+    signal,
+    onIncident: (incident, symptom) =>
+      sourceLog.info(
+        { kind: incident.kind, family: incident.family, line: incident.line, id: symptom.id },
+        'incident',
+      ),
+  });
+  sourceLog.info({ ...summary, source: source.description }, 'stopped following');
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
 import { DEFAULT_KIND_LABEL } from './alertmanager.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './delivery.js';
+import { parseCommandLine } from './sources/command-line.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -206,13 +207,20 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
   }
   let source: ObserverSource | null = null;
   if (commandText) {
-    const argv = splitCommandLine(commandText);
+    let argv: string[] | null;
+    try {
+      // A JSON array is taken as is; a command line is split into words, and shell operators are refused.
+      argv = commandText.trim().startsWith('[')
+        ? splitCommandLine(commandText)
+        : parseCommandLine(commandText);
+    } catch (err) {
+      throw new SettingsError('KLR_OBSERVER_COMMAND', commandText, (err as Error).message);
+    }
     if (!argv) {
       throw new SettingsError(
         'KLR_OBSERVER_COMMAND',
         commandText,
-        'a command with its arguments, e.g. journalctl -f -u vllm -o cat, or a JSON array of strings ' +
-          '(quotes must be closed; no shell runs it, so pipes and $VARS are not expanded)',
+        'a JSON array of strings, e.g. ["journalctl","-f","-u","vllm","-o","cat"], or a command line',
       );
     }
     source = { type: 'command', argv };

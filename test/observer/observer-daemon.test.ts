@@ -1,18 +1,21 @@
 // The observer daemon as a real process (src/observer/main.ts) against a real dev server and worker:
-// settings refused at start with one line, the HTTP door served by the daemon, a graceful stop on SIGTERM.
+// settings refused at start with one line, a followed log whose incidents are counted once — also across
+// a SIGKILL in the middle of the stream — the HTTP door served by the daemon, a graceful stop on SIGTERM.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { DevServerHandle } from '../../src/servers/dev-server.js';
+import { torchOutOfMemory } from '../../sim/lib/vllm-messages.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 import {
   queryState,
   startObserverServer,
   startWorkerProcess,
+  waitFor,
   type WorkerProcess,
 } from '../support/observer-stack.js';
 
@@ -85,6 +88,45 @@ async function startDaemon(env: Record<string, string>): Promise<Daemon> {
   };
 }
 
+const GiB = 1024 ** 3;
+const logBase = Date.now() - 60 * 60_000;
+
+/**
+ * Incident `i` as vLLM V1 prints it under `docker logs --timestamps`: the engine's fatal error, the
+ * traceback ending in PyTorch's OOM, then a normal line. Incidents are two minutes apart in log time,
+ * so each is its own event.
+ */
+function incidentBlock(i: number): string {
+  const t = new Date(logBase + i * 120_000).toISOString();
+  const oom = torchOutOfMemory({
+    gpuIndex: 0,
+    triedBytes: (1 + i) * 64 * 1024 ** 2,
+    totalBytes: 79.19 * GiB,
+    freeBytes: 0.5 * GiB,
+    otherProcesses: [],
+    processInUseBytes: 78 * GiB,
+    allocatedBytes: 75 * GiB,
+    privatePoolBytes: 0,
+    reservedUnallocatedBytes: 1 * GiB,
+  });
+  return [
+    `${t} ERROR 11-28 03:00:00 [core.py:700] EngineCore encountered a fatal error.`,
+    `${t} Traceback (most recent call last):`,
+    `${t}   File "/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py", line 691, in run_engine_core`,
+    `${t} torch.OutOfMemoryError: ${oom}`,
+    `${t} INFO 11-28 03:00:00 [loggers.py:123] Engine 000: Avg prompt throughput: 0.0 tokens/s`,
+    '',
+  ].join('\n');
+}
+
+async function countNow(): Promise<number> {
+  try {
+    return (await queryState(server.address, host)).count24h;
+  } catch {
+    return 0; // no workflow yet
+  }
+}
+
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'klr-daemon-'));
   server = await startObserverServer(dir);
@@ -134,7 +176,53 @@ test('the daemon serves the HTTP door on 127.0.0.1 into the workflow, and stops 
     await daemon.stop('SIGTERM');
   }
   const result = await daemon.proc;
-  assert.equal(result.exitCode, 0, `${String(result.signal)} ${String(result.stderr)} ${JSON.stringify(daemon.lines.slice(-3))}`);
+  assert.equal(
+    result.exitCode,
+    0,
+    `${String(result.signal)} ${String(result.stderr)} ${JSON.stringify(daemon.lines.slice(-3))}`,
+  );
   assert.ok(daemon.lines.some((l) => l.msg === 'observer stopped'));
   assert.ok(!JSON.stringify(daemon.lines).includes(TOKEN), 'the token is never logged');
+});
+
+test('a followed log: each incident counted once, also across a SIGKILL in the middle of the stream', async () => {
+  const logPath = join(dir, 'vllm.log');
+  await writeFile(logPath, '');
+  for (let i = 0; i < 5; i++) await appendFile(logPath, incidentBlock(i));
+  const base = await countNow();
+  const env = { KLR_OBSERVER_FILE: logPath, KLR_OBSERVER_FROM_START: '1' };
+  let daemon = await startDaemon(env);
+  try {
+    await waitFor('the first five incidents counted', async () => (await countNow()) === base + 5);
+
+    // More incidents arrive; the observer is killed while it reads and delivers them.
+    for (let i = 5; i < 10; i++) {
+      await appendFile(logPath, incidentBlock(i));
+      if (i === 7) await daemon.stop('SIGKILL');
+      else await delay(50);
+    }
+    const killed = await daemon.proc;
+    assert.equal(killed.signal, 'SIGKILL');
+    // And more while it is down.
+    for (let i = 10; i < 14; i++) await appendFile(logPath, incidentBlock(i));
+
+    daemon = await startDaemon(env);
+    // A last incident after the restart: once it is counted, everything before it has been read again.
+    await appendFile(logPath, incidentBlock(14));
+    // Its OOM is line 74 (five lines per incident); it is logged once the delivery has accepted it, and
+    // symptoms arrive in order, so once it is counted every re-read incident before it has arrived too.
+    await waitFor('the last incident read', async () =>
+      daemon.lines.some((l) => l.msg === 'incident' && l.line === 74),
+    );
+    await waitFor('the last incident counted', async () => (await countNow()) >= base + 15);
+    const state = await queryState(server.address, host);
+    assert.equal(state.count24h, base + 15, 'every incident once: none lost, none counted twice');
+    const incidents = daemon.lines.filter((l) => l.msg === 'incident');
+    assert.ok(
+      incidents.every((l) => l.family === 'torch_oom'),
+      JSON.stringify(incidents.slice(0, 3)),
+    );
+  } finally {
+    await daemon.stop('SIGTERM');
+  }
 });

@@ -69,7 +69,9 @@ describe('observer settings', () => {
         { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_COMMAND: 'journalctl -f' },
         /either KLR_OBSERVER_FILE or KLR_OBSERVER_COMMAND/,
       ],
-      [{ KLR_OBSERVER_COMMAND: 'tail -f "x' }, /KLR_OBSERVER_COMMAND=.*quotes must be closed/],
+      [{ KLR_OBSERVER_COMMAND: 'tail -f "x' }, /KLR_OBSERVER_COMMAND=.*unclosed quote/],
+      [{ KLR_OBSERVER_COMMAND: 'journalctl -f | grep oom' }, /KLR_OBSERVER_COMMAND=.*shell operator "\|"/],
+      [{ KLR_OBSERVER_COMMAND: '["journalctl", 1]' }, /KLR_OBSERVER_COMMAND=.*JSON array of strings/],
       [
         { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_SPOOL_MAX_MB: '0' },
         /KLR_OBSERVER_SPOOL_MAX_MB="0": expected a whole number of MiB/,
