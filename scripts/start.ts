@@ -2,9 +2,8 @@
 // data folder, Web UI on), this host's worker (with its /metrics) and the observer — until Ctrl-C, which
 // stops every process it started. Without nvidia-smi it runs the demo: a simulated vLLM that runs out of
 // GPU memory under load, healed within about two minutes (scripts/start/demo-*.ts).
-import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { SettingsError, loadSettings } from '../src/config/settings.js';
 import { formatListenAddress, loadMetricsSettings } from '../src/config/metrics-settings.js';
@@ -19,7 +18,6 @@ import { demoSettings, demoWindow, settingsTable } from './start/demo-plan.js';
 import { startDemoService } from './start/demo-service.js';
 import { demoObserverEnv, demoWorkerEnv, observerConfigured } from './start/demo-env.js';
 import { watchStages } from './start/stage-watcher.js';
-import { followLogInterim } from './start/interim-log-feeder.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 const KIND = 'vllm_oom';
@@ -71,14 +69,12 @@ const children = new ChildSet();
 let server: DevServerHandle | undefined;
 let connection: Connection | undefined;
 let watcher: { stop(): void } | undefined;
-let interimFeeder: { stop(): void } | undefined;
 let stopping = false;
 const stop = async (code: number) => {
   if (stopping) return;
   stopping = true;
   say('stopping…');
   watcher?.stop();
-  interimFeeder?.stop();
   await connection?.close().catch(() => undefined);
   await children.stopAll(say);
   if (server) {
@@ -117,23 +113,11 @@ try {
   };
   let workerEnv = baseEnv;
   let observerEnv: Record<string, string | undefined> | null = observerConfigured(baseEnv) ? baseEnv : null;
-  // INTERIM: until the observer can follow a log (src/observer/pipeline.ts), the demo follows it in-process.
-  const observerCanFollowLogs = existsSync(join(REPO_ROOT, 'src', 'observer', 'pipeline.ts'));
-  let interimLog: { path: string; fromOffset: number } | undefined;
   if (demo) {
-    const serviceLog = join(demoDir, 'svc', 'service.log');
-    const fromOffset = await stat(serviceLog).then(
-      (s) => s.size,
-      () => 0,
-    );
     const service = await startDemoService({ repoRoot: REPO_ROOT, demoDir, children, baseEnv });
     const window = demoWindow(Date.now(), settings.policy.maintenanceTimeZone);
     workerEnv = demoWorkerEnv(baseEnv, { repoRoot: REPO_ROOT, service, window });
     observerEnv = demoObserverEnv(baseEnv, { service, demoDir });
-    if (!observerCanFollowLogs) {
-      observerEnv = null;
-      interimLog = { path: service.logPath, fromOffset };
-    }
     say(
       `simulated vLLM ${service.baseUrl} (supervisor pid ${service.supervisorPid}), log ${rel(service.logPath)}`,
     );
@@ -192,14 +176,6 @@ try {
 
   connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
-  if (interimLog) {
-    interimFeeder = followLogInterim({
-      client,
-      host: settings.host,
-      ...interimLog,
-      onError: (m) => console.error(`[start] following the service log: ${m}`),
-    });
-  }
   watcher = watchStages({
     client,
     host: settings.host,
