@@ -1,0 +1,110 @@
+// What most benchmarks stand on: a Temporal dev server (in memory, or on a SQLite file) with the
+// project's search attributes, a client, and the bench worker as its own process (so that its RSS is
+// its own). Everything started here is stopped here, by its own pid.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { execa, type ResultPromise } from 'execa';
+import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+
+export interface BenchWorker {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/lib/bench-worker.ts for `hosts`; resolves once every host's worker polls. */
+export async function startBenchWorker(
+  address: string,
+  hosts: string[],
+  env: Record<string, string>,
+): Promise<BenchWorker> {
+  const proc: ResultPromise = execa(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'bench-worker.ts')],
+    {
+      cwd: REPO_ROOT,
+      env: { TEMPORAL_ADDRESS: address, KLR_BENCH_HOSTS: hosts.join(','), KLR_LOG_LEVEL: 'warn', ...env },
+      stdout: 'pipe',
+      stderr: 'inherit',
+      reject: false,
+    },
+  );
+  let text = '';
+  await new Promise<void>((ready, fail) => {
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('bench worker started')) ready();
+    });
+    void proc.then((r) =>
+      fail(new Error(`bench worker exited early (${String(r.exitCode ?? r.signal)}): ${text}`)),
+    );
+  });
+  let stopped: Promise<void> | undefined;
+  return {
+    pid: proc.pid ?? 0,
+    stop() {
+      stopped ??= (async () => {
+        proc.kill('SIGTERM');
+        const done = await Promise.race([proc.then(() => true), delay(45_000, false, { ref: false })]);
+        if (!done) {
+          proc.kill('SIGKILL');
+          await proc;
+        }
+      })();
+      return stopped;
+    },
+  };
+}
+
+export interface BenchStack {
+  server: DevServerHandle;
+  client: Client;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** A dev server on a SQLite file in a temporary directory (as in production), and a client. */
+export async function startBenchStack(log: (line: string) => void): Promise<BenchStack> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'klr-bench-'));
+  const t0 = Date.now();
+  const server = await startDevServer({
+    ui: false,
+    dbFile: join(dataDir, 'temporal.sqlite'),
+    searchAttributes: SEARCH_ATTRIBUTE_TYPES,
+  });
+  log(`dev server ${server.address} up in ${Date.now() - t0} ms (SQLite file)`);
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  return {
+    server,
+    client,
+    dataDir,
+    async stop() {
+      await connection.close();
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Settings every bench worker gets: a window far from now (no canary during a bench), quiet logs. */
+export function benchWorkerEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    KLR_DATA_DIR: join(dataDir, 'worker'),
+    KLR_GPU_MAINTENANCE_TZ: 'UTC',
+    KLR_GPU_MAINTENANCE_WINDOW: farWindow(),
+    ...extra,
+  };
+}
+
+/** A one-hour window opening 12 h from now, so no bench crosses into it. */
+function farWindow(): string {
+  const opens = new Date(Date.now() + 12 * 3600_000);
+  const hhmm = (d: Date) => d.toISOString().slice(11, 16);
+  return `${hhmm(opens)}-${hhmm(new Date(opens.getTime() + 3600_000))}`;
+}
