@@ -6,6 +6,20 @@ import { CliError } from './cli/errors.js';
 import { TemporalUnreachableError } from './temporal-client.js';
 import { registerVramCommand } from './commands/vram.js';
 import { registerObserveCommand } from './commands/observe.js';
+import { registerSymptomCommand } from './commands/symptom.js';
+import { registerStatusCommand } from './commands/status.js';
+import { registerListCommand } from './commands/list.js';
+import { registerHistoryCommand } from './commands/history.js';
+import { registerWatchCommand } from './commands/watch.js';
+import { registerStartCommand } from './commands/start.js';
+import { registerCancelCommand } from './commands/cancel.js';
+import { registerClearCommand } from './commands/clear.js';
+import { registerEscalateCommand } from './commands/escalate.js';
+import { registerPauseCommand } from './commands/pause.js';
+import { registerResumeCommand } from './commands/resume.js';
+import { registerAckCommand } from './commands/ack.js';
+import { registerRollbackCommand } from './commands/rollback.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 const program = new Command()
   .name('healctl')
@@ -13,6 +27,20 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
+registerSymptomCommand(program);
+registerStatusCommand(program);
+registerListCommand(program);
+registerHistoryCommand(program);
+registerWatchCommand(program);
+registerStartCommand(program);
+registerCancelCommand(program);
+registerClearCommand(program);
+registerEscalateCommand(program);
+registerPauseCommand(program);
+registerResumeCommand(program);
+registerAckCommand(program);
+registerRollbackCommand(program);
+registerWorkerCommand(program);
 registerVramCommand(program);
 registerObserveCommand(program);
 

@@ -9,7 +9,7 @@ import {
 } from '../workflows/healing-messages.js';
 import { HealingWorkflow } from '../workflows/healing-workflow.js';
 
-function startOptions(host: string, kind: string) {
+export function healingStartOptions(host: string, kind: string) {
   return {
     workflowId: healingWorkflowId(host, kind),
     taskQueue: hostTaskQueue(host),
@@ -27,7 +27,7 @@ export async function recordSymptom(
 ): Promise<RecordSymptomResult> {
   const startWorkflowOperation = new WithStartWorkflowOperation(
     HealingWorkflow,
-    startOptions(host, symptom.kind),
+    healingStartOptions(host, symptom.kind),
   );
   return client.workflow.executeUpdateWithStart(recordSymptomUpdate, {
     args: [symptom],
@@ -40,7 +40,7 @@ export async function recordSymptom(
 /** Signal-with-start: fire and forget (a bad payload is recorded as a rejected decision). */
 export async function signalSymptom(client: Client, host: string, symptom: SymptomInput): Promise<void> {
   await client.workflow.signalWithStart(HealingWorkflow, {
-    ...startOptions(host, symptom.kind),
+    ...healingStartOptions(host, symptom.kind),
     signal: symptomSignal,
     signalArgs: [symptom],
   });

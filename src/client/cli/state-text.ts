@@ -1,0 +1,111 @@
+// The state query's answers as text a person on call reads top to bottom: what it will do next and why,
+// then the figures behind it. Pure (takes `now`): unit-tested without a server.
+import type { Decision } from '../../domain/decision-log.js';
+import { formatDuration } from '../../domain/duration-text.js';
+import type { HealingStateView } from '../../workflows/healing-messages.js';
+import type { HostStateView } from '../../workflows/host-coordinator-messages.js';
+import { formatTable, mib, relativeTime, seconds, timeWithRelative } from './format.js';
+
+export function armedText(view: Pick<HealingStateView, 'armed' | 'flagExpiresAt'>, now: number): string {
+  if (!view.armed) return 'not armed';
+  return view.flagExpiresAt === null
+    ? 'ARMED (does not lapse)'
+    : `ARMED, lapses ${timeWithRelative(view.flagExpiresAt, now)}`;
+}
+
+export function decisionRows(decisions: readonly Decision[]): string[][] {
+  return decisions.map((d) => [
+    new Date(d.at).toISOString().slice(0, 19).replace('T', ' ') + 'Z',
+    `${d.taken ? '' : '✗ '}${d.action}`,
+    d.repeats && d.repeats > 1 ? `×${d.repeats}` : '',
+    d.by ? `${d.reason} (by ${d.by})` : d.reason,
+  ]);
+}
+
+export function formatDecisions(decisions: readonly Decision[]): string {
+  if (decisions.length === 0) return 'no decisions yet\n';
+  return formatTable(['TIME', 'ACTION', 'REPEATS', 'REASON'], decisionRows(decisions));
+}
+
+export function formatHealingState(view: HealingStateView, now: number, lastDecisions = 5): string {
+  const lines: string[] = [];
+  const push = (label: string, value: string) => lines.push(`  ${label.padEnd(16)}${value}`);
+  lines.push(`${view.kind} on ${view.host}  (${view.workflowId})`);
+  lines.push(`  next: ${view.next}`);
+  push('phase', view.phase.replace(/_/g, ' '));
+  push('symptoms 24 h', `${view.count24h} of threshold ${view.threshold}`);
+  push('escalation', armedText(view, now));
+  if (view.forced) push('forced', `by ${view.forced.by}: ${view.forced.reason}`);
+  push('mode', view.mode);
+  const w = view.nextWindow;
+  push(
+    'window',
+    w.openNow
+      ? `open now, closes ${timeWithRelative(w.closesAt, now)} (${w.text})`
+      : `opens ${timeWithRelative(w.opensAt, now)} (${w.text})`,
+  );
+  const f = view.hostFigures;
+  if (f) {
+    push('budget tonight', `${formatDuration(f.budgetLeftMs)} left of ${formatDuration(f.budgetTotalMs)}`);
+    push(
+      'cooldown',
+      f.cooldownUntil !== null && f.cooldownUntil > now
+        ? `${formatDuration(f.cooldownUntil - now)} left`
+        : 'none',
+    );
+  } else {
+    push('budget tonight', 'not reported yet (no lease asked)');
+  }
+  push('attempts', `${view.attempts} of ${view.maxAttempts}`);
+  const c = view.lastCanary;
+  push(
+    'last canary',
+    c
+      ? `${c.outcome} ${relativeTime(c.at, now)}: ${c.candidateId}, downtime ${seconds(c.downtimeMs)}, VRAM ${mib(c.measuredVramMb)} — ${c.reason}`
+      : 'none',
+  );
+  const r = view.recommendation;
+  if (r && r.candidates.length > 0) {
+    lines.push(`  recommendation (${relativeTime(r.at, now)}, ${r.basis}):`);
+    for (const cand of r.candidates.slice(0, 3)) {
+      lines.push(
+        `    ${cand.fits ? '✓' : '✗'} ${cand.id}: predicted ${mib(cand.predictedVramMb)}, headroom ${mib(cand.headroomMb)}, downtime ~${formatDuration(cand.predictedDowntimeMs)}; gives up ${cand.givesUp}`,
+      );
+    }
+  } else {
+    push('recommendation', 'none yet');
+  }
+  const recent = view.decisions.slice(-lastDecisions);
+  if (recent.length > 0) {
+    lines.push(`  last ${recent.length} decisions:`);
+    for (const row of decisionRows(recent)) {
+      lines.push(`    ${row[0]}  ${row[1]}${row[2] ? ` ${row[2]}` : ''} — ${row[3]}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function formatHostState(view: HostStateView | null, host: string, now: number): string {
+  if (view === null) return `host ${host}: no coordinator yet (no canary has asked for a lease)\n`;
+  const lines = [`host ${host}  (${view.workflowId})`];
+  const push = (label: string, value: string) => lines.push(`  ${label.padEnd(16)}${value}`);
+  push('paused', view.paused ? `yes, by ${view.paused.by}: ${view.paused.reason}` : 'no');
+  push(
+    'restore failure',
+    view.restoreFailure
+      ? `LATCHED (${view.restoreFailure.kind}, ${relativeTime(view.restoreFailure.at, now)}): ${view.restoreFailure.message} — fix the service, then \`healctl ack ${host} --reason ...\``
+      : 'none',
+  );
+  push(
+    'lease',
+    view.lease
+      ? `held by ${view.lease.kind} canary since ${timeWithRelative(view.lease.grantedAt, now)}, expires ${relativeTime(view.lease.expiresAt, now)} (lease ${view.lease.leaseId})`
+      : 'free',
+  );
+  push(
+    'budget tonight',
+    `${formatDuration(view.budgetLeftMs)} left of ${formatDuration(view.budgetTotalMs)}`,
+  );
+  push('cooldown', view.cooldownLeftMs > 0 ? `${formatDuration(view.cooldownLeftMs)} left` : 'none');
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,118 @@
+// The workflows healctl talks to, by their documented ids, with the failures people hit turned into
+// messages that say what to do: a workflow that does not exist, an update its validator rejected.
+import {
+  type Client,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../domain/identifiers.js';
+import { type HealingStateView, stateQuery } from '../../workflows/healing-messages.js';
+import { type HostStateView, hostStateQuery } from '../../workflows/host-coordinator-messages.js';
+import { HostCoordinatorWorkflow } from '../../workflows/host-coordinator-workflow.js';
+import {
+  ARMED_ATTRIBUTE,
+  HOST_ATTRIBUTE,
+  KIND_ATTRIBUTE,
+  MODE_ATTRIBUTE,
+} from '../../workflows/search-attributes.js';
+import { CliError } from './errors.js';
+
+export function healingNotFound(command: string, host: string, kind: string): CliError {
+  return new CliError(
+    `healctl ${command}: no healing workflow ${healingWorkflowId(host, kind)} — nothing has been recorded for ${kind} on ${host}. ` +
+      `Record a symptom with \`healctl symptom ${kind} --host ${host}\`, start it with \`healctl start ${kind} --host ${host}\`, or see \`healctl list --all-hosts\``,
+  );
+}
+
+/** The state query of one (host, kind); a missing workflow is a CliError naming its id. */
+export async function queryHealingState(
+  client: Client,
+  command: string,
+  host: string,
+  kind: string,
+): Promise<HealingStateView> {
+  try {
+    return await client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw healingNotFound(command, host, kind);
+    throw err;
+  }
+}
+
+/** The host coordinator's view, or null when the host has no coordinator yet (no canary ever asked). */
+export async function queryHostState(client: Client, host: string): Promise<HostStateView | null> {
+  try {
+    return await client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  }
+}
+
+/** An update the workflow refused (its validator, or the handler threw): exit 1 with its reason. */
+export function rejected(command: string, err: unknown): never {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause instanceof Error ? err.cause.message : err.message;
+    throw new CliError(`healctl ${command}: the workflow rejected it: ${cause}`);
+  }
+  throw err;
+}
+
+/** Update-with-start on the host's coordinator: operator switches work before any canary asked for it. */
+export function coordinatorStart(host: string) {
+  return new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+    workflowId: hostCoordinatorWorkflowId(host),
+    taskQueue: hostTaskQueue(host),
+    args: [{ host }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Canary lease, budget and cooldown of GPU host ${host}`,
+  });
+}
+
+export interface HealingListing {
+  workflowId: string;
+  host: string;
+  kind: string;
+  mode: string | null;
+  armed: boolean | null;
+  status: string;
+  startTime: string;
+}
+
+/**
+ * The healing workflows Temporal's visibility knows (search attributes KlrHost/KlrKind/KlrMode/KlrArmed),
+ * one row per workflow id (the newest run), running ones only unless `includeClosed`.
+ */
+export async function listHealingWorkflows(
+  client: Client,
+  host: string | null,
+  includeClosed = false,
+): Promise<HealingListing[]> {
+  const clauses = [`WorkflowType = 'HealingWorkflow'`];
+  if (!includeClosed) clauses.push(`ExecutionStatus = 'Running'`);
+  // Host names are validated (no quotes can reach the query).
+  if (host !== null) clauses.push(`KlrHost = '${host}'`);
+  const byId = new Map<string, HealingListing>();
+  for await (const info of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const attrs = info.typedSearchAttributes;
+    const [, idHost = '', idKind = ''] = /^kloros-healing\/([^/]+)\/([^/]+)$/.exec(info.workflowId) ?? [];
+    const row: HealingListing = {
+      workflowId: info.workflowId,
+      host: attrs.get(HOST_ATTRIBUTE) ?? idHost,
+      kind: attrs.get(KIND_ATTRIBUTE) ?? idKind,
+      mode: attrs.get(MODE_ATTRIBUTE) ?? null,
+      armed: attrs.get(ARMED_ATTRIBUTE) ?? null,
+      status: info.status.name,
+      startTime: info.startTime.toISOString(),
+    };
+    const seen = byId.get(row.workflowId);
+    if (
+      !seen ||
+      (seen.status !== 'RUNNING' && (row.status === 'RUNNING' || row.startTime > seen.startTime))
+    ) {
+      byId.set(row.workflowId, row);
+    }
+  }
+  return [...byId.values()].sort((a, b) => a.host.localeCompare(b.host) || a.kind.localeCompare(b.kind));
+}

@@ -1,0 +1,43 @@
+// healctl ack <host>: Acknowledge a failed restore on <host> (clears the latch) once the service is healthy on a known-good config.
+// Update-with-start on the host's coordinator, so it works before any canary asked for a lease.
+import type { Command } from 'commander';
+import { acknowledgeRestoreFailureUpdate } from '../../workflows/host-coordinator-messages.js';
+import { withClient } from '../cli/context.js';
+import { printJson } from '../cli/format.js';
+import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
+import { parseHost } from '../cli/options.js';
+import { formatHostState } from '../cli/state-text.js';
+import { coordinatorStart, rejected } from '../cli/workflows.js';
+
+export function registerAckCommand(program: Command): void {
+  addOperatorOptions(
+    program
+      .command('ack')
+      .description(
+        'Acknowledge a failed restore on <host> (clears the latch) once the service is healthy on a known-good config.',
+      )
+      .argument('<host>', 'the GPU host, e.g. gpu-node-1'),
+    true,
+    false,
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  healctl ack gpu-node-1 --reason "restored by hand, config checked"\n',
+    )
+    .action(async (hostArg: string, opts: OperatorOptions) => {
+      const host = parseHost(hostArg, 'ack');
+      const action = operatorAction(opts, 'ack', true, 'ack requested with healctl');
+      const view = await withClient(async ({ client }) => {
+        try {
+          return await client.workflow.executeUpdateWithStart(acknowledgeRestoreFailureUpdate, {
+            args: [action],
+            startWorkflowOperation: coordinatorStart(host),
+          });
+        } catch (err) {
+          return rejected('ack', err);
+        }
+      });
+      if (opts.json) printJson(view);
+      else process.stdout.write(`acknowledged by ${action.by}\n` + formatHostState(view, host, Date.now()));
+    });
+}

@@ -1,0 +1,43 @@
+// healctl clear <kind>: disarm the escalation of <kind> on the host and forget the counted symptoms.
+import type { Command } from 'commander';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { healingWorkflowId } from '../../domain/identifiers.js';
+import { clearEscalationUpdate } from '../../workflows/healing-messages.js';
+import { withClient } from '../cli/context.js';
+import { printJson } from '../cli/format.js';
+import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
+import { hostFrom, parseKind } from '../cli/options.js';
+import { formatHealingState } from '../cli/state-text.js';
+import { healingNotFound, rejected } from '../cli/workflows.js';
+
+export function registerClearCommand(program: Command): void {
+  addOperatorOptions(
+    program
+      .command('clear')
+      .description('Disarm the escalation of <kind> on the host and forget the counted symptoms.')
+      .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+    true,
+    true,
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  healctl clear vllm_oom --reason "fixed by hand: lowered max_model_len"\n',
+    )
+    .action(async (kindArg: string, opts: OperatorOptions) => {
+      const kind = parseKind(kindArg, 'clear');
+      const host = hostFrom(opts, 'clear');
+      const action = operatorAction(opts, 'clear', true);
+      const view = await withClient(async ({ client }) => {
+        try {
+          return await client.workflow
+            .getHandle(healingWorkflowId(host, kind))
+            .executeUpdate(clearEscalationUpdate, { args: [action] });
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw healingNotFound('clear', host, kind);
+          return rejected('clear', err);
+        }
+      });
+      if (opts.json) printJson(view);
+      else process.stdout.write(`disarmed by ${action.by}\n` + formatHealingState(view, Date.now()));
+    });
+}

@@ -1,0 +1,48 @@
+// healctl escalate <kind>: arm the escalation of <kind> now, whatever the count: a canary may run in the next window.
+import type { Command } from 'commander';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { healingWorkflowId } from '../../domain/identifiers.js';
+import { forceEscalationUpdate } from '../../workflows/healing-messages.js';
+import { withClient } from '../cli/context.js';
+import { printJson } from '../cli/format.js';
+import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
+import { hostFrom, parseKind } from '../cli/options.js';
+import { formatHealingState } from '../cli/state-text.js';
+import { healingNotFound, rejected } from '../cli/workflows.js';
+
+export function registerEscalateCommand(program: Command): void {
+  addOperatorOptions(
+    program
+      .command('escalate')
+      .description(
+        'Arm the escalation of <kind> now, whatever the count: a canary may run in the next window.',
+      )
+      .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+    true,
+    true,
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  healctl escalate vllm_oom --reason "OOMs seen in the app logs" --host gpu-node-1\n',
+    )
+    .action(async (kindArg: string, opts: OperatorOptions) => {
+      const kind = parseKind(kindArg, 'escalate');
+      const host = hostFrom(opts, 'escalate');
+      const action = operatorAction(opts, 'escalate', true);
+      const view = await withClient(async ({ client }) => {
+        try {
+          return await client.workflow
+            .getHandle(healingWorkflowId(host, kind))
+            .executeUpdate(forceEscalationUpdate, { args: [action] });
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw healingNotFound('escalate', host, kind);
+          return rejected('escalate', err);
+        }
+      });
+      if (opts.json) printJson(view);
+      else
+        process.stdout.write(
+          ` a canary may run in the next window. by ${action.by}\n` + formatHealingState(view, Date.now()),
+        );
+    });
+}

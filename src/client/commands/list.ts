@@ -1,0 +1,80 @@
+// healctl list: every healing workflow Temporal's visibility knows, with host, kind, mode, armed and count.
+import type { Command } from 'commander';
+import { withClient } from '../cli/context.js';
+import { formatTable, printJson } from '../cli/format.js';
+import { addHostOption, hostFrom } from '../cli/options.js';
+import { type HealingListing, listHealingWorkflows } from '../cli/workflows.js';
+import { healingWorkflowId } from '../../domain/identifiers.js';
+import { stateQuery } from '../../workflows/healing-messages.js';
+
+export interface ListRow extends HealingListing {
+  /** Symptoms counted in the last 24 h (state query); null when the workflow did not answer. */
+  count24h: number | null;
+  threshold: number | null;
+  phase: string | null;
+}
+
+export function formatList(rows: readonly ListRow[]): string {
+  if (rows.length === 0) return 'no healing workflows\n';
+  return formatTable(
+    ['HOST', 'KIND', 'MODE', 'ARMED', 'COUNT', 'PHASE', 'STATUS'],
+    rows.map((r) => [
+      r.host,
+      r.kind,
+      r.mode ?? '-',
+      r.armed === null ? '-' : r.armed ? 'yes' : 'no',
+      r.count24h === null ? '-' : `${r.count24h}/${r.threshold ?? '?'}`,
+      r.phase?.replace(/_/g, ' ') ?? '-',
+      r.status.toLowerCase().replace(/_/g, ' '),
+    ]),
+  );
+}
+
+export function registerListCommand(program: Command): void {
+  addHostOption(
+    program
+      .command('list')
+      .description(
+        'All healing workflows (from Temporal’s visibility): host, kind, mode, armed, 24 h count.',
+      ),
+  )
+    .option('--all-hosts', 'every host, not only --host')
+    .option('--include-closed', 'also workflows that were cancelled or ended')
+    .option('--json', 'print the rows as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  healctl list
+  healctl list --all-hosts
+  healctl list --host gpu-node-1 --json | jq '.[] | select(.armed)'
+
+Visibility is eventually consistent: a workflow started a moment ago may take a second to appear.`,
+    )
+    .action(async (opts: { host?: string; allHosts?: boolean; includeClosed?: boolean; json?: boolean }) => {
+      const host = opts.allHosts ? null : hostFrom(opts, 'list');
+      const rows = await withClient(async ({ client }) => {
+        const listed = await listHealingWorkflows(client, host, opts.includeClosed ?? false);
+        return Promise.all(
+          listed.map(async (w): Promise<ListRow> => {
+            if (w.status !== 'RUNNING') return { ...w, count24h: null, threshold: null, phase: null };
+            try {
+              const v = await client.workflow.getHandle(healingWorkflowId(w.host, w.kind)).query(stateQuery);
+              return {
+                ...w,
+                mode: v.mode,
+                armed: v.armed,
+                count24h: v.count24h,
+                threshold: v.threshold,
+                phase: v.phase,
+              };
+            } catch {
+              return { ...w, count24h: null, threshold: null, phase: null };
+            }
+          }),
+        );
+      });
+      if (opts.json) printJson(rows);
+      else process.stdout.write(formatList(rows));
+    });
+}
