@@ -68,7 +68,7 @@ export class FileSource implements LineSource {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
 
-    const open = async (st: Stats, generation: number): Promise<Incarnation | null> => {
+    const open = async (generation: number): Promise<Incarnation | null> => {
       try {
         const handle = await fs.open(path, 'r');
         const real = await handle.stat();
@@ -83,7 +83,6 @@ export class FileSource implements LineSource {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw err;
       }
-      void st;
     };
 
     try {
@@ -91,24 +90,28 @@ export class FileSource implements LineSource {
       let first = true;
       while (!current) {
         if (signal?.aborted) return;
-        const st = await statOrNull(path);
-        if (st) {
-          const same = saved && saved.dev === st.dev && saved.ino === st.ino;
-          const generation =
-            same && st.size >= saved.offset ? saved.generation : same ? saved.generation + 1 : 0;
-          current = await open(st, generation);
-          if (current) {
-            if (same && st.size >= saved.offset) {
-              offset = saved.offset;
-              nextLine = saved.nextLine;
-            } else if (saved || this.opts.fromStart || !first) {
-              // A saved position about another (rotated-away) file, or a file that appeared after we
-              // started watching: everything in it is new.
-              offset = 0;
-            } else {
-              offset = st.size;
-              nextLine = await countLines(current.handle, st.size);
-            }
+        // Open first, then judge by what was opened (the path may be rotated between a stat and an open).
+        const opened = await open(0);
+        if (opened) {
+          const st = await opened.handle.stat();
+          const same = saved !== null && saved.dev === opened.dev && saved.ino === opened.ino;
+          const resume = same && st.size >= saved.offset;
+          const generation = resume ? saved.generation : same ? saved.generation + 1 : 0;
+          current = {
+            ...opened,
+            generation,
+            sourceKey: FileSource.keyOf(path, opened.dev, opened.ino, generation),
+          };
+          if (resume) {
+            offset = saved.offset;
+            nextLine = saved.nextLine;
+          } else if (saved || this.opts.fromStart || !first) {
+            // A saved position about another (rotated-away or truncated) file, or a file that appeared
+            // after we started watching: everything in it is new.
+            offset = 0;
+          } else {
+            offset = st.size;
+            nextLine = await countLines(current.handle, st.size);
           }
         } else if (this.opts.once) {
           throw new FileMissingError(path);
@@ -193,7 +196,7 @@ export class FileSource implements LineSource {
         }
         if (rotated && st) {
           // The old file is drained (a rename keeps our handle valid): move to the new one, from its start.
-          const next = await open(st, 0);
+          const next = await open(0);
           if (next) {
             if (pendingBytes > 0) {
               // A last line the old file never finished: it will not be finished now.

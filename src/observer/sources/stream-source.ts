@@ -59,7 +59,7 @@ export async function* mergeLines(
 ): AsyncGenerator<SourceLine> {
   const queue: RawLine[] = [];
   let open = streams.length;
-  let failure: unknown = null;
+  let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const notify = () => {
     wake?.();
@@ -73,7 +73,7 @@ export async function* mergeLines(
           notify();
         }
       } catch (err) {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error('reading a stream failed', { cause: err });
       } finally {
         open -= 1;
         notify();
