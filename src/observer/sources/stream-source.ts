@@ -59,7 +59,8 @@ export async function* mergeLines(
 ): AsyncGenerator<SourceLine> {
   const queue: RawLine[] = [];
   let open = streams.length;
-  let failure: Error | null = null;
+  // A holder, not a `let`: the readers assign it from closures.
+  const failed: { error: Error | null } = { error: null };
   let wake: (() => void) | null = null;
   const notify = () => {
     wake?.();
@@ -73,7 +74,7 @@ export async function* mergeLines(
           notify();
         }
       } catch (err) {
-        failure ??= err instanceof Error ? err : new Error('reading a stream failed', { cause: err });
+        failed.error ??= err instanceof Error ? err : new Error('reading a stream failed', { cause: err });
       } finally {
         open -= 1;
         notify();
@@ -90,7 +91,7 @@ export async function* mergeLines(
       position += 1;
       continue;
     }
-    if (failure) throw failure;
+    if (failed.error) throw failed.error;
     if (open === 0) return;
     await new Promise<void>((resolve) => (wake = resolve));
   }
