@@ -23,7 +23,7 @@ export function stagesBetween(
   if (now.count24h !== (before?.count24h ?? -1) && now.count24h > 0) {
     events.push({
       stage: 'symptoms',
-      line: `symptoms counted: ${now.count24h} of ${now.threshold} in 24 h`,
+      line: `symptoms counted: ${now.count24h} in 24 h (threshold ${now.threshold})`,
     });
   }
   if (now.armed && !before?.armed) {
@@ -49,7 +49,7 @@ export function stagesBetween(
       canary.outcome === 'promoted'
         ? {
             stage: 'promoted',
-            line: `promoted ${canary.candidateId} (${changes}); downtime ${formatDuration(canary.downtimeMs)}`,
+            line: `promoted: the service now runs ${changes}; downtime ${formatDuration(canary.downtimeMs)}`,
           }
         : { stage: 'not-promoted', line: `canary ${canary.outcome}: ${canary.reason}` },
     );
