@@ -53,7 +53,9 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 /** observe() following the log in the background. */
 function follow(sink: RecordingSink, opts: { fromStart?: boolean } = {}) {
   const controller = new AbortController();
-  const source = new FileSource({ path: log, stateDir, pollMs: 10, ...opts });
+  let markStarted: () => void = () => {};
+  const started = new Promise<void>((r) => (markStarted = r));
+  const source = new FileSource({ path: log, stateDir, pollMs: 10, ...opts, onStarted: () => markStarted() });
   const done: Promise<ObserveSummary> = observe({
     source,
     host: 'gpu-1',
@@ -61,14 +63,14 @@ function follow(sink: RecordingSink, opts: { fromStart?: boolean } = {}) {
     signal: controller.signal,
     commitEveryMs: 0,
   });
-  return { stop: async () => (controller.abort(), done) };
+  return { started, stop: async () => (controller.abort(), done) };
 }
 
 test('starts at the end by default, then sees what is appended; --from-start reads what was there', async () => {
   await writeFile(log, info(3) + oom() + info(2));
   const sink = new RecordingSink();
   const f = follow(sink);
-  await new Promise((r) => setTimeout(r, 100));
+  await f.started;
   await appendFile(log, info(1) + oom());
   await until('the appended OOM', () => sink.got.length === 1);
   await f.stop();
@@ -89,7 +91,7 @@ test('rotation by rename: the old file is drained, the new one read from its sta
   await writeFile(log, '');
   const sink = new RecordingSink();
   const f = follow(sink);
-  await new Promise((r) => setTimeout(r, 50));
+  await f.started;
   await appendFile(log, oom());
   await until('first OOM', () => sink.got.length === 1);
   // logrotate: a last line lands in the old file just before the rename, then a new file appears.
@@ -121,10 +123,11 @@ test('copytruncate: the file is emptied in place and written again; new lines ge
   await writeFile(log, '');
   const sink = new RecordingSink();
   const f = follow(sink);
-  await new Promise((r) => setTimeout(r, 50));
+  await f.started;
   await appendFile(log, info(5) + oom());
   await until('first OOM', () => sink.got.length === 1);
   await truncate(log, 0);
+  // The new content is shorter than what was read: the shrink is seen whenever the follower polls.
   await new Promise((r) => setTimeout(r, 60));
   await appendFile(log, oom());
   await until('second OOM', () => sink.got.length === 2);
@@ -136,7 +139,7 @@ test('copytruncate: the file is emptied in place and written again; new lines ge
 test('a file that does not exist yet is waited for and read from its start', async () => {
   const sink = new RecordingSink();
   const f = follow(sink);
-  await new Promise((r) => setTimeout(r, 80));
+  await f.started;
   await writeFile(log, info(2) + oom());
   await until('the OOM in the late file', () => sink.got.length === 1);
   await f.stop();
@@ -146,7 +149,7 @@ test('restart from the saved position: nothing lost, nothing doubled; a re-read 
   await writeFile(log, '');
   const sink = new RecordingSink();
   const first = follow(sink);
-  await new Promise((r) => setTimeout(r, 50));
+  await first.started;
   await appendFile(log, oom() + info(3) + oom());
   await until('two OOMs', () => sink.got.length === 2);
   await first.stop();

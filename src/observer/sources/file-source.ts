@@ -18,6 +18,8 @@ export interface FileSourceOptions {
   once?: boolean;
   /** Poll interval, ms (default 250). */
   pollMs?: number;
+  /** Told once the follower knows where it starts: the file is open at its position, or it is missing. */
+  onStarted?: (state: { path: string; exists: boolean; offset: number }) => void;
 }
 
 const CHUNK = 256 * 1024;
@@ -116,6 +118,7 @@ export class FileSource implements LineSource {
         } else if (this.opts.once) {
           throw new FileMissingError(path);
         }
+        if (first) this.opts.onStarted?.({ path, exists: current !== null, offset });
         first = false;
         if (!current) await pause(pollMs, signal);
       }
