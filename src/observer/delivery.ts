@@ -7,12 +7,17 @@
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Client, WorkflowUpdateFailedError, isGrpcServiceError } from '@temporalio/client';
+import {
+  type Client,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  isGrpcServiceError,
+} from '@temporalio/client';
 import { type TemporalTarget, loadTemporalTarget } from '../config/temporal-connection.js';
 import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
 import { MAX_FUTURE_SKEW_MS, type SymptomInput, eventTimeMs, parseSymptom } from '../domain/symptom.js';
 import type { RecordSymptomResult } from '../workflows/healing-messages.js';
-import { recordSymptom } from '../client/symptoms.js';
+import { recordSymptom, signalSymptom } from '../client/symptoms.js';
 import { connectClient } from '../client/temporal-client.js';
 import { Spool, SpoolFullError } from './spool.js';
 import type { SymptomSink } from './types.js';
@@ -23,7 +28,11 @@ export type IdentifiedSymptom = SymptomInput & { id: string };
 
 /** What happened to one symptom handed to {@link SymptomDelivery.submit}. */
 export type SubmitOutcome =
-  | { status: 'delivered'; id: string; host: string; result: RecordSymptomResult }
+  /**
+   * `result` is the workflow's answer; null when no worker took the update in time and the symptom was
+   * signalled instead: it is in the workflow's history, and counted as soon as its worker runs.
+   */
+  | { status: 'delivered'; id: string; host: string; result: RecordSymptomResult | null }
   | { status: 'spooled'; id: string; host: string; pending: number }
   | { status: 'rejected'; id: string; host: string; reason: string };
 
@@ -212,25 +221,45 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     unreachable = null;
   };
 
-  type Attempt = { ok: true; result: RecordSymptomResult } | { ok: false; failure: DeliveryFailure };
+  type Attempt = { ok: true; result: RecordSymptomResult | null } | { ok: false; failure: DeliveryFailure };
+
+  const failed = async (err: unknown): Promise<Attempt> => {
+    const failure = classifyDeliveryError(err);
+    if (failure.kind === 'transient') {
+      noteUnreachable(failure.reason);
+      await dropClient();
+    } else {
+      noteReachable();
+    }
+    return { ok: false, failure };
+  };
 
   const attempt = async (to: string, symptom: IdentifiedSymptom): Promise<Attempt> => {
+    let c: Client;
     try {
-      const c = await getClient();
+      c = await getClient();
+    } catch (err) {
+      return failed(err);
+    }
+    try {
       const result = await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () =>
         recordSymptom(c, to, symptom),
       );
       noteReachable();
       return { ok: true, result };
     } catch (err) {
-      const failure = classifyDeliveryError(err);
-      if (failure.kind === 'transient') {
-        noteUnreachable(failure.reason);
-        await dropClient();
-      } else {
-        noteReachable();
-      }
-      return { ok: false, failure };
+      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) return failed(err);
+    }
+    // The server answers but no worker took the update in time (the host's worker is down, or a host
+    // that has none yet). A signal is durable as soon as the server has it, and the workflow counts
+    // an id once — also if the update it had admitted is applied later — so the symptom need not wait.
+    try {
+      await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () => signalSymptom(c, to, symptom));
+      noteReachable();
+      log.info({ host: to, id: symptom.id }, 'no worker took the update in time; symptom signalled instead');
+      return { ok: true, result: null };
+    } catch (err) {
+      return failed(err);
     }
   };
 
@@ -272,7 +301,10 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
         await spool.ack(entry);
         counts.delivered++;
         failures = 0;
-        log.debug({ host: to, id: symptom.id, outcome: outcome.result.outcome }, 'spooled symptom delivered');
+        log.debug(
+          { host: to, id: symptom.id, outcome: outcome.result?.outcome ?? 'signalled' },
+          'spooled symptom delivered',
+        );
         if (spool.pendingCount === 0) log.info({}, 'spool drained');
       } else if (outcome.failure.kind === 'rejected') {
         await reject(to, symptom, outcome.failure.reason, symptom.id);

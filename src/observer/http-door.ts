@@ -262,7 +262,7 @@ function accepted(outcome: SubmitOutcome): Record<string, unknown> {
       id: outcome.id,
       host: outcome.host,
       delivered: true,
-      count: outcome.result.count24h,
+      ...(outcome.result ? { count: outcome.result.count24h } : {}),
     };
   }
   return { accepted: true, id: outcome.id, host: outcome.host, delivered: false, spooled: true };

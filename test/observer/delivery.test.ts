@@ -156,7 +156,7 @@ describe('on a real dev server', () => {
   test('Temporal down for a while → spooled → server back on the same file and port → each delivered once, in order', async () => {
     const first = await delivery.submit(oom('d-0'));
     assert.equal(first.status, 'delivered');
-    assert.equal(first.status === 'delivered' && first.result.count24h, 1);
+    assert.equal(first.status === 'delivered' && first.result?.count24h, 1);
 
     await server?.stop();
     server = undefined;
@@ -210,6 +210,21 @@ describe('on a real dev server', () => {
     assert.equal(state.totals.counted, 6);
   });
 
+  test('the worker down, the server up: the symptom is signalled instead, and counted once the worker is back', async () => {
+    await worker?.stop();
+    worker = undefined;
+    const outcome = await delivery.submit(oom('w-1'));
+    assert.equal(outcome.status, 'delivered');
+    assert.equal(outcome.status === 'delivered' && outcome.result, null, 'no answer: no worker to give one');
+    assert.equal(delivery.stats().pending, 0, 'durable in Temporal, so not spooled');
+    worker = await startWorkerProcess({ address: server!.address, host, dataDir: dir });
+    const state = await waitFor('w-1 counted', async () => {
+      const s = await queryState(server!.address, host);
+      return s.count24h === 7 ? s : undefined;
+    });
+    assert.equal(state.totals.counted, 7);
+  });
+
   test('a symptom that cannot be valid is rejected with its reason and dead-lettered, never spooled', async () => {
     const outcome = await delivery.submit({ ...oom('bad-1'), details: { allocMb: -5 } });
     assert.equal(outcome.status, 'rejected');
@@ -258,7 +273,7 @@ test('a spooled symptom the workflow rejects is dead-lettered and the ones behin
     assert.match(text, /"id":"r-1"/);
     assert.doesNotMatch(text, /"r-2"/);
     const state = await queryState(server.address, host);
-    assert.equal(state.totals.counted, 7, 'r-2 counted behind the rejected one');
+    assert.equal(state.totals.counted, 8, 'r-2 counted behind the rejected one');
   } finally {
     await delivery.close();
   }
