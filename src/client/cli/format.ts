@@ -26,11 +26,16 @@ export function relativeTime(at: string | number, now: number): string {
   return ms > 0 ? `in ${formatDuration(ms)}` : `${formatDuration(-ms)} ago`;
 }
 
+/** "2026-11-28 03:00:00Z" for an ISO time or epoch ms; the input as it is when it is not a time. */
+export function utcStamp(at: string | number): string {
+  const d = new Date(at);
+  return Number.isNaN(d.getTime()) ? String(at) : `${d.toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}
+
 /** A time for people: "2026-11-28 03:00:00Z (in 5 h 12 m)". */
 export function timeWithRelative(at: string | number, now: number): string {
-  const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return String(at);
-  return `${d.toISOString().slice(0, 19).replace('T', ' ')}Z (${relativeTime(at, now)})`;
+  if (Number.isNaN(new Date(at).getTime())) return String(at);
+  return `${utcStamp(at)} (${relativeTime(at, now)})`;
 }
 
 export function mib(v: number | null | undefined): string {

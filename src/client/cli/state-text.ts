@@ -4,7 +4,7 @@ import type { Decision } from '../../domain/decision-log.js';
 import { formatDuration } from '../../domain/duration-text.js';
 import type { HealingStateView } from '../../workflows/healing-messages.js';
 import type { HostStateView } from '../../workflows/host-coordinator-messages.js';
-import { formatTable, mib, relativeTime, seconds, timeWithRelative } from './format.js';
+import { formatTable, mib, relativeTime, seconds, timeWithRelative, utcStamp } from './format.js';
 
 export function armedText(view: Pick<HealingStateView, 'armed' | 'flagExpiresAt'>, now: number): string {
   if (!view.armed) return 'not armed';
@@ -15,7 +15,7 @@ export function armedText(view: Pick<HealingStateView, 'armed' | 'flagExpiresAt'
 
 export function decisionRows(decisions: readonly Decision[]): string[][] {
   return decisions.map((d) => [
-    new Date(d.at).toISOString().slice(0, 19).replace('T', ' ') + 'Z',
+    utcStamp(d.at),
     `${d.taken ? '' : '✗ '}${d.action}`,
     d.repeats && d.repeats > 1 ? `×${d.repeats}` : '',
     d.by ? `${d.reason} (by ${d.by})` : d.reason,
@@ -37,12 +37,11 @@ export function formatHealingState(view: HealingStateView, now: number, lastDeci
   push('escalation', armedText(view, now));
   if (view.forced) push('forced', `by ${view.forced.by}: ${view.forced.reason}`);
   push('mode', view.mode);
+  // The workflow's own sentence names the window in the host's time zone; the UTC time follows.
   const w = view.nextWindow;
   push(
     'window',
-    w.openNow
-      ? `open now, closes ${timeWithRelative(w.closesAt, now)} (${w.text})`
-      : `opens ${timeWithRelative(w.opensAt, now)} (${w.text})`,
+    w.openNow ? `${w.text} (closes ${utcStamp(w.closesAt)})` : `${w.text} (opens ${utcStamp(w.opensAt)})`,
   );
   const f = view.hostFigures;
   if (f) {

@@ -40,9 +40,6 @@ export function registerEscalateCommand(program: Command): void {
         }
       });
       if (opts.json) printJson(view);
-      else
-        process.stdout.write(
-          ` a canary may run in the next window. by ${action.by}\n` + formatHealingState(view, Date.now()),
-        );
+      else process.stdout.write(`armed by ${action.by}\n` + formatHealingState(view, Date.now()));
     });
 }

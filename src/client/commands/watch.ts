@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { withClient } from '../cli/context.js';
 import { CliError } from '../cli/errors.js';
-import { isInteractive } from '../cli/format.js';
+import { isInteractive, utcStamp } from '../cli/format.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 import { type StatusSnapshot, formatStatus, readStatus } from './status.js';
 
@@ -75,7 +75,7 @@ Ctrl-C stops it (exit 0).`,
                 text = err.message + '\n';
                 key = err.message;
               }
-              const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ') + 'Z';
+              const stamp = utcStamp(Date.now());
               if (tty) {
                 process.stdout.write(
                   `${CLEAR_SCREEN}healctl watch — ${stamp}, every ${opts.interval} s, Ctrl-C to stop\n\n${text}`,
