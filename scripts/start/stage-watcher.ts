@@ -32,7 +32,7 @@ export function stagesBetween(
       line: `escalation armed — ${now.nextWindow.openNow ? 'the window is open' : now.nextWindow.text}`,
     });
   }
-  if (now.armed && now.nextWindow.openNow && !before?.nextWindow.openNow) {
+  if (now.armed && now.nextWindow.openNow && !(before?.armed && before.nextWindow.openNow)) {
     events.push({ stage: 'window', line: `maintenance window open: ${now.nextWindow.text}` });
   }
   for (const d of newDecisions) {
