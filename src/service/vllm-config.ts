@@ -131,7 +131,8 @@ function toInt(source: string, at: Located, min: number, humanReadable: boolean)
     } else if (/^[+-]?\d+$/.test(s)) n = Number(s);
   }
   const what = `a whole number ≥ ${min}${humanReadable ? ' (or 32k / 32K)' : ''}`;
-  if (!Number.isInteger(n) || n < min) fail(source, at, what);
+  // Beyond 2^53 a number is no longer a whole count (1e99 passes isInteger): a unit or typing mistake.
+  if (!Number.isSafeInteger(n) || n < min) fail(source, at, what);
   return n;
 }
 
