@@ -1,0 +1,170 @@
+// The pure formatting behind healctl's output: tables, relative times, state text, config diffs, symptom
+// arguments and the change key of `watch`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatTable, relativeTime, timeWithRelative, utcStamp } from '../../src/client/cli/format.js';
+import { diffConfigKeys, formatKeyChanges } from '../../src/client/cli/config-diff.js';
+import { armedText, formatDecisions, formatHostState } from '../../src/client/cli/state-text.js';
+import { buildSymptom } from '../../src/client/commands/symptom.js';
+import { changeKey } from '../../src/client/commands/watch.js';
+import { UsageError } from '../../src/client/cli/errors.js';
+
+const NOW = Date.parse('2026-11-28T12:00:00Z');
+
+test('tables align columns and trim the last one', () => {
+  assert.equal(
+    formatTable(
+      ['HOST', 'KIND', 'ARMED'],
+      [
+        ['gpu-1', 'vllm_oom', 'yes'],
+        ['gpu-10', 'kv', 'no'],
+      ],
+    ),
+    'HOST    KIND      ARMED\ngpu-1   vllm_oom  yes\ngpu-10  kv        no\n',
+  );
+  assert.equal(formatTable(['A', 'B'], [['x', '']]), 'A  B\nx\n');
+});
+
+test('relative times: future, past, now, and a bad input', () => {
+  assert.equal(relativeTime(NOW + 5 * 3600_000 + 12 * 60_000, NOW), 'in 5 h 12 m');
+  assert.equal(relativeTime('2026-11-28T11:57:00Z', NOW), '3 m ago');
+  assert.equal(relativeTime(NOW + 400, NOW), 'now');
+  assert.equal(relativeTime('not a time', NOW), 'at an unknown time');
+  assert.equal(utcStamp(NOW), '2026-11-28 12:00:00Z');
+  assert.equal(timeWithRelative('2026-11-28T15:00:00Z', NOW), '2026-11-28 15:00:00Z (in 3 h)');
+  assert.equal(timeWithRelative('garbage', NOW), 'garbage');
+});
+
+test('the flag reads armed with its lapse, armed forever, or not armed', () => {
+  assert.equal(armedText({ armed: false, flagExpiresAt: null }, NOW), 'not armed');
+  assert.equal(armedText({ armed: true, flagExpiresAt: null }, NOW), 'ARMED (does not lapse)');
+  assert.equal(
+    armedText({ armed: true, flagExpiresAt: '2026-11-28T16:00:00Z' }, NOW),
+    'ARMED, lapses 2026-11-28 16:00:00Z (in 4 h)',
+  );
+});
+
+test('decisions show refusals, repeats and who asked', () => {
+  const text = formatDecisions([
+    {
+      at: NOW,
+      topic: 'lease',
+      taken: false,
+      action: 'canary refused',
+      reason: 'budget 12 s left',
+      repeats: 3,
+    },
+    { at: NOW + 1000, topic: 'operator', taken: true, action: 'host paused', reason: 'driver', by: 'alice' },
+  ]);
+  assert.match(text, /^TIME +ACTION +REPEATS +REASON$/m);
+  assert.match(text, /^2026-11-28 12:00:00Z +✗ canary refused +×3 +budget 12 s left$/m);
+  assert.match(text, /host paused +driver \(by alice\)$/m);
+  assert.equal(formatDecisions([]), 'no decisions yet\n');
+});
+
+test('the host view names the latch and what to do about it', () => {
+  assert.match(formatHostState(null, 'gpu-1', NOW), /no coordinator yet/);
+  const text = formatHostState(
+    {
+      workflowId: 'kloros-host/gpu-1',
+      host: 'gpu-1',
+      now: new Date(NOW).toISOString(),
+      budgetTotalMs: 300_000,
+      budgetLeftMs: 120_000,
+      budgetSpentMs: 180_000,
+      overrunMs: 0,
+      windowOpensAt: null,
+      cooldownUntil: null,
+      cooldownLeftMs: 0,
+      lease: null,
+      paused: { by: 'bob', reason: 'maintenance', at: new Date(NOW).toISOString() },
+      restoreFailure: { kind: 'vllm_oom', message: 'unhealthy', at: new Date(NOW - 60_000).toISOString() },
+      ledger: {} as never,
+      counters: {} as never,
+      firstRunId: 'r',
+      decisions: [],
+      policy: null,
+      runs: 1,
+    },
+    'gpu-1',
+    NOW,
+  );
+  assert.match(text, /paused {10}yes, by bob: maintenance/);
+  assert.match(
+    text,
+    /restore failure {1}LATCHED \(vllm_oom, 1 m ago\): unhealthy — .*healctl ack gpu-1 --reason/,
+  );
+  assert.match(text, /budget tonight {2}2 m left of 5 m/);
+  assert.match(text, /lease {11}free/);
+});
+
+test('config diffs list changed top-level keys, absent ones included', () => {
+  const changes = diffConfigKeys(
+    'model: m\ngpu-memory-utilization: 0.85\nmax-model-len: 8192\n',
+    'model: m\ngpu-memory-utilization: 0.9\n',
+  );
+  assert.deepEqual(changes, [
+    { key: 'gpu-memory-utilization', from: 0.85, to: 0.9 },
+    { key: 'max-model-len', from: 8192, to: undefined },
+  ]);
+  assert.equal(
+    formatKeyChanges(changes ?? []),
+    '  gpu-memory-utilization: 0.85 → 0.9\n  max-model-len: 8192 → (absent)',
+  );
+  assert.equal(diffConfigKeys('- a list', 'x: 1'), null);
+});
+
+const opts = { source: 'healctl', detail: [] as string[] };
+
+test('symptom arguments: details from key=value, JSON and MiB options; mistakes are usage errors', () => {
+  assert.deepEqual(
+    buildSymptom('vllm_oom', { ...opts, detail: ['family=torch_oom', 'gpu=1'], allocMb: '512', id: 'a-1' }),
+    {
+      kind: 'vllm_oom',
+      source: 'healctl',
+      id: 'a-1',
+      details: { family: 'torch_oom', gpu: 1, allocMb: 512 },
+    },
+  );
+  assert.deepEqual(
+    buildSymptom('vllm_oom', { ...opts, details: '{"freeMb":10}', eventTime: '1700000000000' }),
+    {
+      kind: 'vllm_oom',
+      source: 'healctl',
+      eventTime: 1_700_000_000_000,
+      details: { freeMb: 10 },
+    },
+  );
+  const usage = (o: Parameters<typeof buildSymptom>[1], re: RegExp) =>
+    assert.throws(
+      () => buildSymptom('vllm_oom', o),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+    );
+  usage({ ...opts, detail: ['allocMb'] }, /bad --detail "allocMb": expected key=value/);
+  usage({ ...opts, detail: ['colour=red'] }, /details: unknown field\(s\) "colour"/);
+  usage({ ...opts, detail: ['allocMb=-1'] }, /details\.allocMb: expected a size ≥ 0 MiB/);
+  usage({ ...opts, details: '{nope' }, /--details is not JSON/);
+  usage({ ...opts, details: '[1]' }, /--details must be a JSON object/);
+  usage({ ...opts, allocMb: 'lots' }, /bad --alloc-mb "lots": expected a number of MiB/);
+  usage({ ...opts, eventTime: 'yesterday' }, /eventTime: expected an ISO 8601 date-time/);
+});
+
+test('watch sees a change in the state, not in the clock', () => {
+  const base = {
+    host: 'h',
+    healing: [{ now: 'a', count24h: 1, nextWindow: { text: 'in 5 h' } }],
+    hostState: { now: 'a', cooldownLeftMs: 5 },
+  } as never;
+  const later = {
+    host: 'h',
+    healing: [{ now: 'b', count24h: 1, nextWindow: { text: 'in 4 h' } }],
+    hostState: { now: 'b', cooldownLeftMs: 4 },
+  } as never;
+  const changed = {
+    host: 'h',
+    healing: [{ now: 'b', count24h: 2, nextWindow: { text: 'in 4 h' } }],
+    hostState: null,
+  } as never;
+  assert.equal(changeKey(base), changeKey(later));
+  assert.notEqual(changeKey(base), changeKey(changed));
+});
