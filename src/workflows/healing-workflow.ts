@@ -423,18 +423,38 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
     const now = Date.now();
     const lastDecision = decisions[decisions.length - 1];
+    const expiresAt = flagExpiresAt();
+    const tz = policy?.maintenanceTimeZone ?? 'UTC';
+    const flag = !armed
+      ? 'not armed'
+      : expiresAt === null
+        ? 'armed, never lapses'
+        : `armed, lapses ${formatLocalTime(expiresAt, tz)} ${tz} unless another symptom comes`;
+    const budget = hostFigures
+      ? `${formatDuration(hostFigures.budgetLeftMs)} left of ${formatDuration(hostFigures.budgetTotalMs)} tonight` +
+        (hostFigures.cooldownUntil !== null && hostFigures.cooldownUntil > now
+          ? `, cooldown until ${formatLocalTime(hostFigures.cooldownUntil, tz)} ${tz}`
+          : '')
+      : 'not asked yet';
+    // Markdown for the Web UI's detail page: what it is doing, the figures behind it, what comes next.
     setCurrentDetails(
       [
         `**${kind} on ${host}** — ${phase.replaceAll('_', ' ')}, mode ${mode()}${armed ? ', escalation armed' : ''}`,
-        `Next: ${next}`,
-        `Symptoms in 24 h: ${symptoms.count(now)} / ${policy?.threshold24h ?? '?'}`,
-        lastCanary
-          ? `Last canary: ${lastCanary.outcome} ${lastCanary.candidateId} (${lastCanary.reason})`
-          : 'Last canary: none',
-        recommendation?.candidates[0]
-          ? `Recommendation: ${recommendation.candidates[0].id}`
-          : 'Recommendation: none yet',
-        lastDecision ? `Last decision: ${lastDecision.action} — ${lastDecision.reason}` : '',
+        `**Next:** ${next}`,
+        [
+          `- Symptoms in 24 h: ${symptoms.count(now)} / ${policy?.threshold24h ?? '?'}`,
+          `- Escalation flag: ${flag}`,
+          `- Maintenance window: ${window ? describeNextWindow(window, now) : 'unknown until the policy is loaded'}`,
+          `- Downtime budget: ${budget}`,
+          `- Canary attempts: ${attempts} / ${policy?.maxAttempts ?? '?'}`,
+          lastCanary
+            ? `- Last canary: ${lastCanary.outcome} ${lastCanary.candidateId} (${lastCanary.reason})`
+            : '- Last canary: none',
+          recommendation?.candidates[0]
+            ? `- Recommendation: ${recommendation.candidates[0].id}`
+            : '- Recommendation: none yet',
+        ].join('\n'),
+        lastDecision ? `**Last decision:** ${lastDecision.action} — ${lastDecision.reason}` : '',
       ]
         .filter(Boolean)
         .join('\n\n'),
