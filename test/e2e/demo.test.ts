@@ -1,0 +1,192 @@
+// `npm start` on a machine without nvidia-smi, as a real process: the demo heals the simulated vLLM
+// (first promotion within a generous deadline), Ctrl-C stops every process it started, and a second
+// start on the same data folder finds the first run's workflow in its SQLite file.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { execa, type ResultPromise } from 'execa';
+import { pickFreePort } from '../../src/servers/dev-server.js';
+import { healingWorkflowId } from '../../src/domain/identifiers.js';
+import { stateQuery } from '../../src/workflows/healing-messages.js';
+import { REPO_ROOT } from '../support/heal-stack.js';
+
+const MINUTE = 60_000;
+const host = `demo-test-${process.pid}`;
+const dataDir = await mkdtemp(join(tmpdir(), 'klr-demo-test-'));
+const started: ResultPromise[] = [];
+
+/** PATH without any directory that holds an nvidia-smi: the demo's trigger. */
+function pathWithoutNvidiaSmi(): string {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => dir && !existsSync(join(dir, 'nvidia-smi')))
+    .join(delimiter);
+}
+
+interface Run {
+  proc: ResultPromise;
+  output(): string;
+  temporalAddress: string;
+  /** Resolves with the output once it has a line matching `pattern`; rejects when the process exits. */
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<string>;
+}
+
+async function startDemo(): Promise<Run> {
+  const [port, uiPort, metricsPort, sdkPort] = await Promise.all([
+    pickFreePort(),
+    pickFreePort(),
+    pickFreePort(),
+    pickFreePort(),
+  ]);
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    PATH: pathWithoutNvidiaSmi(),
+    KLR_NVIDIA_SMI: undefined,
+    KLR_DEMO: undefined,
+    KLR_HOST: host,
+    KLR_DATA_DIR: dataDir,
+    KLR_GPU_MAINTENANCE_TZ: 'UTC',
+    KLR_TEMPORAL_PORT: String(port),
+    KLR_TEMPORAL_UI_PORT: String(uiPort),
+    KLR_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
+    KLR_SDK_METRICS_ADDR: `127.0.0.1:${sdkPort}`,
+  };
+  const proc = execa(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
+    cwd: REPO_ROOT,
+    env,
+    extendEnv: false,
+    all: true,
+    buffer: false,
+    reject: false,
+  });
+  started.push(proc);
+  let text = '';
+  proc.all?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  let exited = false;
+  void proc.then(() => (exited = true));
+  return {
+    proc,
+    output: () => text,
+    temporalAddress: `127.0.0.1:${port}`,
+    async waitFor(pattern, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (pattern.test(text)) return text;
+        if (exited) throw new Error(`npm start exited before ${String(pattern)}:\n${text}`);
+        if (Date.now() > deadline) throw new Error(`no ${String(pattern)} within ${timeoutMs} ms:\n${text}`);
+        await delay(250);
+      }
+    },
+  };
+}
+
+/** Every "(pid N)" / "(supervisor pid N)" npm start printed: the processes it started. */
+function printedPids(output: string): number[] {
+  return [...output.matchAll(/\((?:supervisor )?pid (\d+)\)/g)].map((m) => Number(m[1]));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withClient<T>(address: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address });
+  try {
+    return await fn(new Client({ connection }));
+  } finally {
+    await connection.close();
+  }
+}
+
+async function interruptAndCheckAllGone(run: Run, extraPids: number[]): Promise<void> {
+  const pids = [...new Set([...printedPids(run.output()), ...extraPids])];
+  assert.ok(pids.length >= 4, `dev server, supervisor, worker and observer pids printed: ${pids.join(', ')}`);
+  run.proc.kill('SIGINT');
+  const result = await run.proc;
+  assert.equal(result.exitCode, 0, run.output());
+  const deadline = Date.now() + 10_000;
+  while (pids.some(isAlive) && Date.now() < deadline) await delay(200);
+  assert.deepEqual(
+    pids.filter(isAlive),
+    [],
+    `every process npm start started is gone after Ctrl-C:\n${run.output()}`,
+  );
+}
+
+async function stopIfRunning(proc: ResultPromise): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGINT');
+  await Promise.race([proc, delay(40_000)]);
+  if (proc.exitCode === null && proc.signalCode === null) {
+    proc.kill('SIGKILL');
+    await proc;
+  }
+}
+
+after(async () => {
+  for (const proc of started) await stopIfRunning(proc);
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+test('npm start without nvidia-smi runs the demo to a promotion; Ctrl-C stops everything', async () => {
+  const run = await startDemo();
+  try {
+    await firstRun(run);
+  } finally {
+    await stopIfRunning(run.proc); // the next test needs the data folder free
+  }
+});
+
+async function firstRun(run: Run): Promise<void> {
+  await run.waitFor(/DEMO/, MINUTE);
+  const output = await run.waitFor(/\] promoted: /, 4 * MINUTE);
+  for (const stage of ['symptoms counted', 'escalation armed', 'maintenance window open', 'canary started'])
+    assert.match(output, new RegExp(`\\] ${stage}`), `a line for "${stage}"`);
+  assert.match(output, /KLR_GPU_MAINTENANCE_WINDOW\s+\d\d:\d\d-\d\d:\d\d \(UTC\)\s+03:00-07:00/);
+  assert.match(output, /Web UI: +http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\?query=/);
+  assert.match(output, /npm run healctl -- status vllm_oom/);
+
+  const state = await withClient(run.temporalAddress, (client) =>
+    client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
+  );
+  assert.equal(state.lastCanary?.outcome, 'promoted', JSON.stringify(state.lastCanary));
+  const config = await readFile(join(dataDir, 'demo', 'vllm.yaml'), 'utf8');
+  assert.match(config, /gpu-memory-utilization: 0\.9[0-7]?\b/, config);
+
+  // The simulated vLLM itself is the supervisor's child: its pid, from the supervisor's pid file.
+  const servicePid = Number((await readFile(join(dataDir, 'demo', 'svc', 'service.pid'), 'utf8')).trim());
+  assert.ok(servicePid > 0);
+  await interruptAndCheckAllGone(run, [servicePid]);
+}
+
+test('a second npm start reuses the data folder: the first run is still there', async () => {
+  const run = await startDemo();
+  try {
+    await secondRun(run);
+  } finally {
+    await stopIfRunning(run.proc);
+  }
+});
+
+async function secondRun(run: Run): Promise<void> {
+  await run.waitFor(/Ctrl-C stops everything/, 2 * MINUTE);
+  const { listed, lastCanary } = await withClient(run.temporalAddress, async (client) => {
+    const ids: string[] = [];
+    for await (const wf of client.workflow.list({ query: `KlrHost = "${host}"` })) ids.push(wf.workflowId);
+    const s = await client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery);
+    return { listed: ids, lastCanary: s.lastCanary };
+  });
+  assert.ok(listed.includes(healingWorkflowId(host, 'vllm_oom')), `listed: ${listed.join(', ')}`);
+  assert.equal(lastCanary?.outcome, 'promoted', "the first run's promotion is remembered");
+  await interruptAndCheckAllGone(run, []);
+}
