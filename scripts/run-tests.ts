@@ -2,7 +2,7 @@
 // build them), then runs every test file under Node's built-in runner, one process per file.
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
 
@@ -18,9 +18,17 @@ async function findTests(dir: string): Promise<string[]> {
   return files.flat().sort();
 }
 
-const filters = process.argv.slice(2);
+// `--chaos` (npm run test:chaos): only the long fault-injection and randomised runs under test/chaos/;
+// without it (npm test) everything else. A path filter (npm run test:only -- <part>) picks from all.
+const args = process.argv.slice(2);
+const chaos = args.includes('--chaos');
+const filters = args.filter((a) => a !== '--chaos');
 const all = await findTests('test');
-const files = filters.length === 0 ? all : all.filter((f) => filters.some((x) => f.includes(x)));
+const isChaos = (f: string) => relative('test', f).startsWith(`chaos${sep}`);
+const files =
+  filters.length > 0
+    ? all.filter((f) => filters.some((x) => f.includes(x)) && (!chaos || isChaos(f)))
+    : all.filter((f) => isChaos(f) === chaos);
 if (files.length === 0) {
   console.error(
     `no test file matches ${filters.join(' ')}; test files: ${all.map((f) => relative('.', f)).join(', ')}`,

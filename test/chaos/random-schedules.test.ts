@@ -1,0 +1,1023 @@
+// Randomised invariant checks (issue 7, item 2): seeded random schedules of symptoms (valid, redelivered,
+// stale, future, malformed, storms), operator actions and scripted canary outcomes on Temporal's
+// time-skipping test server, driven across windows and cooldowns; after each schedule every invariant of
+// the design (docs/testing.md lists them) is checked against the journal of what the GPU hosts did.
+//
+//   npm run test:chaos -- random-schedules              200 schedules (seeds 1..200)
+//   KLR_CHAOS_SEED=1234 npm run test:chaos -- random-schedules   replay one seed
+//   KLR_CHAOS_SEEDS=5,17,99 npm run test:chaos -- random-schedules
+//   KLR_CHAOS_SCHEDULES=50 KLR_CHAOS_BASE_SEED=1000 …   another range
+//
+// Cost: a time-skipping server and a worker take seconds to start, and the test server stalls its time
+// skipping once a worker has been shut down on it; so each environment keeps one long-lived worker per
+// host of a small pool and runs many schedules in turn, terminating every workflow in between.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { createCoordinationActivities } from '../../src/activities/coordination.js';
+import type { BudgetReport } from '../../src/activities/types.js';
+import { recordSymptom, signalSymptom } from '../../src/client/symptoms.js';
+import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
+import type { HealingPolicy } from '../../src/domain/policy.js';
+import {
+  type HealingStateView,
+  type RecordSymptomResult,
+  clearEscalationUpdate,
+  forceEscalationUpdate,
+  recordSymptomUpdate,
+  stateQuery,
+  symptomSignal,
+} from '../../src/workflows/healing-messages.js';
+import {
+  type HostStateView,
+  acknowledgeRestoreFailureUpdate,
+  hostStateQuery,
+  pauseHostUpdate,
+  resumeHostUpdate,
+} from '../../src/workflows/host-coordinator-messages.js';
+import type { CanaryScript, RestoreScript } from '../support/scripted-gpu.js';
+import { type ChaosGpu, type GpuActivities, chaosGpu } from '../support/chaos-gpu.js';
+import { createTimeSkippingEnv, workflowBundle } from '../support/test-env.js';
+import { testPolicy } from '../support/healing-harness.js';
+import { type Prng, prng } from '../support/prng.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+// ---- which seeds -------------------------------------------------------------------------------
+
+function seedsToRun(): number[] {
+  const one = process.env.KLR_CHAOS_SEED?.trim();
+  if (one) return [parseSeed(one, 'KLR_CHAOS_SEED')];
+  const list = process.env.KLR_CHAOS_SEEDS?.trim();
+  if (list)
+    return list
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map((s) => parseSeed(s, 'KLR_CHAOS_SEEDS'));
+  const count = parseSeed(process.env.KLR_CHAOS_SCHEDULES ?? '200', 'KLR_CHAOS_SCHEDULES');
+  const base = parseSeed(process.env.KLR_CHAOS_BASE_SEED ?? '1', 'KLR_CHAOS_BASE_SEED');
+  return Array.from({ length: count }, (_, i) => base + i);
+}
+
+function parseSeed(text: string, name: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff)
+    throw new Error(`${name}=${JSON.stringify(text)}: expected whole numbers 0..4294967295`);
+  return Number(text);
+}
+
+const SEEDS = seedsToRun();
+/** Time-skipping servers running schedules side by side (each with its own worker pool). */
+const ENVS = Math.max(1, Math.min(SEEDS.length, Number(process.env.KLR_CHAOS_ENVS ?? 2)));
+/** GPU hosts per server: a schedule uses 1 to all of them. */
+const POOL = 3;
+const KINDS = ['vllm_oom', 'kv_cache_oom', 'startup_oom'] as const;
+const T0 = Date.now();
+const VERBOSE = process.env.KLR_CHAOS_VERBOSE === '1';
+const replay = (seed: number) => `KLR_CHAOS_SEED=${seed} npm run test:chaos -- random-schedules`;
+
+// ---- one environment: a server, a pool of hosts with long-lived workers -------------------------
+
+interface HostSlot {
+  host: string;
+  gpu: ChaosGpu | null;
+}
+
+interface ChaosEnv {
+  env: TestWorkflowEnvironment;
+  slots: HostSlot[];
+  deps: { client: Client; policy: HealingPolicy; auditDir: string };
+  workers: Worker[];
+  running: Promise<void>[];
+}
+
+let rootDir: string;
+
+before(async () => {
+  rootDir = await mkdtemp(join(tmpdir(), 'klr-chaos-'));
+});
+
+after(async () => {
+  await rm(rootDir, { recursive: true, force: true });
+});
+
+async function startChaosEnv(index: number): Promise<ChaosEnv> {
+  const env = await createTimeSkippingEnv();
+  const deps = { client: env.client, policy: testPolicy(), auditDir: rootDir };
+  const slots: HostSlot[] = Array.from({ length: POOL }, (_, h) => ({
+    host: `chaos-${process.pid}-${index}-${h}`,
+    gpu: null,
+  }));
+  const workers: Worker[] = [];
+  for (const slot of slots) {
+    // The schedule's GPU is looked up when an activity starts: a canary left hanging by the previous
+    // schedule keeps writing to that schedule's journal, never to the next one's.
+    const current = () => {
+      if (!slot.gpu) throw new Error(`no schedule running on ${slot.host}`);
+      return slot.gpu.activities;
+    };
+    const gpu: GpuActivities = {
+      measureVram: () => current().measureVram(),
+      predictCandidates: (input) => current().predictCandidates(input),
+      runCanary: (input) => current().runCanary(input),
+      restoreService: (input) => current().restoreService(input),
+    };
+    workers.push(
+      await Worker.create({
+        connection: env.nativeConnection,
+        namespace: env.namespace ?? 'default',
+        taskQueue: hostTaskQueue(slot.host),
+        workflowBundle: await workflowBundle(),
+        activities: { ...createCoordinationActivities(deps), ...gpu },
+      }),
+    );
+  }
+  return { env, slots, deps, workers, running: workers.map((w) => w.run()) };
+}
+
+async function startWithRetry(index: number): Promise<ChaosEnv> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChaosEnv(index);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.log(
+        `# time-skipping server ${index} did not start (${(err as Error).message.slice(0, 80)}); again`,
+      );
+    }
+  }
+}
+
+async function stopChaosEnv(c: ChaosEnv): Promise<void> {
+  for (const w of c.workers) w.shutdown();
+  await Promise.allSettled(c.running);
+  await c.env.teardown();
+}
+
+// ---- a schedule: its policy, its hosts and what was sent --------------------------------------
+
+const CANARY_SCRIPTS: readonly (readonly [number, CanaryScript])[] = [
+  [5, 'pass'],
+  [2, 'fail'],
+  [2, 'throw'],
+  [1, 'hang'],
+  [1, 'slow'],
+];
+const RESTORE_SCRIPTS: readonly (readonly [number, RestoreScript])[] = [
+  [5, 'ok'],
+  [1, 'fail'],
+];
+
+function randomPolicy(r: Prng): HealingPolicy {
+  const open = r.int(0, 23);
+  const length = r.pick([15, 30, 60, 4 * 60, 8 * 60]);
+  const close = (open * 60 + length) % (24 * 60);
+  const hhmm = (m: number) =>
+    `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  return testPolicy({
+    maintenanceWindow: r.pick([
+      `${hhmm(open * 60)}-${hhmm(close)}`,
+      '03:00-07:00',
+      '22:00-02:00',
+      '00:00-23:59',
+    ]),
+    threshold24h: r.int(1, 4),
+    escalationFlagTtlSeconds: r.pick([0, 3600, 14_400]),
+    maxDowntimeSeconds: r.pick([30, 45, 60, 90]),
+    cooldownHours: r.pick([0, 0.5, 6]),
+    maxAttempts: r.int(1, 3),
+    historyEventsLimit: r.pick([200, 400, 10_000]),
+    predictIntervalSeconds: r.pick([0, 300]),
+  });
+}
+
+/** A symptom as the model expects the workflow to treat it. */
+interface SentSymptom {
+  step: number;
+  id: string | null;
+  /** Event time (or, when none was sent, the receive interval). */
+  eventLo: number;
+  eventHi: number;
+  recvLo: number;
+  recvHi: number;
+  expected: 'counted' | 'duplicate' | 'stale' | 'rejected';
+  via: 'signal' | 'update';
+}
+
+interface Flow {
+  host: string;
+  kind: string;
+  started: boolean;
+  sent: SentSymptom[];
+  /** Ids the workflow has counted (the ones a redelivery must be a duplicate of), with receive time. */
+  counted: Map<string, number>;
+  /** Step of the last operator clear. */
+  clearedAtStep: number;
+  /** Messages of one burst, the largest. */
+  largestBurst: number;
+}
+
+interface Span {
+  lo: number;
+  hi: number;
+}
+
+interface Schedule {
+  seed: number;
+  r: Prng;
+  policy: HealingPolicy;
+  hosts: string[];
+  flows: Flow[];
+  gpus: Map<string, ChaosGpu>;
+  pauses: Map<string, { paused: Span; resumed: Span | null }[]>;
+  acks: Map<string, Span[]>;
+  violations: string[];
+  steps: string[];
+  nextId: number;
+  auditDir: string;
+  /** Server time the schedule began. */
+  startedAt: number;
+}
+
+const flowId = (f: Flow) => healingWorkflowId(f.host, f.kind);
+
+function malformedPayloads(kind: string, other: string): unknown[] {
+  return [
+    { kind, details: { deficitMb: -1 } },
+    { kind, details: { deficitMb: 'lots' } },
+    { kind, details: { allocMb: 1e15 } },
+    { kind, details: { gpu: 1.5 } },
+    { kind, details: { text: 'x'.repeat(5000) } },
+    { kind, details: { text: 'bell\u0007' } },
+    { kind, colour: 'red' },
+    { kind, eventTime: 'yesterday' },
+    { kind, eventTime: -5 },
+    { kind, id: '' },
+    { kind, id: 'esc\u001b[31m' },
+    { kind: '../etc/passwd' },
+    { kind: 'vllm oom' },
+    { kind: 'a/b' },
+    { kind: other },
+    {},
+    'not an object',
+    null,
+    42,
+    [kind],
+  ];
+}
+
+// ---- running a schedule -----------------------------------------------------------------------
+
+async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
+  const r = prng(seed);
+  const policy = randomPolicy(r);
+  const hostCount = r.int(1, POOL);
+  const hosts = c.slots.slice(0, hostCount).map((s) => s.host);
+  const auditDir = join(rootDir, `seed-${seed}`);
+  await mkdir(auditDir, { recursive: true });
+  c.deps.policy = policy;
+  c.deps.auditDir = auditDir;
+  const s: Schedule = {
+    seed,
+    r,
+    policy,
+    hosts,
+    flows: [],
+    gpus: new Map(),
+    pauses: new Map(),
+    acks: new Map(),
+    violations: [],
+    steps: [],
+    nextId: 0,
+    auditDir,
+    startedAt: await c.env.currentTimeMs(),
+  };
+  const predictedDowntimeMs = r.pick([10_000, 20_000, 40_000, 70_000]);
+  for (const slot of c.slots.slice(0, hostCount)) {
+    const gpu = chaosGpu(slot.host, () => c.env.currentTimeMs(), {
+      canaryScripts: Array.from({ length: 12 }, () => r.weighted(CANARY_SCRIPTS)),
+      restoreScripts: Array.from({ length: 12 }, () => r.weighted(RESTORE_SCRIPTS)),
+      predictedDowntimeMs,
+      downtimeFactor: r.pick([0.5, 0.75, 1]),
+      restoreDowntimeMs: r.pick([5_000, 12_000, 45_000]),
+    });
+    slot.gpu = gpu;
+    s.gpus.set(slot.host, gpu);
+    for (const kind of KINDS.slice(0, r.int(1, 2))) {
+      s.flows.push({
+        host: slot.host,
+        kind,
+        started: false,
+        sent: [],
+        counted: new Map(),
+        clearedAtStep: -1,
+        largestBurst: 0,
+      });
+    }
+  }
+  // Start somewhere in the day, so that windows open at every phase of a schedule.
+  await c.env.sleep(r.int(0, 24 * 60) * MINUTE);
+
+  const stepCount = r.int(12, 30);
+  for (let step = 0; step < stepCount; step++) {
+    try {
+      if (VERBOSE)
+        console.log(
+          `# seed ${seed} step ${step} at ${iso(await c.env.currentTimeMs())} real +${Date.now() - T0} ms`,
+        );
+      await runStep(c, s, step);
+      if (VERBOSE) console.log(`#   ${s.steps[step]}`);
+    } catch (err) {
+      s.violations.push(`step ${step} (${s.steps[step] ?? '?'}) threw: ${(err as Error).message}`);
+      break;
+    }
+  }
+  try {
+    if (VERBOSE) console.log(`# seed ${seed} settling real +${Date.now() - T0} ms`);
+    await probe(c, s);
+    await settle(c, s);
+    if (VERBOSE) console.log(`# seed ${seed} checking real +${Date.now() - T0} ms`);
+    await checkInvariants(c, s);
+  } catch (err) {
+    s.violations.push(`final checks threw: ${(err as Error).stack ?? String(err)}`);
+  }
+  await terminateAll(c, s);
+  return s;
+}
+
+async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
+  const { r } = s;
+  const started = s.flows.filter((f) => f.started);
+  const what = r.weighted<string>([
+    [40, 'symptom'],
+    [6, 'malformed'],
+    [4, 'storm'],
+    [3, 'clear'],
+    [3, 'escalate'],
+    [3, 'pause'],
+    [3, 'resume'],
+    [3, 'ack'],
+    [2, 'bad-operator'],
+    [25, 'sleep'],
+    [8, 'to-window'],
+  ]);
+  const needsStarted = ['malformed', 'storm', 'clear', 'escalate', 'bad-operator'].includes(what);
+  const kind = needsStarted && started.length === 0 ? 'symptom' : what;
+  s.steps[step] = kind;
+  const t0 = await c.env.currentTimeMs();
+  const touched = new Set<Flow>();
+  const span = async (): Promise<Span> => ({ lo: t0, hi: await c.env.currentTimeMs() });
+
+  switch (kind) {
+    case 'symptom': {
+      const flow = r.pick(s.flows);
+      touched.add(flow);
+      const n = r.int(1, 3);
+      for (let i = 0; i < n; i++) await sendSymptom(c, s, flow, step, t0);
+      break;
+    }
+    case 'malformed': {
+      const flow = r.pick(started);
+      touched.add(flow);
+      const other = KINDS.find((k) => k !== flow.kind) as string;
+      const payload = r.pick(malformedPayloads(flow.kind, other));
+      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      if (r.chance(0.5)) {
+        await handle.signal(symptomSignal, payload as never);
+        flow.sent.push(rejected(step, t0, 'signal'));
+      } else {
+        await handle.executeUpdate(recordSymptomUpdate, { args: [payload as never] }).then(
+          () => s.violations.push(`step ${step}: malformed ${preview(payload)} accepted by the update`),
+          (err: unknown) => {
+            if (!(err instanceof WorkflowUpdateFailedError) || !/: /.test(String(err.cause?.message)))
+              s.violations.push(`step ${step}: malformed payload: unclear rejection ${String(err)}`);
+          },
+        );
+      }
+      break;
+    }
+    case 'storm': {
+      // Many symptoms at once through the signal: continue-as-new must keep history bounded and
+      // lose none of them.
+      const flow = r.pick(started);
+      touched.add(flow);
+      const n = r.int(30, 160);
+      flow.largestBurst = Math.max(flow.largestBurst, n);
+      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const payloads = Array.from({ length: n }, () => {
+        const id = `s${s.seed}-${s.nextId++}`;
+        return { kind: flow.kind, id, details: { deficitMb: r.int(1, 4096) } };
+      });
+      for (let i = 0; i < payloads.length; i += 10) {
+        await Promise.all(payloads.slice(i, i + 10).map((p) => handle.signal(symptomSignal, p)));
+      }
+      const t1 = await c.env.currentTimeMs();
+      for (const p of payloads) {
+        flow.sent.push({
+          step,
+          id: p.id,
+          eventLo: t0,
+          eventHi: Infinity,
+          recvLo: t0,
+          recvHi: Infinity,
+          expected: 'counted',
+          via: 'signal',
+        });
+        flow.counted.set(p.id, t1);
+      }
+      break;
+    }
+    case 'clear':
+    case 'escalate': {
+      const flow = r.pick(started);
+      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const action = { by: 'chaos', reason: `seed ${s.seed} step ${step}` };
+      if (kind === 'clear') {
+        await handle.executeUpdate(clearEscalationUpdate, { args: [action] });
+        flow.clearedAtStep = step;
+      } else await handle.executeUpdate(forceEscalationUpdate, { args: [action] });
+      break;
+    }
+    case 'bad-operator': {
+      const flow = r.pick(started);
+      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const bad = r.pick<unknown>([
+        { by: '', reason: 'x' },
+        { by: 'x' },
+        { by: 'x', reason: 'a\u0000b' },
+        'clear!',
+        null,
+      ]);
+      await handle.executeUpdate(clearEscalationUpdate, { args: [bad as never] }).then(
+        () => s.violations.push(`step ${step}: bad operator action ${preview(bad)} accepted`),
+        (err: unknown) => {
+          if (!(err instanceof WorkflowUpdateFailedError))
+            s.violations.push(`step ${step}: bad operator action: unexpected ${String(err)}`);
+        },
+      );
+      break;
+    }
+    case 'pause':
+    case 'resume':
+    case 'ack': {
+      const host = r.pick(s.hosts);
+      const handle = c.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      const action = { by: 'chaos', reason: `seed ${s.seed} step ${step}` };
+      const update =
+        kind === 'pause'
+          ? pauseHostUpdate
+          : kind === 'resume'
+            ? resumeHostUpdate
+            : acknowledgeRestoreFailureUpdate;
+      let done = true;
+      try {
+        await handle.executeUpdate(update, { args: [action] });
+      } catch (err) {
+        // The coordinator exists from the first lease request on; before that there is nothing to pause.
+        if (!/not found/i.test(String(err))) throw err;
+        done = false;
+      }
+      if (done) {
+        const at = await span();
+        const list = s.pauses.get(host) ?? [];
+        if (kind === 'pause') list.push({ paused: at, resumed: null });
+        if (kind === 'resume') for (const p of list) p.resumed ??= at;
+        s.pauses.set(host, list);
+        if (kind === 'ack') s.acks.set(host, [...(s.acks.get(host) ?? []), at]);
+      }
+      break;
+    }
+    case 'sleep':
+      await c.env.sleep(r.pick([1, 5, 30, 60, 3 * 60, 6 * 60]) * MINUTE);
+      break;
+    case 'to-window': {
+      const opening = nextUtcOpening(s.policy.maintenanceWindow, t0);
+      await c.env.sleep(opening - t0 + r.int(0, 5) * MINUTE);
+      break;
+    }
+  }
+  // Signals are handled after they are sent: wait until each touched workflow has taken them in,
+  // so that their receive time lies in this step, before the clock moves on.
+  const hi = await waitProcessed(c, s, [...touched]);
+  for (const f of touched) {
+    for (const m of f.sent) {
+      if (m.step !== step) continue;
+      if (m.recvHi === Infinity) m.recvHi = hi;
+      if (m.eventHi === Infinity) m.eventHi = hi;
+    }
+  }
+}
+
+function rejected(step: number, t0: number, via: 'signal' | 'update'): SentSymptom {
+  return {
+    step,
+    id: null,
+    eventLo: t0,
+    eventHi: Infinity,
+    recvLo: t0,
+    recvHi: Infinity,
+    expected: 'rejected',
+    via,
+  };
+}
+
+/** One symptom, as the generator picks it; the model says what the workflow must answer. */
+async function sendSymptom(c: ChaosEnv, s: Schedule, flow: Flow, step: number, t0: number): Promise<void> {
+  const { r } = s;
+  // Redeliver only ids counted within the last 24 h of server time (ids are remembered for 25 h).
+  const recent = [...flow.counted].filter(([, at]) => at > t0 - DAY + HOUR).map(([id]) => id);
+  const idMode = r.weighted<'none' | 'fresh' | 'redeliver'>([
+    [2, 'none'],
+    [6, 'fresh'],
+    [recent.length > 0 ? 3 : 0, 'redeliver'],
+  ]);
+  const timeMode = r.weighted<'none' | 'past' | 'stale' | 'near-future' | 'far-future' | 'ancient'>([
+    [4, 'none'],
+    [3, 'past'],
+    [1, 'stale'],
+    [1, 'near-future'],
+    [1, 'far-future'],
+    [0.5, 'ancient'],
+  ]);
+  const id =
+    idMode === 'none'
+      ? null
+      : idMode === 'fresh'
+        ? r.chance(0.1)
+          ? `long-${s.seed}-${s.nextId++}-${'é'.repeat(150)}`
+          : `s${s.seed}-${s.nextId++}`
+        : r.pick(recent);
+  let eventTime: number | string | undefined;
+  if (timeMode === 'past') eventTime = t0 - r.int(1, 20 * 60) * MINUTE;
+  if (timeMode === 'stale') eventTime = t0 - r.int(25 * 60, 48 * 60) * MINUTE;
+  if (timeMode === 'near-future') eventTime = t0 + r.int(1, 3) * MINUTE;
+  if (timeMode === 'far-future') eventTime = t0 + r.pick([1, 6, 24 * 365]) * HOUR;
+  if (timeMode === 'ancient') eventTime = r.pick([0, Date.UTC(1990, 0, 1)]);
+  if (eventTime !== undefined && r.chance(0.5)) eventTime = new Date(eventTime).toISOString();
+  const payload = {
+    kind: flow.kind,
+    ...(id === null ? {} : { id }),
+    ...(eventTime === undefined ? {} : { eventTime }),
+    source: 'chaos',
+    details: { deficitMb: r.int(0, 8192), family: 'torch_oom' },
+  };
+  const at =
+    eventTime === undefined ? null : typeof eventTime === 'number' ? eventTime : Date.parse(eventTime);
+  // The model: rejected (future), duplicate (id counted), stale (≥ 24 h old), else counted.
+  const expected: SentSymptom['expected'] =
+    at !== null && at > t0 + 5 * MINUTE
+      ? 'rejected'
+      : id !== null && flow.counted.has(id)
+        ? 'duplicate'
+        : at !== null && at <= t0 - DAY
+          ? 'stale'
+          : 'counted';
+  // Redeliveries go by a plain signal or update (a fresh update id), so that the workflow's own
+  // idempotency is what is tested; first deliveries through the client helpers (with-start).
+  const via = r.chance(0.5) ? 'signal' : 'update';
+  const entry: SentSymptom = {
+    step,
+    id,
+    eventLo: at ?? t0,
+    eventHi: at ?? Infinity,
+    recvLo: t0,
+    recvHi: Infinity,
+    expected,
+    via,
+  };
+  flow.sent.push(entry);
+  if (expected === 'counted' && id !== null) flow.counted.set(id, t0);
+  const handle = c.env.client.workflow.getHandle(flowId(flow));
+  if (via === 'signal') {
+    if (idMode === 'redeliver' && flow.started) await handle.signal(symptomSignal, payload);
+    else await signalSymptom(c.env.client, flow.host, payload);
+    flow.started = true;
+    return;
+  }
+  let answer: RecordSymptomResult | null = null;
+  let failure: Error | null = null;
+  try {
+    answer =
+      idMode === 'redeliver' && flow.started
+        ? await handle.executeUpdate(recordSymptomUpdate, { args: [payload] })
+        : await recordSymptom(c.env.client, flow.host, payload);
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+  }
+  flow.started = true;
+  if (expected === 'rejected') {
+    if (
+      !(failure instanceof WorkflowUpdateFailedError) ||
+      !/^eventTime: .* in the future/.test(String(failure.cause?.message))
+    )
+      s.violations.push(
+        `step ${step}: future symptom ${preview(payload)}: expected the eventTime rejection, got ${failure ? failure.message : JSON.stringify(answer)}`,
+      );
+    return;
+  }
+  if (failure) throw failure;
+  if (answer?.outcome !== expected)
+    s.violations.push(
+      `step ${step}: symptom ${preview(payload)}: expected ${expected}, the workflow said ${answer?.outcome}`,
+    );
+}
+
+const handled = (v: HealingStateView) =>
+  v.totals.counted + v.totals.duplicates + v.totals.stale + v.totals.rejected;
+
+/** Wait (real time) until each flow's workflow has handled every symptom sent by signal; the server time after. */
+async function waitProcessed(c: ChaosEnv, s: Schedule, flows: Flow[]): Promise<number> {
+  for (const f of flows) {
+    if (!f.started) continue;
+    const expected = f.sent.filter((m) => m.via === 'signal' || m.expected !== 'rejected').length;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const v = await query(c, f);
+      if (v && handled(v) >= expected) break;
+      if (Date.now() > deadline) {
+        s.violations.push(
+          `${flowId(f)}: ${v ? handled(v) : 'no answer'} of ${expected} symptoms handled after 60 s: the workflow is blocked`,
+        );
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  }
+  return c.env.currentTimeMs();
+}
+
+async function query(c: ChaosEnv, f: Flow): Promise<HealingStateView | null> {
+  try {
+    return await c.env.client.workflow.getHandle(flowId(f)).query(stateQuery);
+  } catch {
+    return null;
+  }
+}
+
+async function hostView(c: ChaosEnv, host: string): Promise<HostStateView | null> {
+  try {
+    return await c.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a host's journal shows a canary neither ended nor restored over. */
+function unresolvedCanary(gpu: ChaosGpu): boolean {
+  let open = false;
+  for (const e of gpu.journal) {
+    if (e.action === 'canary:start' || e.action === 'restore:start') open = true;
+    else if (e.action === 'canary:end' || e.action === 'restore:end') open = false;
+  }
+  return open;
+}
+
+/**
+ * Let canaries and restores in flight finish (a hung one needs server time to time out): quiet means no
+ * workflow in a busy phase and no canary unresolved on any host, twice in a row a moment apart.
+ */
+async function settle(c: ChaosEnv, s: Schedule): Promise<void> {
+  const busy = new Set(['canary_running', 'restoring', 'requesting_lease']);
+  const quiet = async () => {
+    const views = await Promise.all(s.flows.filter((f) => f.started).map((f) => query(c, f)));
+    return (
+      views.every((v) => v !== null && !busy.has(v.phase)) &&
+      [...s.gpus.values()].every((g) => !unresolvedCanary(g))
+    );
+  };
+  for (let i = 0; i < 60; i++) {
+    // Real time first: a slow canary ends by itself; then server time, for timeouts and retries.
+    for (let wait = 0; wait < 20 && !(await quiet()); wait++) await delay(100);
+    if ((await quiet()) && (await delay(200), await quiet())) return;
+    await c.env.sleep(MINUTE);
+  }
+  s.violations.push('canaries still running an hour after the schedule ended');
+}
+
+async function terminateAll(c: ChaosEnv, s: Schedule): Promise<void> {
+  const ids = [...s.flows.map(flowId), ...s.hosts.map(hostCoordinatorWorkflowId)];
+  await Promise.all(
+    ids.map((id) =>
+      c.env.client.workflow
+        .getHandle(id)
+        .terminate('chaos schedule over')
+        .catch(() => undefined),
+    ),
+  );
+}
+
+// ---- the invariants ---------------------------------------------------------------------------
+
+/** A malformed symptom never fails or blocks a workflow: each still counts a new valid one. */
+async function probe(c: ChaosEnv, s: Schedule): Promise<void> {
+  const v = s.violations;
+  // A malformed symptom never fails or blocks a workflow: each still runs, answers, and counts a new one.
+  const probeStep = s.steps.length;
+  for (const f of s.flows.filter((x) => x.started)) {
+    const id = `probe-${s.seed}-${s.nextId++}`;
+    const t0 = await c.env.currentTimeMs();
+    const answer = await recordSymptom(c.env.client, f.host, { kind: f.kind, id });
+    f.sent.push({
+      step: probeStep,
+      id,
+      eventLo: t0,
+      eventHi: Infinity,
+      recvLo: t0,
+      recvHi: Infinity,
+      expected: 'counted',
+      via: 'update',
+    });
+    if (answer.outcome !== 'counted')
+      v.push(`${flowId(f)}: a new valid symptom after the schedule was ${answer.outcome}`);
+    const hi = await c.env.currentTimeMs();
+    for (const m of f.sent) {
+      if (m.recvHi === Infinity) m.recvHi = hi;
+      if (m.eventHi === Infinity) m.eventHi = hi;
+    }
+  }
+}
+
+async function checkInvariants(c: ChaosEnv, s: Schedule): Promise<void> {
+  const v = s.violations;
+  const totalMs = s.policy.maxDowntimeSeconds * 1000;
+
+  for (const f of s.flows.filter((x) => x.started)) {
+    const handle = c.env.client.workflow.getHandle(flowId(f));
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING')
+      v.push(`${flowId(f)}: ${description.status.name}, expected RUNNING`);
+    const state = await handle.query(stateQuery);
+    checkSymptoms(s, f, state);
+    // History stays bounded: the run continues as new before its history grows past the limit.
+    const limit = s.policy.historyEventsLimit;
+    if (description.historyLength > limit + 600)
+      v.push(`${flowId(f)}: history ${description.historyLength} events > limit ${limit} + 600`);
+    if (f.largestBurst * 4 >= limit + 400 && state.runs < 2)
+      v.push(
+        `${flowId(f)}: a storm of ${f.largestBurst} messages under a limit of ${limit} events did not continue as new`,
+      );
+  }
+  for (const host of s.hosts) {
+    const description = await c.env.client.workflow
+      .getHandle(hostCoordinatorWorkflowId(host))
+      .describe()
+      .catch(() => null);
+    // A coordinator not asked for a lease in this schedule is the previous schedule's, terminated.
+    if (description && description.startTime.getTime() < s.startedAt) continue;
+    if (description && description.status.name !== 'RUNNING')
+      v.push(`coordinator ${host}: ${description.status.name}, expected RUNNING`);
+    if (description && description.historyLength > s.policy.historyEventsLimit + 600)
+      v.push(`coordinator ${host}: history ${description.historyLength} events`);
+  }
+
+  for (const host of s.hosts) {
+    const gpu = s.gpus.get(host) as ChaosGpu;
+    const journal = gpu.journal;
+    const coordinator = await hostView(c, host);
+    const audit = await readAudit(s.auditDir, host);
+
+    // Never two canaries at once on one host: no canary starts while an earlier one is unresolved
+    // (neither ended nor restored over).
+    let unresolved: number | null = null;
+    journal.forEach((e, i) => {
+      if (e.action === 'canary:start') {
+        if (unresolved !== null)
+          v.push(`${host}: canary ${i} (${e.kind}) started while canary ${unresolved} was still running`);
+        unresolved = i;
+      } else if (e.action === 'canary:end' || e.action === 'restore:end') unresolved = null;
+    });
+
+    const starts = journal.filter((e) => e.action === 'canary:start');
+    for (const e of starts) {
+      const at = e.scheduledMs as number;
+      // No canary outside the window.
+      if (!inUtcWindow(s.policy.maintenanceWindow, at))
+        v.push(
+          `${host}: canary of ${e.kind} at ${iso(at)} outside the window ${s.policy.maintenanceWindow} UTC`,
+        );
+      // The budget is never knowingly overspent: the prediction fits what the lease said is left, and
+      // what the host's own audit says was spent before it in that window.
+      const predicted = e.predictedDowntimeMs as number;
+      if (predicted > (e.budgetLeftMs as number))
+        v.push(`${host}: canary at ${iso(at)} predicted ${predicted} ms > budget left ${e.budgetLeftMs} ms`);
+      const opensAt = utcOpeningOf(s.policy.maintenanceWindow, at);
+      const spentBefore = audit
+        .filter(
+          (a) =>
+            a.windowOpensAt !== null && Date.parse(a.windowOpensAt) === opensAt && Date.parse(a.at) <= at,
+        )
+        .reduce((sum, a) => sum + a.event.downtimeMs, 0);
+      if (opensAt !== null && spentBefore + predicted > totalMs)
+        v.push(
+          `${host}: canary at ${iso(at)}: ${spentBefore} ms already spent in its window + predicted ${predicted} ms > budget ${totalMs} ms`,
+        );
+      // Not while paused (allowing the few seconds between a grant before the pause and the start).
+      for (const p of s.pauses.get(host) ?? []) {
+        if (at > p.paused.hi + 5_000 && (p.resumed === null || at < p.resumed.lo))
+          v.push(`${host}: canary at ${iso(at)} while the host was paused (${iso(p.paused.hi)})`);
+      }
+    }
+
+    // After any canary: promoted and healthy, or restored and healthy, or the restore failed and the
+    // host is latched: no canary there until an operator acknowledges.
+    starts.forEach((e, n) => {
+      const i = journal.indexOf(e);
+      const rest = journal.slice(i + 1);
+      const end = rest.find((x) => x.action === 'canary:end');
+      if (end?.detail === 'passed') return;
+      const restore = rest.find((x) => x.action === 'restore:end');
+      if (!restore) {
+        v.push(
+          `${host}: canary ${n} (${e.detail}) at ${iso(e.scheduledMs as number)} ended ${end?.detail ?? 'never'} and was not restored`,
+        );
+        return;
+      }
+      if (restore.detail === 'fail') {
+        const ack = (s.acks.get(host) ?? []).find((a) => a.lo >= restore.serverMs);
+        const later = starts.find(
+          (x) => (x.scheduledMs as number) > restore.serverMs && (!ack || (x.scheduledMs as number) < ack.lo),
+        );
+        if (later)
+          v.push(
+            `${host}: canary at ${iso(later.scheduledMs as number)} after a failed restore (${iso(restore.serverMs)}) not acknowledged`,
+          );
+        if (!ack && coordinator && !coordinator.restoreFailure)
+          v.push(`${host}: restore failed at ${iso(restore.serverMs)} but the host is not latched`);
+      }
+    });
+    const lastRestoreFailed =
+      [...journal].reverse().find((x) => x.action === 'restore:end')?.detail === 'fail';
+    const ackedAfter =
+      lastRestoreFailed &&
+      (s.acks.get(host) ?? []).some(
+        (a) =>
+          a.lo >=
+          ([...journal].reverse().find((x) => x.action === 'restore:end') as { serverMs: number }).serverMs,
+      );
+    if (!gpu.service.healthy && !(lastRestoreFailed && (coordinator?.restoreFailure || ackedAfter)))
+      v.push(
+        `${host}: service ends unhealthy on the ${gpu.service.config} config, and no restore failure is latched`,
+      );
+    if (gpu.service.healthy && starts.length > 0 && !['candidate', 'restored'].includes(gpu.service.config))
+      v.push(`${host}: service ends on the ${gpu.service.config} config after a canary`);
+
+    // Overrun only from restores, recorded beside the spend: spent − budget, never more.
+    for (const a of audit) {
+      if (a.overrunMs !== Math.max(0, a.budgetSpentMs - a.budgetTotalMs))
+        v.push(
+          `${host}: audit at ${a.at}: overrun ${a.overrunMs} ms with ${a.budgetSpentMs} ms spent of ${a.budgetTotalMs}`,
+        );
+    }
+    if (coordinator?.lease) {
+      // A lease still held after the schedule settled belongs to a canary that never ended.
+      const holder = s.flows.find((f) => flowId(f) === coordinator.lease?.holderWorkflowId);
+      if (holder) v.push(`${host}: lease still held by ${holder.kind} after everything settled`);
+    }
+  }
+}
+
+/** No symptom lost or counted twice: the workflow's totals and 24 h count against the model. */
+function checkSymptoms(s: Schedule, f: Flow, state: HealingStateView): void {
+  const v = s.violations;
+  const expect = (what: SentSymptom['expected']) =>
+    f.sent.filter((m) => m.expected === what && (what !== 'rejected' || m.via === 'signal')).length;
+  const name = flowId(f);
+  for (const what of ['counted', 'duplicate', 'stale'] as const) {
+    const got = state.totals[what === 'duplicate' ? 'duplicates' : what];
+    if (got !== expect(what)) v.push(`${name}: totals.${what} ${got}, expected ${expect(what)}`);
+  }
+  if (state.totals.rejected !== expect('rejected'))
+    v.push(`${name}: totals.rejected ${state.totals.rejected}, expected ${expect('rejected')}`);
+
+  // The 24 h count: counted symptoms whose event time is in (now − 24 h, ∞), received after the last
+  // clear (an operator's, or a promotion's). Where a receive or event time straddles a boundary the
+  // exact figure is unknowable from outside: the count must then lie between the sure and the possible.
+  const now = Date.parse(state.now);
+  const promotions = state.decisions.filter((d) => d.action === 'candidate promoted');
+  const passes = [...s.gpus.get(f.host)!.journal].filter(
+    (e) => e.kind === f.kind && e.action === 'canary:end' && e.detail === 'passed',
+  ).length;
+  const promotionsSeen = promotions.reduce((n, d) => n + (d.repeats ?? 1), 0);
+  const lastPromotion = promotions.length > 0 ? Math.max(...promotions.map((d) => d.at)) : -Infinity;
+  let sure = 0;
+  let possible = 0;
+  for (const m of f.sent) {
+    if (m.expected !== 'counted') continue;
+    if (m.step < f.clearedAtStep) continue;
+    const beforeClear = m.recvHi < lastPromotion;
+    const afterClear = m.recvLo > lastPromotion || passes === 0;
+    const inWindow = m.eventLo > now - DAY;
+    const outOfWindow = m.eventHi <= now - DAY;
+    if (beforeClear || outOfWindow) continue;
+    possible++;
+    if (afterClear && inWindow) sure++;
+  }
+  if (promotionsSeen < passes) possible = Infinity; // a promotion fell out of the decision log
+  if (state.count24h < sure || state.count24h > possible)
+    v.push(
+      `${name}: count24h ${state.count24h}, expected ${sure === possible ? sure : `${sure}..${possible}`}`,
+    );
+}
+
+async function readAudit(dir: string, host: string): Promise<BudgetReport[]> {
+  try {
+    const text = await readFile(join(dir, `budget-${host}.jsonl`), 'utf8');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as BudgetReport);
+  } catch {
+    return [];
+  }
+}
+
+// ---- an independent reading of a UTC window "HH:MM-HH:MM" -------------------------------------
+
+function windowMinutes(text: string): [number, number] {
+  const [a, b] = text.split('-').map((t) => {
+    const [h, m] = t.split(':').map(Number);
+    return (h as number) * 60 + (m as number);
+  });
+  return [a as number, b as number];
+}
+
+function inUtcWindow(text: string, at: number): boolean {
+  return utcOpeningOf(text, at) !== null;
+}
+
+/** Opening (epoch ms) of the occurrence of a UTC window that contains `at`, or null. */
+function utcOpeningOf(text: string, at: number): number | null {
+  const [open, close] = windowMinutes(text);
+  const length = ((close - open + 24 * 60) % (24 * 60)) * MINUTE;
+  const dayStart = Math.floor(at / DAY) * DAY;
+  for (const day of [dayStart - DAY, dayStart]) {
+    const opensAt = day + open * MINUTE;
+    if (opensAt <= at && at < opensAt + length) return opensAt;
+  }
+  return null;
+}
+
+function nextUtcOpening(text: string, after: number): number {
+  const [open] = windowMinutes(text);
+  let t = Math.floor(after / DAY) * DAY + open * MINUTE;
+  while (t <= after) t += DAY;
+  return t;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const preview = (v: unknown) => {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+};
+
+// ---- the test -----------------------------------------------------------------------------------
+
+test(`${SEEDS.length} random schedules keep every invariant`, { timeout: 60 * MINUTE }, async () => {
+  const started = Date.now();
+  const failures: Schedule[] = [];
+  let done = 0;
+  const groups = Array.from({ length: ENVS }, (_, g) => SEEDS.filter((_, i) => i % ENVS === g));
+  // Servers start one after the other (two JVMs starting at once on a busy machine miss the SDK's 5 s).
+  const envs: ChaosEnv[] = [];
+  try {
+    for (let g = 0; g < ENVS; g++) envs.push(await startWithRetry(g));
+    await Promise.all(
+      groups.map(async (seeds, g) => {
+        const c = envs[g] as ChaosEnv;
+        for (const seed of seeds) {
+          const t = Date.now();
+          const s = await runSchedule(c, seed);
+          done++;
+          if (VERBOSE || Date.now() - t > 30_000)
+            console.log(
+              `# seed ${seed}: ${s.steps.length} steps in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+            );
+          if (s.violations.length > 0) {
+            failures.push(s);
+            console.log(
+              `# seed ${seed} FAILED (${s.violations.length} violations; steps ${s.steps.join(' ')}): ${s.violations[0]}\n#   replay: ${replay(seed)}`,
+            );
+          }
+        }
+      }),
+    );
+  } finally {
+    for (const c of envs) await stopChaosEnv(c);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  console.log(
+    `# ${done} schedules on ${ENVS} servers in ${seconds.toFixed(1)} s (${(seconds / Math.max(1, done)).toFixed(2)} s each)`,
+  );
+  assert.equal(done, SEEDS.length);
+  assert.deepEqual(
+    failures.map((s) => `seed ${s.seed}: ${s.violations.join(' | ')} — replay: ${replay(s.seed)}`),
+    [],
+  );
+});
