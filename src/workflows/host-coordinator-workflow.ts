@@ -9,6 +9,7 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   uuid4,
   workflowInfo,
@@ -83,6 +84,28 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
 
   const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
     appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
+    publish();
+  };
+
+  /** The Web UI's current details (markdown): budget, cooldown, lease, pause, latch, last decision. */
+  const publish = () => {
+    const v = view();
+    const last = decisions[decisions.length - 1];
+    setCurrentDetails(
+      [
+        `**GPU host ${host}** — ${v.restoreFailure ? 'canaries stopped: a restore failed (healctl ack)' : v.paused ? 'paused' : v.lease ? `canary running (${v.lease.kind})` : 'idle'}`,
+        [
+          `- Downtime budget: ${formatDuration(v.budgetLeftMs)} left of ${formatDuration(v.budgetTotalMs)}` +
+            (v.overrunMs > 0 ? `, overrun ${formatDuration(v.overrunMs)}` : ''),
+          `- Cooldown: ${v.cooldownLeftMs > 0 ? `${formatDuration(v.cooldownLeftMs)} left` : 'over'}`,
+          `- Paused: ${v.paused ? `by ${v.paused.by}: ${v.paused.reason}` : 'no'}`,
+          `- Restore failure: ${v.restoreFailure ? `${v.restoreFailure.kind} at ${v.restoreFailure.at}: ${v.restoreFailure.message}` : 'none'}`,
+        ].join('\n'),
+        last ? `**Last decision:** ${last.action} — ${last.reason}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
   };
 
   const view = (): HostStateView => {
@@ -292,6 +315,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
   };
 
   for (;;) {
+    publish();
     const lease = ledger.lease;
     const timeout = lease ? Math.max(1, lease.expiresAt - Date.now()) : undefined;
     const woken = () => requests.length > 0 || releases.length > 0 || shouldContinueAsNew();
