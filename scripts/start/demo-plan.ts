@@ -58,9 +58,9 @@ export function demoSettings(window: DemoWindow): DemoSetting[] {
     },
     {
       variable: 'KLR_CANARY_COOLDOWN_HOURS',
-      demo: '0.05',
+      demo: '0.02',
       production: String(DEFAULT_POLICY.cooldownHours),
-      why: '3 minutes between canaries',
+      why: 'about a minute between canaries',
     },
     {
       variable: 'KLR_CANARY_SOAK_SECONDS',

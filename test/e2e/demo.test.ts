@@ -149,7 +149,7 @@ test('npm start without nvidia-smi runs the demo to a promotion; Ctrl-C stops ev
 
 async function firstRun(run: Run): Promise<void> {
   await run.waitFor(/DEMO/, MINUTE);
-  const output = await run.waitFor(/\] promoted: /, 4 * MINUTE);
+  const output = await run.waitFor(/\] promoted: /, 6 * MINUTE);
   for (const stage of ['symptoms counted', 'escalation armed', 'maintenance window open', 'canary started'])
     assert.match(output, new RegExp(`\\] ${stage}`), `a line for "${stage}"`);
   assert.match(output, /KLR_GPU_MAINTENANCE_WINDOW\s+\d\d:\d\d-\d\d:\d\d \(UTC\)\s+03:00-07:00/);
@@ -160,6 +160,21 @@ async function firstRun(run: Run): Promise<void> {
     client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
   );
   assert.equal(state.lastCanary?.outcome, 'promoted', JSON.stringify(state.lastCanary));
+  // What an operator would run in another terminal.
+  const status = await execa(
+    process.execPath,
+    [join(REPO_ROOT, 'bin', 'healctl.js'), 'status', 'vllm_oom', '--json'],
+    {
+      cwd: REPO_ROOT,
+      env: { TEMPORAL_ADDRESS: run.temporalAddress, KLR_HOST: host },
+      reject: false,
+    },
+  );
+  assert.equal(status.exitCode, 0, status.stderr);
+  const snapshot = JSON.parse(status.stdout) as {
+    healing: Array<{ lastCanary: { outcome: string } | null }>;
+  };
+  assert.equal(snapshot.healing[0]?.lastCanary?.outcome, 'promoted', status.stdout);
   const config = await readFile(join(dataDir, 'demo', 'vllm.yaml'), 'utf8');
   assert.match(config, /gpu-memory-utilization: 0\.9[0-7]?\b/, config);
 
