@@ -72,9 +72,11 @@ export const canaryOverhead: Benchmark = {
         const promoted = done.decisions.find((d) => d.action === 'candidate promoted');
         if (!started || !promoted) throw new Error(`${host}: canary decisions missing`);
         const journal = await readFile(s.service.logPath, 'utf8');
+        // The first thing the supervisor notes when the restart command reaches it (the OOMed service
+        // may already be down, so there may be nothing to stop).
         const stopping = journal
           .split('\n')
-          .filter((l) => /supervisor\[\d+\]: Stopping service/.test(l))
+          .filter((l) => /supervisor\[\d+\]: (Stopping service|Restarting service \(requested\))/.test(l))
           .map((l) => Date.parse(l.slice(0, l.indexOf(' '))))
           .find((t) => t >= s.windowOpensAt);
         if (stopping === undefined)
