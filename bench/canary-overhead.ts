@@ -158,6 +158,7 @@ export const canaryOverhead: Benchmark = {
         'Figures are medians over the canaries (one per host, all in the same minute window); the per-host rows give each one.',
         '"service alone": after the canary, the bench restarts the service itself with the same supervisor command and polls /health every 100 ms — the restart-until-healthy time with no healer involved.',
         'Canary wall time = "canary started" → "candidate promoted" decisions; it includes backing up and writing the config, the restart, the health wait, one probe request, a VRAM measurement and the soak.',
+        'window open → restart command: the first supervisor journal line of the restart (Stopping service / Restarting service) at or after the window opened. The service had crashed on its OOM, so the canary restart had nothing to stop, while the "service alone" restart stops the healthy service first.',
         "The window opens on a minute boundary; the canary starts when the workflow's durable timer fires, then asks the host coordinator for the lease (a workflow round trip) before the canary activity runs.",
       ],
     };
