@@ -105,9 +105,10 @@ export function createRestoreService(
       } else {
         progress.enter('restart');
         crashPoint('restore:restart');
-        const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
         const restartStarted = performance.now();
         await runRestartCommand(service.restartCommand, service.restartTimeoutMs, signal);
+        // Only the new process's log counts (the old one may print a last failure while it is stopped).
+        const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
         progress.enter('health');
         crashPoint('restore:health');
         const health = await waitHealthyWatchingLog({

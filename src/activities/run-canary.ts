@@ -385,7 +385,6 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       // ---- restart: the service's own command; the downtime clock starts here
       progress.enter('restart');
       crashPoint('canary:restart');
-      const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
       record = { ...record, restartRequestedAt: new Date().toISOString() };
       await writeLeaseRecord(configPath, backupDir, record);
       const restartStarted = performance.now();
@@ -393,6 +392,9 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       crashPoint('canary:restart-command'); // the command is spawned by now
       const restart = await restarting;
       progress.note({ restartCommandMs: restart.ms });
+      // The log from here on is the new process's: a crash-looping service can still print its last OOM
+      // while the restart command stops it, and that failure is the old config's, not the candidate's.
+      const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
 
       // ---- health: the rest of the deadline, counted from the restart's start; a memory failure in the
       // log ends the wait early (the engine died at start-up and will not come back by itself)

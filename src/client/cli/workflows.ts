@@ -25,6 +25,35 @@ export function healingNotFound(command: string, host: string, kind: string): Cl
   );
 }
 
+/**
+ * How long a query may take. A query is answered by the host's worker, so with no worker polling
+ * `kloros-healing.<host>` the server would hold it until its own timeout: say so instead.
+ */
+export const QUERY_TIMEOUT_MS = Number(process.env.KLR_HEALCTL_QUERY_TIMEOUT_MS ?? 10_000);
+
+export function noWorkerAnswered(command: string, host: string, workflowId: string): CliError {
+  return new CliError(
+    `healctl ${command}: ${workflowId} did not answer within ${QUERY_TIMEOUT_MS / 1000} s — is a worker polling task queue ${hostTaskQueue(host)}? ` +
+      `Start it on the GPU host with \`healctl worker\` (or the systemd unit), or locally with \`npm start\``,
+  );
+}
+
+/** Run a query under {@link QUERY_TIMEOUT_MS}; a timeout becomes {@link noWorkerAnswered}. */
+export async function queryWithDeadline<T>(
+  client: Client,
+  what: { command: string; host: string; workflowId: string },
+  query: () => Promise<T>,
+): Promise<T> {
+  const deadline = Date.now() + QUERY_TIMEOUT_MS;
+  try {
+    return await client.withDeadline(deadline, query);
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError) && Date.now() >= deadline - 50)
+      throw noWorkerAnswered(what.command, what.host, what.workflowId);
+    throw err;
+  }
+}
+
 /** The state query of one (host, kind); a missing workflow is a CliError naming its id. */
 export async function queryHealingState(
   client: Client,
@@ -32,8 +61,11 @@ export async function queryHealingState(
   host: string,
   kind: string,
 ): Promise<HealingStateView> {
+  const workflowId = healingWorkflowId(host, kind);
   try {
-    return await client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery);
+    return await queryWithDeadline(client, { command, host, workflowId }, () =>
+      client.workflow.getHandle(workflowId).query(stateQuery),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw healingNotFound(command, host, kind);
     throw err;
@@ -41,9 +73,16 @@ export async function queryHealingState(
 }
 
 /** The host coordinator's view, or null when the host has no coordinator yet (no canary ever asked). */
-export async function queryHostState(client: Client, host: string): Promise<HostStateView | null> {
+export async function queryHostState(
+  client: Client,
+  host: string,
+  command = 'status',
+): Promise<HostStateView | null> {
+  const workflowId = hostCoordinatorWorkflowId(host);
   try {
-    return await client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery);
+    return await queryWithDeadline(client, { command, host, workflowId }, () =>
+      client.workflow.getHandle(workflowId).query(hostStateQuery),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return null;
     throw err;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { withClient } from '../cli/context.js';
 import { formatTable, printJson } from '../cli/format.js';
 import { addHostOption, hostFrom } from '../cli/options.js';
-import { type HealingListing, listHealingWorkflows } from '../cli/workflows.js';
+import { type HealingListing, QUERY_TIMEOUT_MS, listHealingWorkflows } from '../cli/workflows.js';
 import { healingWorkflowId } from '../../domain/identifiers.js';
 import { stateQuery } from '../../workflows/healing-messages.js';
 
@@ -59,7 +59,9 @@ Visibility is eventually consistent: a workflow started a moment ago may take a 
           listed.map(async (w): Promise<ListRow> => {
             if (w.status !== 'RUNNING') return { ...w, count24h: null, threshold: null, phase: null };
             try {
-              const v = await client.workflow.getHandle(healingWorkflowId(w.host, w.kind)).query(stateQuery);
+              const v = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+                client.workflow.getHandle(healingWorkflowId(w.host, w.kind)).query(stateQuery),
+              );
               return {
                 ...w,
                 mode: v.mode,
