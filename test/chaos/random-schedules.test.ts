@@ -171,10 +171,15 @@ async function skip(c: ChaosEnv, ms: number): Promise<void> {
       STALL_MS,
     );
   });
-  const sleeping = c.env.sleep(ms);
+  // Abortable, so that a stalled call is cancelled rather than retried against a torn-down server.
+  const abort = new AbortController();
+  const sleeping = c.env.connection.withAbortSignal(abort.signal, () => c.env.sleep(ms));
   sleeping.catch(() => undefined);
   try {
     await Promise.race([sleeping, stalled]);
+  } catch (err) {
+    abort.abort();
+    throw err;
   } finally {
     clearTimeout(timer);
   }
