@@ -29,7 +29,7 @@ export function healingNotFound(command: string, host: string, kind: string): Cl
  * How long a query may take. A query is answered by the host's worker, so with no worker polling
  * `kloros-healing.<host>` the server would hold it until its own timeout: say so instead.
  */
-export const QUERY_TIMEOUT_MS = Number(process.env.KLR_HEALCTL_QUERY_TIMEOUT_MS ?? 10_000);
+export const QUERY_TIMEOUT_MS = 10_000;
 
 export function noWorkerAnswered(command: string, host: string, workflowId: string): CliError {
   return new CliError(
