@@ -211,7 +211,9 @@ test('thousands of symptoms continue as new with the count and the idempotency i
     120_000,
   );
   assert.equal(state.count24h, total);
-  assert.ok(state.runs >= 3, `expected several runs, got ${state.runs}`);
+  // How many runs depends on how the server batches the signals into workflow tasks (a slow worker gets
+  // hundreds per task): at least one continue-as-new, and the current run's history stays small.
+  assert.ok(state.runs >= 2, `expected at least one continue-as-new, got ${state.runs} run(s)`);
   assert.ok(state.decisions.some((d) => d.action === 'continued as new'));
   const handle = client.workflow.getHandle(healingWorkflowId(host, kind));
   const events = (await handle.fetchHistory()).events?.length ?? 0;

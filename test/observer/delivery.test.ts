@@ -191,9 +191,13 @@ describe('on a real dev server', () => {
       ['d-1', 'd-2', 'd-3', 'd-4', 'd-5', 'd-0', 'd-3'],
       'in the order they were spooled',
     );
-    // A redelivered update id is answered with the first answer, not applied again.
+    // A redelivered update id is answered with the first answer, not applied again. Right after the
+    // server comes back the worker may not poll yet: then the update times out and the symptom goes by
+    // signal-with-start ('signalled'), which the workflow also counts once per id (the counts below).
     const outcomes = log.lines.filter((l) => l.msg === 'spooled symptom delivered').map((l) => l.obj.outcome);
-    assert.deepEqual(outcomes, Array(7).fill('counted'));
+    assert.equal(outcomes.length, 7);
+    for (const outcome of outcomes)
+      assert.ok(outcome === 'counted' || outcome === 'signalled', String(outcome));
 
     const state = await waitFor('state', () => queryState(server!.address, host));
     assert.equal(state.count24h, 6, 'one per distinct symptom');
