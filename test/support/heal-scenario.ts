@@ -32,6 +32,8 @@ export interface ScenarioOptions {
   worker?: Record<string, string>;
   /** Open the window now instead of on the next minute boundary but one (no wait for the canary). */
   windowOpenNow?: boolean;
+  /** Open the window on the first minute boundary at least this far ahead (default one minute). */
+  windowLeadMs?: number;
 }
 
 export interface Scenario {
@@ -77,7 +79,7 @@ export async function startScenario(opts: ScenarioOptions): Promise<Scenario> {
   // open an hour (an end before the start crosses midnight, so 23:59-00:59 is fine as it is).
   const windowOpensAt = opts.windowOpenNow
     ? Math.floor(Date.now() / MINUTE) * MINUTE
-    : Math.ceil((Date.now() + MINUTE) / MINUTE) * MINUTE;
+    : Math.ceil((Date.now() + (opts.windowLeadMs ?? MINUTE)) / MINUTE) * MINUTE;
   const window = `${utcHhmm(windowOpensAt)}-${utcHhmm(windowOpensAt + 60 * MINUTE)}`;
   const workerEnv: Record<string, string> = {
     TEMPORAL_ADDRESS: opts.temporalAddress,
