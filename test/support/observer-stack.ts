@@ -9,6 +9,7 @@ import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 import { REPO_ROOT } from './heal-stack.js';
+import { eventually } from './healing-harness.js';
 
 /** The dev server on `dir`/temporal.sqlite; `port` pins the address so a restart comes back on it. */
 export function startObserverServer(dir: string, port?: number): Promise<DevServerHandle> {
@@ -93,24 +94,11 @@ export async function queryState(
   }
 }
 
-/** Polls `check` until it returns a value (real time), or fails after `timeoutMs` with the last error. */
-export async function waitFor<T>(
+/** `eventually` from the healing harness, with the longer default these process-level tests need. */
+export function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false>,
   timeoutMs = 60_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    }
-    await delay(200);
-  }
+  return eventually(what, check, timeoutMs);
 }
