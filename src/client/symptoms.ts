@@ -1,6 +1,13 @@
 // Sending a symptom to the HealingWorkflow of its (host, kind), starting the workflow on first use.
 import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
-import { healingWorkflowId, hostTaskQueue } from '../domain/identifiers.js';
+import {
+  HOST_EXPECTED,
+  KIND_EXPECTED,
+  healingWorkflowId,
+  hostTaskQueue,
+  isValidHost,
+  isValidKind,
+} from '../domain/identifiers.js';
 import type { SymptomInput } from '../domain/symptom.js';
 import {
   type RecordSymptomResult,
@@ -9,7 +16,20 @@ import {
 } from '../workflows/healing-messages.js';
 import { HealingWorkflow } from '../workflows/healing-workflow.js';
 
-export function healingStartOptions(host: string, kind: string) {
+/** A host or kind that cannot name a workflow: the input is wrong, sending it again will not help. */
+export class SymptomAddressError extends TypeError {
+  override name = 'SymptomAddressError';
+}
+
+/**
+ * Where the symptom goes. The host and kind are checked here, before they become a workflow id and a
+ * task queue: a payload the workflow would reject must not first create a workflow named after it.
+ */
+export function healingStartOptions(host: string, kind: unknown) {
+  if (!isValidHost(host))
+    throw new SymptomAddressError(`host ${JSON.stringify(host)}: expected ${HOST_EXPECTED}`);
+  if (typeof kind !== 'string' || !isValidKind(kind))
+    throw new SymptomAddressError(`kind ${JSON.stringify(kind) ?? String(kind)}: expected ${KIND_EXPECTED}`);
   return {
     workflowId: healingWorkflowId(host, kind),
     taskQueue: hostTaskQueue(host),
@@ -39,8 +59,9 @@ export async function recordSymptom(
 
 /** Signal-with-start: fire and forget (a bad payload is recorded as a rejected decision). */
 export async function signalSymptom(client: Client, host: string, symptom: SymptomInput): Promise<void> {
+  const options = healingStartOptions(host, symptom.kind);
   await client.workflow.signalWithStart(HealingWorkflow, {
-    ...healingStartOptions(host, symptom.kind),
+    ...options,
     signal: symptomSignal,
     signalArgs: [symptom],
   });

@@ -17,7 +17,7 @@ import { type TemporalTarget, loadTemporalTarget } from '../config/temporal-conn
 import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
 import { MAX_FUTURE_SKEW_MS, type SymptomInput, eventTimeMs, parseSymptom } from '../domain/symptom.js';
 import type { RecordSymptomResult } from '../workflows/healing-messages.js';
-import { recordSymptom, signalSymptom } from '../client/symptoms.js';
+import { SymptomAddressError, recordSymptom, signalSymptom } from '../client/symptoms.js';
 import { connectClient } from '../client/temporal-client.js';
 import { Spool, SpoolFullError } from './spool.js';
 import type { SymptomSink } from './types.js';
@@ -125,6 +125,7 @@ export type DeliveryFailure = { kind: 'rejected'; reason: string } | { kind: 'tr
  * missing permissions that an operator will fix) is transient: the symptom waits in the spool.
  */
 export function classifyDeliveryError(err: unknown): DeliveryFailure {
+  if (err instanceof SymptomAddressError) return { kind: 'rejected', reason: err.message };
   if (err instanceof WorkflowUpdateFailedError) {
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
     return { kind: 'rejected', reason: cause };

@@ -20,6 +20,7 @@ import {
   deadLetterPath,
   symptomProblem,
 } from '../../src/observer/delivery.js';
+import { SymptomAddressError } from '../../src/client/symptoms.js';
 import { Spool } from '../../src/observer/spool.js';
 import {
   queryState,
@@ -105,6 +106,10 @@ describe('pure parts', () => {
     });
     assert.equal(classifyDeliveryError(new ServiceError('failed', { cause: unavailable })).kind, 'transient');
     assert.equal(classifyDeliveryError(new Error('connect ECONNREFUSED')).kind, 'transient');
+    assert.deepEqual(classifyDeliveryError(new SymptomAddressError('kind "a/b": expected …')), {
+      kind: 'rejected',
+      reason: 'kind "a/b": expected …',
+    });
   });
 
   test('backoff doubles up to its cap, with jitter', () => {
