@@ -23,6 +23,10 @@ const printable = (max: number) =>
     // eslint-disable-next-line no-control-regex
     .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'control characters are not allowed');
 
+/** One line of printable text: ids and names end up in update ids, log lines and table cells. */
+const oneLine = (max: number) =>
+  printable(max).refine((s) => !/[\t\n]/.test(s), 'tabs and line breaks are not allowed');
+
 export const symptomDetailsSchema = z.strictObject({
   /** MiB the failed allocation was short of (vLLM's start-up check, allocator messages). */
   deficitMb: sizeMb.optional(),
@@ -33,7 +37,7 @@ export const symptomDetailsSchema = z.strictObject({
   /** Total MiB of the GPU. */
   totalMb: sizeMb.optional(),
   /** Which family of failure this is (e.g. torch_oom, startup_free_memory, kv_cache_too_small). */
-  family: printable(64).optional(),
+  family: oneLine(64).optional(),
   /** vLLM's own estimate of the largest max_model_len that fits, when it printed one. */
   estimatedMaxModelLen: z.number().int().positive().max(100_000_000).optional(),
   /** GPU index the failure happened on. */
@@ -58,9 +62,9 @@ export const symptomSchema = z.strictObject({
   /** When the symptom happened; omitted = when the workflow receives it. */
   eventTime: eventTimeSchema.optional(),
   /** Idempotency id: the same id twice counts once (the observer derives it from source and position). */
-  id: printable(200).min(1, 'expected a non-empty id').optional(),
+  id: oneLine(200).min(1, 'expected a non-empty id').optional(),
   /** Who reported it (observer, healctl, http, alertmanager, another service's name). */
-  source: printable(128).optional(),
+  source: oneLine(128).optional(),
   details: symptomDetailsSchema.optional(),
 });
 

@@ -92,6 +92,12 @@ export const BAD_SYMPTOMS: [string, unknown, RegExp][] = [
     /^id: expected at most 200 characters$/,
   ],
   ['id a number', { kind: 'vllm_oom', id: 5 }, /^id: expected a string$/],
+  ['line break in the id', { kind: 'vllm_oom', id: 'a\nb' }, /^id: tabs and line breaks are not allowed$/],
+  [
+    'tab in the source',
+    { kind: 'vllm_oom', source: 'obs\terver' },
+    /^source: tabs and line breaks are not allowed$/,
+  ],
   [
     'bell in the source',
     { kind: 'vllm_oom', source: 'obs\u0007erver' },
