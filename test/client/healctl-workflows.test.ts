@@ -218,3 +218,36 @@ test('watch prints a new block when the state changes, and Ctrl-C ends it with e
   assert.equal(r.exitCode, 0, r.stderr);
   assert.match(out, /^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m);
 });
+
+test('watch --json prints one JSON line per change, the status --json object', async () => {
+  const proc = execa(process.execPath, ['bin/healctl.js', 'watch', kind, '--json', '--interval', '0.5'], {
+    env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host },
+    reject: false,
+  });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  const lines = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { host: string; healing: { kind: string; count24h: number }[] });
+  try {
+    await eventually('first line', async () => (lines().length > 0 ? true : undefined), 60_000);
+    const first = lines()[0]!;
+    assert.equal(first.host, host);
+    assert.equal(first.healing[0]?.kind, kind);
+    await delay(1500);
+    assert.equal(lines().length, 1, 'no new line while nothing changed');
+    const counted = await symptom(client, host, kind);
+    await eventually(
+      'a line with the new count',
+      async () => (lines().at(-1)?.healing[0]?.count24h === counted.count24h ? true : undefined),
+      30_000,
+    );
+    assert.ok(lines().length >= 2);
+  } finally {
+    proc.kill('SIGINT');
+  }
+  const r = await proc;
+  assert.equal(r.exitCode, 0, r.stderr);
+});

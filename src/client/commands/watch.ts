@@ -1,5 +1,7 @@
 // healctl watch [<kind>]: `healctl status`, refreshed. On a terminal the screen is redrawn every interval;
-// elsewhere (a pipe, a log file) a new block is printed only when the state changed. Ctrl-C ends it, exit 0.
+// elsewhere (a pipe, a log file) a new block is printed only when the state changed; with --json, one
+// JSON line per change (the status --json object, or {"host", "error"} while there is nothing to read),
+// for scripts and log shippers. Ctrl-C ends it, exit 0.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { withClient } from '../cli/context.js';
@@ -36,7 +38,8 @@ export function registerWatchCommand(program: Command): void {
   )
     .option('-i, --interval <seconds>', 'seconds between refreshes', parseInterval, 2)
     .option('-n, --decisions <n>', 'how many recent decisions to show', (v) => Number(v), 5)
-    .option('--once', 'print one block and exit (like status, but without --json)')
+    .option('--once', 'print one block (or JSON line) and exit')
+    .option('--json', 'one JSON line per change (the `status --json` object), for scripts')
     .addHelpText(
       'after',
       `
@@ -44,13 +47,14 @@ Examples:
   healctl watch                      every kind on this host
   healctl watch vllm_oom --interval 5
   healctl watch vllm_oom | tee heal.log   prints a timestamped block only when something changed
+  healctl watch vllm_oom --json | jq -c '.healing[0].phase'   one JSON object per line, on each change
 
 Ctrl-C stops it (exit 0).`,
     )
     .action(
       async (
         kindArg: string | undefined,
-        opts: { host?: string; interval: number; decisions: number; once?: boolean },
+        opts: { host?: string; interval: number; decisions: number; once?: boolean; json?: boolean },
       ) => {
         const kind = kindArg === undefined ? undefined : parseKind(kindArg, 'watch');
         const host = hostFrom(opts, 'watch');
@@ -65,18 +69,23 @@ Ctrl-C stops it (exit 0).`,
             while (!stop.signal.aborted) {
               let text: string;
               let key: string;
+              let line: string;
               try {
                 const snapshot = await readStatus(client, 'watch', host, kind);
                 text = formatStatus(snapshot, Date.now(), opts.decisions);
                 key = changeKey(snapshot);
+                line = JSON.stringify(snapshot);
               } catch (err) {
                 // Not there yet (watching before the first symptom): say so and keep watching.
                 if (!(err instanceof CliError)) throw err;
                 text = err.message + '\n';
                 key = err.message;
+                line = JSON.stringify({ host, error: err.message });
               }
               const stamp = utcStamp(Date.now());
-              if (tty) {
+              if (opts.json) {
+                if (key !== lastKey) process.stdout.write(line + '\n');
+              } else if (tty) {
                 process.stdout.write(
                   `${CLEAR_SCREEN}healctl watch — ${stamp}, every ${opts.interval} s, Ctrl-C to stop\n\n${text}`,
                 );
