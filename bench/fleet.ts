@@ -1,14 +1,20 @@
-// Fleet simulation: 100 GPU hosts × 3 symptom kinds on one dev server, one Worker per host task queue
-// (all in one worker process). recordSymptom latency on the quiet hosts is measured once with the fleet
-// calm, then again while 10 hosts take symptom storms at once: the ratio says whether one host's storm
-// slows down the others.
+// Fleet simulation: 100 GPU hosts × 3 symptom kinds on one dev server. recordSymptom latency on the quiet
+// hosts is measured three times: with the fleet calm, while 10 hosts take a paced symptom storm (a
+// severe but bounded one, --storm-rate per host), and while the same 10 hosts are flooded as fast as the
+// machine goes. The first ratio says whether one host's storm slows the others down; the flood says where
+// the shared parts (one dev server, one machine) saturate.
+//
+// As on a real fleet, the storming hosts' Workers are not the quiet hosts' Workers: each group runs in its
+// own worker process (a real fleet has one per GPU host).
 import type { Client } from '@temporalio/client';
 import { recordSymptom } from '../src/client/symptoms.js';
+import { healingWorkflowId } from '../src/domain/identifiers.js';
 import type { SymptomInput } from '../src/domain/symptom.js';
+import { stateQuery } from '../src/workflows/healing-messages.js';
 import { rssMib } from './lib/machine.js';
 import type { BenchOptions, BenchResult, Benchmark, Row } from './lib/report.js';
 import { benchWorkerEnv, startBenchStack, startBenchWorker } from './lib/stack.js';
-import { summarise, timedPool } from './lib/stats.js';
+import { type LatencySummary, summarise, timedPool } from './lib/stats.js';
 
 const KINDS = ['vllm_oom', 'vllm_kv_cache', 'vllm_startup_oom'];
 
@@ -29,6 +35,54 @@ async function send(client: Client, host: string, symptom: SymptomInput): Promis
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Storm {
+  /** Resolves once every storming host has stopped (after `stop()`), with the symptoms sent. */
+  done: Promise<number>;
+  stop(): void;
+  sent(): number;
+}
+
+/**
+ * Symptoms into every storming host until stopped: `ratePerHost` a second each (paced, one lane per
+ * host), or as fast as `lanes` concurrent calls per host go when the rate is 0 (a flood).
+ */
+function storm(client: Client, hosts: string[], tag: string, ratePerHost: number, lanes: number): Storm {
+  let running = true;
+  let sent = 0;
+  const perHost = hosts.map(async (host) => {
+    let n = 0;
+    const next = async () => {
+      const i = n++;
+      await send(client, host, { kind: KINDS[i % KINDS.length]!, id: `${tag}-${i}` });
+      sent++;
+    };
+    if (ratePerHost > 0) {
+      // Paced: symptom i is due at start + i/rate; a late one goes at once (no catch-up burst beyond that).
+      const start = Date.now();
+      while (running) {
+        const due = start + (n * 1000) / ratePerHost;
+        if (due > Date.now()) await sleep(due - Date.now());
+        if (running) await next();
+      }
+    } else {
+      await Promise.all(
+        Array.from({ length: lanes }, async () => {
+          while (running) await next();
+        }),
+      );
+    }
+  });
+  return {
+    done: Promise.all(perHost).then(() => sent),
+    stop: () => {
+      running = false;
+    },
+    sent: () => sent,
+  };
+}
+
 export const fleet: Benchmark = {
   name: 'fleet',
   title: 'Fleet: 100 hosts × 3 kinds, storms on 10 hosts, latency on the others',
@@ -36,19 +90,23 @@ export const fleet: Benchmark = {
     const hostCount = flags.hosts ?? 100;
     const storming = Math.min(hostCount - 1, flags.storming ?? 10);
     const probesPerHost = flags.probes ?? 5;
-    const stormPerHost = flags.symptoms ?? 300;
-    const stormConcurrency = flags['storm-concurrency'] ?? 4;
-    const probeConcurrency = 8;
+    const stormRate = flags['storm-rate'] ?? 2;
+    const floodLanes = flags['storm-concurrency'] ?? 4;
+    const probeConcurrency = flags['probe-concurrency'] ?? 2;
     const hosts = Array.from({ length: hostCount }, (_, i) => `bench-fleet-${String(i).padStart(3, '0')}`);
     const stormHosts = hosts.slice(0, storming);
     const quietHosts = hosts.slice(storming);
     const stack = await startBenchStack(log);
     const rows: Row[] = [];
-    let stormSent = 0;
+    const stormedIds = { paced: 0, flood: 0 };
     try {
       const t0 = Date.now();
-      const worker = await startBenchWorker(stack.server.address, hosts, benchWorkerEnv(stack.dataDir));
-      log(`${hostCount} host workers up in ${Date.now() - t0} ms (one process, pid ${worker.pid})`);
+      const env = benchWorkerEnv(stack.dataDir);
+      const quietWorker = await startBenchWorker(stack.server.address, quietHosts, env);
+      const stormWorker = await startBenchWorker(stack.server.address, stormHosts, env);
+      log(
+        `${quietHosts.length} quiet + ${stormHosts.length} storming host Workers up in ${Date.now() - t0} ms (pids ${quietWorker.pid}, ${stormWorker.pid})`,
+      );
       try {
         // Start every (host, kind) workflow before measuring.
         await timedPool(
@@ -61,84 +119,110 @@ export const fleet: Benchmark = {
             }),
           (n) => log(`  warm-up ${n}/${hostCount * KINDS.length} workflows started`),
         );
-        const probe = (tag: string) =>
-          timedPool(quietHosts.length * probesPerHost, probeConcurrency, (i) =>
+        const probe = async (tag: string) => {
+          const r = await timedPool(quietHosts.length * probesPerHost, probeConcurrency, (i) =>
             send(stack.client, quietHosts[i % quietHosts.length]!, {
               kind: KINDS[i % KINDS.length]!,
               id: `${tag}-${i}`,
             }),
           );
+          return { ...summarise(r.latenciesMs), rate: r.latenciesMs.length / (r.wallMs / 1000) };
+        };
         const calm = await probe('calm');
-        log(`calm: ${calm.latenciesMs.length} probes on ${quietHosts.length} quiet hosts`);
+        log(`calm: ${calm.n} probes, p50 ${calm.p50.toFixed(1)} ms`);
 
-        // Storms: every storming host gets its symptoms as fast as `stormConcurrency` lanes allow, and
-        // keeps storming until the probes are done.
-        let probing = true;
-        const storm = Promise.all(
-          stormHosts.map(async (host) => {
-            let n = 0;
-            const lane = async () => {
-              while (probing || n < stormPerHost) {
-                const i = n++;
-                await send(stack.client, host, { kind: KINDS[i % KINDS.length]!, id: `storm-${i}` });
-                stormSent++;
-              }
-            };
-            await Promise.all(Array.from({ length: stormConcurrency }, lane));
-          }),
-        );
-        const stormStart = Date.now();
-        // Let the storm build up before the probes start.
-        await new Promise((r) => setTimeout(r, 2000));
-        const stormy = await probe('storm');
-        probing = false;
-        log(`storm: ${stormy.latenciesMs.length} probes done; ${stormSent} storm symptoms so far`);
-        await storm;
-        const stormMs = Date.now() - stormStart;
-        const rss = await rssMib(worker.pid);
-        const a = summarise(stormy.latenciesMs);
-        const b = summarise(calm.latenciesMs);
-        rows.push(
+        const during = async (tag: string, ratePerHost: number) => {
+          const s = storm(stack.client, stormHosts, tag, ratePerHost, floodLanes);
+          const started = Date.now();
+          await sleep(2000); // let the storm build up before the probes start
+          const p = await probe(`probe-${tag}`);
+          s.stop();
+          const sent = await s.done;
+          const seconds = (Date.now() - started) / 1000;
+          log(
+            `${tag}: ${p.n} probes, p50 ${p.p50.toFixed(1)} ms; ${sent} storm symptoms in ${seconds.toFixed(1)} s`,
+          );
+          return { probes: p, sent, rate: sent / seconds };
+        };
+        const paced = await during('paced', stormRate);
+        stormedIds.paced = paced.sent;
+        const flood = await during('flood', 0);
+        stormedIds.flood = flood.sent;
+
+        // Nothing lost, nothing doubled: the storming hosts' workflows counted every distinct id once.
+        let counted = 0;
+        for (const host of stormHosts) {
+          for (const kind of KINDS) {
+            const v = await stack.client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery);
+            counted += v.totals.counted;
+          }
+        }
+        const expectedCounted = storming * KINDS.length + paced.sent + flood.sent;
+        const rssQuiet = await rssMib(quietWorker.pid);
+        const rssStorm = await rssMib(stormWorker.pid);
+
+        const latencyRows = (label: string, a: LatencySummary & { rate: number }): Row[] => [
           {
-            metric: 'quiet hosts: recordSymptom p50 (storm vs calm)',
+            metric: `quiet hosts, ${label}: p50 vs calm`,
             unit: 'ms',
             value: a.p50,
-            baseline: b.p50,
+            baseline: calm.p50,
             better: 'lower',
           },
           {
-            metric: 'quiet hosts: recordSymptom p99 (storm vs calm)',
+            metric: `quiet hosts, ${label}: p99 vs calm`,
             unit: 'ms',
             value: a.p99,
-            baseline: b.p99,
+            baseline: calm.p99,
             better: 'lower',
           },
           {
-            metric: 'quiet hosts: max (storm vs calm)',
+            metric: `quiet hosts, ${label}: max vs calm`,
             unit: 'ms',
             value: a.max,
-            baseline: b.max,
+            baseline: calm.max,
             better: 'lower',
           },
           {
-            metric: 'quiet hosts: probes per second (storm vs calm)',
+            metric: `quiet hosts, ${label}: probes/s vs calm`,
             unit: 'probes/s',
-            value: a.n / (stormy.wallMs / 1000),
-            baseline: b.n / (calm.wallMs / 1000),
+            value: a.rate,
+            baseline: calm.rate,
             better: 'higher',
           },
-          { metric: `storm: symptoms into ${storming} hosts`, unit: 'symptoms', value: stormSent },
-          { metric: 'storm: rate', unit: 'symptoms/s', value: stormSent / (stormMs / 1000) },
+        ];
+        rows.push(
+          ...latencyRows(`paced storm (${stormRate}/s on each of ${storming} hosts)`, paced.probes),
+          { metric: 'paced storm: symptoms sent', unit: 'symptoms', value: paced.sent },
+          { metric: 'paced storm: rate into the storming hosts', unit: 'symptoms/s', value: paced.rate },
+          ...latencyRows(`flood (${floodLanes} in flight on each of ${storming} hosts)`, flood.probes),
+          { metric: 'flood: symptoms sent', unit: 'symptoms', value: flood.sent },
+          { metric: 'flood: rate into the storming hosts', unit: 'symptoms/s', value: flood.rate },
+          {
+            metric: 'storming hosts: symptoms counted vs sent (+ warm-up)',
+            unit: 'symptoms',
+            value: counted,
+            baseline: expectedCounted,
+          },
           {
             metric: 'errors answered and sent again',
             unit: 'calls',
             value: [...refusals.values()].reduce((a, b) => a + b, 0),
             better: 'lower',
           },
-          { metric: `worker process RSS (${hostCount} Workers)`, unit: 'MiB', value: rss ?? NaN },
+          {
+            metric: `quiet hosts' worker process RSS (${quietHosts.length} Workers)`,
+            unit: 'MiB',
+            value: rssQuiet ?? NaN,
+          },
+          {
+            metric: `storming hosts' worker process RSS (${storming} Workers)`,
+            unit: 'MiB',
+            value: rssStorm ?? NaN,
+          },
         );
       } finally {
-        await worker.stop();
+        await Promise.all([quietWorker.stop(), stormWorker.stop()]);
       }
     } finally {
       await stack.stop();
@@ -151,16 +235,17 @@ export const fleet: Benchmark = {
         hosts: hostCount,
         kinds: KINDS.join(', '),
         'storming hosts': storming,
-        'storm lanes per storming host': stormConcurrency,
-        'storm symptoms per host (at least)': stormPerHost,
-        'probes per quiet host': probesPerHost,
-        'probes in flight': probeConcurrency,
+        'paced storm: symptoms per second per storming host (--storm-rate)': stormRate,
+        'flood: calls in flight per storming host (--storm-concurrency)': floodLanes,
+        'probes per quiet host per phase (--probes)': probesPerHost,
+        'probes in flight (--probe-concurrency)': probeConcurrency,
       },
       rows,
       notes: [
         ...[...refusals].map(([why, n]) => `error ${n}× (sent again): ${why}`),
-        'One dev server (SQLite file), one worker process with one Worker per host task queue (kloros-healing.<host>) sharing a NativeConnection and one workflow bundle; production workflows and coordination activities, constant-time stand-ins for the GPU activities.',
-        'Ratio = with the storm ÷ calm, same probes (recordSymptom on the quiet hosts, all three kinds). On a machine with few cores the storm also competes for the CPU that the dev server, the worker and the bench client share, so a ratio above 1 there measures CPU contention as much as Temporal; on a real fleet every host has its own worker.',
+        'One dev server (SQLite file); two worker processes, one with a Worker per quiet host, one with a Worker per storming host (task queue kloros-healing.<host>, one NativeConnection and workflow bundle each); production workflows and coordination activities, constant-time stand-ins for the GPU activities.',
+        'Ratio = during the storm ÷ calm, same probes (recordSymptom on the quiet hosts, all three kinds, a fixed number in flight). The paced storm is the isolation figure: a storm far above a real crash loop (one to three symptoms per restart, restarts tens of seconds apart), bounded. The flood measures saturation: on a machine with few cores it competes for the CPU that the dev server, both worker processes and the bench client share, so its ratio measures this machine as much as Temporal; on a real fleet each host has its own worker and the server its own machines.',
+        "The count row checks that the storms lost and doubled nothing: the storming hosts' workflows counted every distinct id once (storm ids + one warm-up per workflow).",
         'Storming hosts escalate (default threshold 3) and wait for a window 12 h away: no canary runs during the bench.',
       ],
     };

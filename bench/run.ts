@@ -21,14 +21,16 @@ Benchmarks: ingestion, bounded-cost, canary, fleet, observer (when bench/observe
 Without a name, all of them run one after the other.
 
 Flags (numbers; each benchmark reads those it knows):
-  --symptoms=N      ingestion: symptoms per sustained phase (2000); bounded-cost: symptoms (100000);
-                    fleet: symptoms per storming host (300)
+  --symptoms=N      ingestion: symptoms per sustained phase (2000); bounded-cost: symptoms (100000)
   --concurrency=N   symptoms in flight (ingestion 8, bounded-cost 8)
   --sequential=N    ingestion: symptoms sent one at a time (200)
   --fsync=0|1       ingestion baseline: fsync each ledger append (1)
   --limit=N         bounded-cost: KLR_HISTORY_EVENTS_LIMIT of the worker (10000, the default)
   --canaries=N      canary: simulated canaries, one per host at the same window (2)
-  --hosts=N         fleet: hosts (100); --storming=N hosts under a storm (10); --probes=N per quiet host (5)
+  --hosts=N         fleet: hosts (100); --storming=N hosts under a storm (10); --probes=N per quiet
+                    host and phase (5); --probe-concurrency=N probes in flight (2); --storm-rate=N
+                    symptoms/s per storming host in the paced storm (2); --storm-concurrency=N calls in
+                    flight per storming host in the flood (4)
 
 Environment: KLR_BENCH_NOTE=text is written into the results (e.g. "quiet machine").
 
