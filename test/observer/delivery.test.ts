@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { pickFreePort, type DevServerHandle } from '../../src/servers/dev-server.js';
@@ -140,6 +141,9 @@ describe('pure parts', () => {
   });
 });
 
+/** How long Temporal is down in the spool test. */
+const OUTAGE_MS = 60_000;
+
 describe('on a real dev server', () => {
   let delivery: SymptomDelivery;
   const log = recordingLog();
@@ -158,13 +162,14 @@ describe('on a real dev server', () => {
     await delivery?.close();
   });
 
-  test('Temporal down for a while → spooled → server back on the same file and port → each delivered once, in order', async () => {
+  test('Temporal down for a minute → spooled → server back on the same file and port → each delivered once, in order', async () => {
     const first = await delivery.submit(oom('d-0'));
     assert.equal(first.status, 'delivered');
     assert.equal(first.status === 'delivered' && first.result?.count24h, 1);
 
     await server?.stop();
     server = undefined;
+    const downSince = Date.now();
     const ids = ['d-1', 'd-2', 'd-3', 'd-4', 'd-5'];
     for (const id of ids) {
       const outcome = await delivery.submit(oom(id));
@@ -188,6 +193,11 @@ describe('on a real dev server', () => {
     });
     assert.equal(delivery.stats().pending, 7);
 
+    // Temporal stays unreachable for a full minute (issue 7): the drainer keeps retrying with backoff,
+    // loses nothing and delivers nothing out of turn.
+    await delay(Math.max(0, OUTAGE_MS - (Date.now() - downSince)));
+    assert.equal(delivery.stats().pending, 7, 'all still spooled after the outage');
+    assert.notEqual(delivery.stats().unreachable, null);
     server = await startObserverServer(dir, port);
     assert.ok(await delivery.whenDrained(120_000), 'the spool drains once Temporal is back');
     const delivered = log.lines.filter((l) => l.msg === 'spooled symptom delivered').map((l) => l.obj.id);
