@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
-  type Client,
+  Client,
+  type Connection,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
@@ -48,6 +49,7 @@ import {
 import type { CanaryScript, RestoreScript } from '../support/scripted-gpu.js';
 import { type ChaosGpu, type GpuActivities, chaosGpu } from '../support/chaos-gpu.js';
 import { createTimeSkippingEnv, workflowBundle } from '../support/test-env.js';
+import { connectClosable } from '../support/closable-connection.js';
 import { testPolicy } from '../support/healing-harness.js';
 import { type Prng, prng } from '../support/prng.js';
 
@@ -96,6 +98,17 @@ interface HostSlot {
 
 interface ChaosEnv {
   env: TestWorkflowEnvironment;
+  /**
+   * Workflow calls go through a connection of the harness's own, which a late retry of an abandoned
+   * call cannot outlive (support/closable-connection.ts); the environment's connection carries only
+   * the test-service calls (sleep, clock), each bounded and tracked in `testCalls`.
+   */
+  client: Client;
+  connection: Connection;
+  closeConnection: () => Promise<void>;
+  /** Aborted when the environment is torn down: its test-service calls end, new ones are refused. */
+  stopping: AbortController;
+  testCalls: Set<Promise<unknown>>;
   slots: HostSlot[];
   deps: { client: Client; policy: HealingPolicy; auditDir: string };
   workers: Worker[];
@@ -125,7 +138,9 @@ after(async () => {
 
 async function startChaosEnv(index: number): Promise<ChaosEnv> {
   const env = await createTimeSkippingEnv();
-  const deps = { client: env.client, policy: testPolicy(), auditDir: rootDir };
+  const closable = await connectClosable(env.address);
+  const client = new Client({ connection: closable.connection, namespace: env.namespace ?? 'default' });
+  const deps = { client, policy: testPolicy(), auditDir: rootDir };
   const slots: HostSlot[] = Array.from({ length: POOL }, (_, h) => ({
     host: `chaos-${process.pid}-${index}-${h}`,
     gpu: null,
@@ -156,6 +171,11 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
   }
   return {
     env,
+    client,
+    connection: closable.connection,
+    closeConnection: closable.close,
+    stopping: new AbortController(),
+    testCalls: new Set(),
     slots,
     deps,
     workers, // A worker whose server was torn down after a stall rejects late: that must not fail the run (a
@@ -223,9 +243,9 @@ async function skip(c: ChaosEnv, ms: number): Promise<void> {
         });
     }, 1000);
   });
-  // Abortable, so that a stalled call is cancelled rather than retried against a torn-down server.
+  // Cancelled on a stall (and on the teardown), so that it is not left waiting on a dead server.
   const abort = new AbortController();
-  const sleeping = c.env.connection.withAbortSignal(abort.signal, () => c.env.sleep(ms));
+  const sleeping = testServiceCall(c, () => c.env.sleep(ms), abort.signal);
   sleeping.catch(() => undefined);
   try {
     await Promise.race([sleeping, stalled]);
@@ -238,14 +258,41 @@ async function skip(c: ChaosEnv, ms: number): Promise<void> {
 }
 
 /** The server's clock, or null when it does not answer within 5 s. */
-async function serverClock(c: ChaosEnv): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 5000)));
-  try {
-    return await Promise.race([c.env.currentTimeMs().catch(() => null), late]);
-  } finally {
-    clearTimeout(timer);
+const serverClock = (c: ChaosEnv): Promise<number | null> => serverNow(c, 5000).catch(() => null);
+
+/** The server's clock (the time-skipping server's, not the machine's). */
+const serverNow = (c: ChaosEnv, deadlineMs = 10_000): Promise<number> =>
+  testServiceCall(c, () =>
+    c.env.connection.withDeadline(Date.now() + deadlineMs, () => c.env.currentTimeMs()),
+  );
+
+/** A schedule whose environment is being torn down: whatever it still does is ignored. */
+class Abandoned extends Error {
+  constructor() {
+    super('abandoned: its server is being torn down');
   }
+}
+
+/**
+ * A call to the test service on the environment's own connection (which has no guard against late
+ * retries). Tracked, so that the teardown waits until none is in flight before it closes that
+ * connection, and cancelled by `cancel` or by the teardown; refused once the teardown began.
+ */
+function testServiceCall<T>(c: ChaosEnv, call: () => Promise<T>, cancel?: AbortSignal): Promise<T> {
+  if (c.stopping.signal.aborted) return Promise.reject(new Abandoned());
+  const abort = new AbortController();
+  const onStop = () => abort.abort();
+  c.stopping.signal.addEventListener('abort', onStop, { once: true });
+  cancel?.addEventListener('abort', onStop, { once: true });
+  const p = c.env.connection.withAbortSignal(abort.signal, call);
+  c.testCalls.add(p);
+  const done = () => {
+    c.testCalls.delete(p);
+    c.stopping.signal.removeEventListener('abort', onStop);
+    cancel?.removeEventListener('abort', onStop);
+  };
+  p.then(done, done);
+  return p;
 }
 
 /**
@@ -291,8 +338,8 @@ async function describeStall(c: ChaosEnv): Promise<string> {
   const lines = await Promise.all(
     c.workflowIds.map(async (id) => {
       try {
-        const d = await c.env.connection.withDeadline(Date.now() + 5000, () =>
-          c.env.client.workflow.getHandle(id).describe(),
+        const d = await c.connection.withDeadline(Date.now() + 5000, () =>
+          c.client.workflow.getHandle(id).describe(),
         );
         const parts: string[] = [];
         const task = d.raw.pendingWorkflowTask;
@@ -332,8 +379,13 @@ async function startWithRetry(index: number): Promise<ChaosEnv> {
   }
 }
 
-/** Stops the workers and the server; bounded, so that a server that stopped answering cannot hang it. */
+/**
+ * Stops the workers and the server; bounded, so that a server that stopped answering cannot hang it.
+ * A schedule abandoned on a stall may still be running: its workflow calls end CANCELLED once the
+ * harness's connection is closed, its test-service calls are cancelled and waited for first.
+ */
 async function stopChaosEnv(c: ChaosEnv): Promise<void> {
+  c.stopping.abort();
   for (const w of c.workers) {
     try {
       w.shutdown();
@@ -342,6 +394,10 @@ async function stopChaosEnv(c: ChaosEnv): Promise<void> {
     }
   }
   await Promise.race([Promise.allSettled(c.running), delay(15_000, undefined, { ref: false })]);
+  await Promise.race([Promise.allSettled([...c.testCalls]), delay(15_000, undefined, { ref: false })]);
+  if (c.testCalls.size > 0)
+    console.log(`# ${c.testCalls.size} test-service calls still open 15 s after they were cancelled`);
+  await c.closeConnection().catch(() => undefined);
   await Promise.race([c.env.teardown().catch(() => undefined), delay(30_000, undefined, { ref: false })]);
 }
 
@@ -483,7 +539,7 @@ async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
   };
   const predictedDowntimeMs = r.pick([10_000, 20_000, 40_000, 70_000]);
   for (const slot of c.slots.slice(0, hostCount)) {
-    const gpu = chaosGpu(slot.host, () => c.env.currentTimeMs(), {
+    const gpu = chaosGpu(slot.host, () => serverNow(c), {
       canaryScripts: Array.from({ length: 12 }, () => r.weighted(CANARY_SCRIPTS)),
       restoreScripts: Array.from({ length: 12 }, () => r.weighted(RESTORE_SCRIPTS)),
       predictedDowntimeMs,
@@ -514,9 +570,7 @@ async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
     c.progressAt = Date.now();
     try {
       if (VERBOSE)
-        console.log(
-          `# seed ${seed} step ${step} at ${iso(await c.env.currentTimeMs())} real +${Date.now() - T0} ms`,
-        );
+        console.log(`# seed ${seed} step ${step} at ${iso(await serverNow(c))} real +${Date.now() - T0} ms`);
       await runStep(c, s, step);
       if (VERBOSE) console.log(`#   ${s.steps[step]}`);
     } catch (err) {
@@ -571,9 +625,9 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
   const kind = needsStarted && started.length === 0 ? 'symptom' : what;
   s.steps[step] = kind;
   c.doing = `step ${step} (${kind})`;
-  const t0 = await c.env.currentTimeMs();
+  const t0 = await serverNow(c);
   const touched = new Set<Flow>();
-  const span = async (): Promise<Span> => ({ lo: t0, hi: await c.env.currentTimeMs() });
+  const span = async (): Promise<Span> => ({ lo: t0, hi: await serverNow(c) });
 
   switch (kind) {
     case 'symptom': {
@@ -588,7 +642,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
       touched.add(flow);
       const other = KINDS.find((k) => k !== flow.kind) as string;
       const payload = r.pick(malformedPayloads(flow.kind, other));
-      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const handle = c.client.workflow.getHandle(flowId(flow));
       if (r.chance(0.5)) {
         await signalled(() => handle.signal(symptomSignal, payload as never));
         flow.sent.push(rejected(step, t0, 'signal'));
@@ -610,7 +664,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
       touched.add(flow);
       const n = r.int(30, 160);
       flow.largestBurst = Math.max(flow.largestBurst, n);
-      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const handle = c.client.workflow.getHandle(flowId(flow));
       const payloads = Array.from({ length: n }, () => {
         const id = `s${s.seed}-${s.nextId++}`;
         return { kind: flow.kind, id, details: { deficitMb: r.int(1, 4096) } };
@@ -620,7 +674,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
           payloads.slice(i, i + 10).map((p) => signalled(() => handle.signal(symptomSignal, p))),
         );
       }
-      const t1 = await c.env.currentTimeMs();
+      const t1 = await serverNow(c);
       for (const p of payloads) {
         flow.sent.push({
           step,
@@ -639,7 +693,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
     case 'clear':
     case 'escalate': {
       const flow = r.pick(started);
-      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const handle = c.client.workflow.getHandle(flowId(flow));
       const action = { by: 'chaos', reason: `seed ${s.seed} step ${step}` };
       if (kind === 'clear') {
         await handle.executeUpdate(clearEscalationUpdate, { args: [action] });
@@ -649,7 +703,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
     }
     case 'bad-operator': {
       const flow = r.pick(started);
-      const handle = c.env.client.workflow.getHandle(flowId(flow));
+      const handle = c.client.workflow.getHandle(flowId(flow));
       const bad = r.pick<unknown>([
         { by: '', reason: 'x' },
         { by: 'x' },
@@ -670,7 +724,7 @@ async function runStep(c: ChaosEnv, s: Schedule, step: number): Promise<void> {
     case 'resume':
     case 'ack': {
       const host = r.pick(s.hosts);
-      const handle = c.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      const handle = c.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
       const action = { by: 'chaos', reason: `seed ${s.seed} step ${step}` };
       const update =
         kind === 'pause'
@@ -796,10 +850,10 @@ async function sendSymptom(c: ChaosEnv, s: Schedule, flow: Flow, step: number, t
   };
   flow.sent.push(entry);
   if (expected === 'counted' && id !== null) flow.counted.set(id, t0);
-  const handle = c.env.client.workflow.getHandle(flowId(flow));
+  const handle = c.client.workflow.getHandle(flowId(flow));
   if (via === 'signal') {
     if (idMode === 'redeliver' && flow.started) await signalled(() => handle.signal(symptomSignal, payload));
-    else await signalled(() => signalSymptom(c.env.client, flow.host, payload));
+    else await signalled(() => signalSymptom(c.client, flow.host, payload));
     flow.started = true;
     return;
   }
@@ -809,7 +863,7 @@ async function sendSymptom(c: ChaosEnv, s: Schedule, flow: Flow, step: number, t
     answer = await symptomUpdate(c, flow, payload, () =>
       idMode === 'redeliver' && flow.started
         ? handle.executeUpdate(recordSymptomUpdate, { args: [payload] })
-        : recordSymptom(c.env.client, flow.host, payload),
+        : recordSymptom(c.client, flow.host, payload),
     );
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
@@ -851,7 +905,7 @@ async function symptomUpdate(
   send: () => Promise<RecordSymptomResult>,
 ): Promise<RecordSymptomResult | 'unanswered'> {
   try {
-    return await c.env.connection.withDeadline(Date.now() + UPDATE_DEADLINE_MS, send);
+    return await c.connection.withDeadline(Date.now() + UPDATE_DEADLINE_MS, send);
   } catch (err) {
     if (!lostUpdate(err)) throw err;
   }
@@ -868,12 +922,12 @@ async function symptomUpdate(
       );
     c.lostUpdates++;
     try {
-      return await c.env.connection.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+      return await c.connection.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
         v
-          ? c.env.client.workflow
+          ? c.client.workflow
               .getHandle(flowId(f))
               .executeUpdate(recordSymptomUpdate, { args: [payload as never] })
-          : recordSymptom(c.env.client, f.host, payload as never),
+          : recordSymptom(c.client, f.host, payload as never),
       );
     } catch (err) {
       if (!lostUpdate(err)) throw err;
@@ -931,7 +985,7 @@ async function waitProcessed(c: ChaosEnv, s: Schedule, flows: Flow[]): Promise<n
       await new Promise((res) => setTimeout(res, 20));
     }
   }
-  return c.env.currentTimeMs();
+  return serverNow(c);
 }
 
 /**
@@ -941,8 +995,10 @@ async function waitProcessed(c: ChaosEnv, s: Schedule, flows: Flow[]): Promise<n
  */
 async function ask<T>(c: ChaosEnv, call: () => Promise<T>): Promise<T | null> {
   for (let attempt = 1; attempt <= 3; attempt++) {
+    // An abandoned schedule stops here rather than polling a closed connection until its loops give up.
+    if (c.stopping.signal.aborted) throw new Abandoned();
     try {
-      return await c.env.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, call);
+      return await c.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, call);
     } catch (err) {
       if (!timedOut(err)) return null;
       c.unansweredQueries++;
@@ -960,10 +1016,10 @@ function timedOut(err: unknown): boolean {
 }
 
 const query = (c: ChaosEnv, f: Flow): Promise<HealingStateView | null> =>
-  ask(c, () => c.env.client.workflow.getHandle(flowId(f)).query(stateQuery));
+  ask(c, () => c.client.workflow.getHandle(flowId(f)).query(stateQuery));
 
 const hostView = (c: ChaosEnv, host: string): Promise<HostStateView | null> =>
-  ask(c, () => c.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery));
+  ask(c, () => c.client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery));
 
 /** Whether a host's journal shows a canary neither ended nor restored over. */
 function unresolvedCanary(gpu: ChaosGpu): boolean {
@@ -1006,7 +1062,7 @@ async function probe(c: ChaosEnv, s: Schedule): Promise<void> {
   const probeStep = s.steps.length;
   for (const f of s.flows.filter((x) => x.started)) {
     const id = `probe-${s.seed}-${s.nextId++}`;
-    const t0 = await c.env.currentTimeMs();
+    const t0 = await serverNow(c);
     f.sent.push({
       step: probeStep,
       id,
@@ -1018,11 +1074,11 @@ async function probe(c: ChaosEnv, s: Schedule): Promise<void> {
       via: 'update',
     });
     const answer = await symptomUpdate(c, f, { kind: f.kind, id }, () =>
-      recordSymptom(c.env.client, f.host, { kind: f.kind, id }),
+      recordSymptom(c.client, f.host, { kind: f.kind, id }),
     );
     if (answer !== 'unanswered' && answer.outcome !== 'counted')
       v.push(`${flowId(f)}: a new valid symptom after the schedule was ${answer.outcome}`);
-    const hi = await c.env.currentTimeMs();
+    const hi = await serverNow(c);
     for (const m of f.sent) {
       if (m.recvHi === Infinity) m.recvHi = hi;
       if (m.eventHi === Infinity) m.eventHi = hi;
@@ -1035,7 +1091,7 @@ async function checkInvariants(c: ChaosEnv, s: Schedule): Promise<void> {
   const totalMs = s.policy.maxDowntimeSeconds * 1000;
 
   for (const f of s.flows.filter((x) => x.started)) {
-    const handle = c.env.client.workflow.getHandle(flowId(f));
+    const handle = c.client.workflow.getHandle(flowId(f));
     const description = await handle.describe();
     if (description.status.name !== 'RUNNING')
       v.push(`${flowId(f)}: ${description.status.name}, expected RUNNING`);
@@ -1055,7 +1111,7 @@ async function checkInvariants(c: ChaosEnv, s: Schedule): Promise<void> {
       );
   }
   for (const host of s.hosts) {
-    const description = await c.env.client.workflow
+    const description = await c.client.workflow
       .getHandle(hostCoordinatorWorkflowId(host))
       .describe()
       .catch(() => null);
