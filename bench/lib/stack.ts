@@ -4,61 +4,28 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { execa, type ResultPromise } from 'execa';
+import { type ReadyProcess, startReadyProcess } from '../../test/support/ready-process.js';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
-export interface BenchWorker {
-  pid: number;
-  stop(): Promise<void>;
-}
+export type BenchWorker = ReadyProcess;
 
 /** Starts bench/lib/bench-worker.ts for `hosts`; resolves once every host's worker polls. */
-export async function startBenchWorker(
+export function startBenchWorker(
   address: string,
   hosts: string[],
   env: Record<string, string>,
 ): Promise<BenchWorker> {
-  const proc: ResultPromise = execa(
-    process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'bench-worker.ts')],
-    {
-      cwd: REPO_ROOT,
-      env: { TEMPORAL_ADDRESS: address, KLR_BENCH_HOSTS: hosts.join(','), KLR_LOG_LEVEL: 'warn', ...env },
-      stdout: 'pipe',
-      stderr: 'inherit',
-      reject: false,
-    },
-  );
-  let text = '';
-  await new Promise<void>((ready, fail) => {
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes('bench worker started')) ready();
-    });
-    void proc.then((r) =>
-      fail(new Error(`bench worker exited early (${String(r.exitCode ?? r.signal)}): ${text}`)),
-    );
+  return startReadyProcess(['--import', 'tsx', join(REPO_ROOT, 'bench', 'lib', 'bench-worker.ts')], {
+    cwd: REPO_ROOT,
+    env: { TEMPORAL_ADDRESS: address, KLR_BENCH_HOSTS: hosts.join(','), KLR_LOG_LEVEL: 'warn', ...env },
+    ready: 'bench worker started',
+    name: 'bench worker',
+    stopGraceMs: 45_000,
   });
-  let stopped: Promise<void> | undefined;
-  return {
-    pid: proc.pid ?? 0,
-    stop() {
-      stopped ??= (async () => {
-        proc.kill('SIGTERM');
-        const done = await Promise.race([proc.then(() => true), delay(45_000, false, { ref: false })]);
-        if (!done) {
-          proc.kill('SIGKILL');
-          await proc;
-        }
-      })();
-      return stopped;
-    },
-  };
 }
 
 export interface BenchStack {

@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { type ReadyProcess, startReadyProcess } from './ready-process.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const NVIDIA_SMI_STAND_IN = join(REPO_ROOT, 'sim', 'bin', 'nvidia-smi');
@@ -94,49 +95,18 @@ export async function startSimService(opts: {
   };
 }
 
-export interface RealWorker {
-  proc: ResultPromise;
-  /** Everything the worker printed on stdout (pino JSON lines). */
-  output(): string;
-  stop(): Promise<void>;
-}
+export type RealWorker = ReadyProcess;
 
 /**
  * Starts the production worker `node --import tsx src/workers/main.ts`; resolves once it logs it started.
  * Its metrics servers are off unless `env` sets KLR_METRICS_ADDR / KLR_SDK_METRICS_ADDR (test files
  * run side by side: the default ports would clash).
  */
-export async function startRealWorker(env: Record<string, string>): Promise<RealWorker> {
-  const proc = execa(process.execPath, [...TSX, join(REPO_ROOT, 'src', 'workers', 'main.ts')], {
+export function startRealWorker(env: Record<string, string>): Promise<RealWorker> {
+  return startReadyProcess([...TSX, join(REPO_ROOT, 'src', 'workers', 'main.ts')], {
     cwd: REPO_ROOT,
     env: { KLR_METRICS_ADDR: 'off', KLR_SDK_METRICS_ADDR: 'off', ...env },
-    stdout: 'pipe',
-    stderr: 'inherit',
-    reject: false,
+    ready: 'host worker started',
+    name: 'worker',
   });
-  let text = '';
-  await new Promise<void>((resolveReady, reject) => {
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes('host worker started')) resolveReady();
-    });
-    void proc.then((r) =>
-      reject(new Error(`worker exited early (${String(r.exitCode ?? r.signal)}): ${text}`)),
-    );
-  });
-  let stopped = false;
-  return {
-    proc,
-    output: () => text,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      proc.kill('SIGTERM');
-      const done = await Promise.race([proc.then(() => true), delay(40_000, false, { ref: false })]);
-      if (!done) {
-        proc.kill('SIGKILL');
-        await proc;
-      }
-    },
-  };
 }

@@ -1,8 +1,6 @@
 // A real Temporal dev server (SQLite file, fixed port so it can come back where clients expect it) and a
 // real host-worker process for the observer's tests, with helpers to read a HealingWorkflow's state.
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
@@ -10,6 +8,7 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 import { REPO_ROOT } from './heal-stack.js';
 import { eventually } from './healing-harness.js';
+import { type ReadyProcess, startReadyProcess } from './ready-process.js';
 
 /** The dev server on `dir`/temporal.sqlite; `port` pins the address so a restart comes back on it. */
 export function startObserverServer(dir: string, port?: number): Promise<DevServerHandle> {
@@ -21,62 +20,30 @@ export function startObserverServer(dir: string, port?: number): Promise<DevServ
   });
 }
 
-export interface WorkerProcess {
-  proc: ResultPromise;
-  stop(): Promise<void>;
-}
+export type WorkerProcess = ReadyProcess;
 
 /**
  * The production host worker with a scripted GPU side (test/support/scripted-worker.ts). The threshold
  * is high so the symptoms these tests send only count; nothing escalates.
  */
-export async function startWorkerProcess(opts: {
+export function startWorkerProcess(opts: {
   address: string;
   host: string;
   dataDir: string;
 }): Promise<WorkerProcess> {
-  const proc = execa(
-    process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'scripted-worker.ts')],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        TEMPORAL_ADDRESS: opts.address,
-        KLR_HOST: opts.host,
-        KLR_DATA_DIR: opts.dataDir,
-        KLR_GPU_MAINTENANCE_TZ: 'UTC',
-        KLR_SYMPTOM_THRESHOLD_24H: '1000',
-        KLR_PREDICT_INTERVAL: '0',
-      },
-      stdout: 'pipe',
-      stderr: 'inherit',
-      reject: false,
+  return startReadyProcess(['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'scripted-worker.ts')], {
+    cwd: REPO_ROOT,
+    env: {
+      TEMPORAL_ADDRESS: opts.address,
+      KLR_HOST: opts.host,
+      KLR_DATA_DIR: opts.dataDir,
+      KLR_GPU_MAINTENANCE_TZ: 'UTC',
+      KLR_SYMPTOM_THRESHOLD_24H: '1000',
+      KLR_PREDICT_INTERVAL: '0',
     },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('worker ready')) resolve();
-    });
-    void proc.then((r) =>
-      reject(new Error(`worker exited early (${String(r.exitCode ?? r.signal)}): ${out}`)),
-    );
+    ready: 'worker ready',
+    name: 'worker',
   });
-  let stopped = false;
-  return {
-    proc,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      proc.kill('SIGTERM');
-      const done = await Promise.race([proc.then(() => true), delay(40_000, false, { ref: false })]);
-      if (!done) {
-        proc.kill('SIGKILL');
-        await proc;
-      }
-    },
-  };
 }
 
 /** The state query of HealingWorkflow(host, kind), over a connection opened and closed for it. */
