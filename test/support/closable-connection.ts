@@ -11,7 +11,6 @@ import {
   status,
   type Interceptor,
   type InterceptingListener,
-  type Metadata as CallMetadata,
 } from '@grpc/grpc-js';
 import { Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 
@@ -53,7 +52,7 @@ export async function connectClosable(address: string): Promise<ClosableConnecti
  */
 function cancelledCall(): ConstructorParameters<typeof InterceptingCall>[0] {
   return {
-    start(_metadata: CallMetadata, listener?: Partial<InterceptingListener>) {
+    start(_metadata: Metadata, listener?: Partial<InterceptingListener>) {
       setImmediate(() => {
         listener?.onReceiveMessage?.(null);
         listener?.onReceiveStatus?.({
