@@ -581,10 +581,7 @@ async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
       if (VERBOSE) console.log(`#   ${s.steps[step]}`);
     } catch (err) {
       if (err instanceof TimeSkippingStalled) throw err;
-      if (serverRefused(err))
-        throw new TimeSkippingStalled(
-          `step ${step} (${s.steps[step] ?? '?'}): the server refused a call (${(err as Error).message.slice(0, 120)})${await describeStall(c)}`,
-        );
+      if (serverRefused(err)) throw await refusedStall(c, `step ${step} (${s.steps[step] ?? '?'})`, err);
       s.violations.push(`step ${step} (${s.steps[step] ?? '?'}) threw: ${(err as Error).message}`);
       break;
     }
@@ -602,10 +599,7 @@ async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
     await checkInvariants(c, s);
   } catch (err) {
     if (err instanceof TimeSkippingStalled) throw err;
-    if (serverRefused(err))
-      throw new TimeSkippingStalled(
-        `${c.doing}: the server refused a call (${(err as Error).message.slice(0, 120)})${await describeStall(c)}`,
-      );
+    if (serverRefused(err)) throw await refusedStall(c, c.doing, err);
     s.violations.push(`final checks threw: ${(err as Error).stack ?? String(err)}`);
   }
   return s;
@@ -915,7 +909,7 @@ async function symptomUpdate(
   } catch (err) {
     if (!lostUpdate(err)) throw err;
   }
-  const expected = f.sent.filter((m) => m.via === 'signal' || m.expected !== 'rejected').length;
+  const expected = expectedHandled(f);
   for (let resent = 0; ; resent++) {
     const v = await query(c, f);
     if (v && handled(v) >= expected) {
@@ -954,6 +948,13 @@ function serverRefused(err: unknown): boolean {
   return timedOut(err) || /completed workflow|UNAVAILABLE|RESOURCE_EXHAUSTED/i.test(String(err));
 }
 
+/** A refused call, as the stall that reruns the schedule. */
+async function refusedStall(c: ChaosEnv, where: string, err: unknown): Promise<TimeSkippingStalled> {
+  return new TimeSkippingStalled(
+    `${where}: the server refused a call (${(err as Error).message.slice(0, 120)})${await describeStall(c)}`,
+  );
+}
+
 /**
  * A signal, sent again when the test server refuses it with "Completed workflow": it does so for a
  * signal that arrives while the run is continuing as new, instead of passing it to the new run. A
@@ -970,6 +971,10 @@ async function signalled(send: () => Promise<void>): Promise<void> {
   }
 }
 
+/** How many symptoms the flow's workflow must have handled: every signal and every valid update. */
+const expectedHandled = (f: Flow) =>
+  f.sent.filter((m) => m.via === 'signal' || m.expected !== 'rejected').length;
+
 const handled = (v: HealingStateView) =>
   v.totals.counted + v.totals.duplicates + v.totals.stale + v.totals.rejected;
 
@@ -977,7 +982,7 @@ const handled = (v: HealingStateView) =>
 async function waitProcessed(c: ChaosEnv, s: Schedule, flows: Flow[]): Promise<number> {
   for (const f of flows) {
     if (!f.started) continue;
-    const expected = f.sent.filter((m) => m.via === 'signal' || m.expected !== 'rejected').length;
+    const expected = expectedHandled(f);
     const deadline = Date.now() + 60_000;
     for (;;) {
       const v = await query(c, f);
