@@ -1,0 +1,263 @@
+// Records the event histories of the main scenarios of both workflows, run by the current workflow code on
+// Temporal's time-skipping server with scripted GPU activities, into test/replay/histories/<release>/.
+// `npm test` replays every committed history against the current code (test/replay/replay.test.ts): a
+// change that would break a workflow already running on a host fails CI.
+//
+// Re-record only on purpose (docs/upgrading.md): `npm run record:histories -- <release>` writes a NEW
+// folder for the release it is run on; the folders of earlier releases stay, since hosts may still run
+// workflows that earlier releases started.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../src/domain/identifiers.js';
+import type { HealingPolicy } from '../src/domain/policy.js';
+import {
+  clearEscalationUpdate,
+  forceEscalationUpdate,
+  symptomSignal,
+} from '../src/workflows/healing-messages.js';
+import {
+  acknowledgeRestoreFailureUpdate,
+  pauseHostUpdate,
+  releaseLeaseSignal,
+  requestLeaseSignal,
+  resumeHostUpdate,
+} from '../src/workflows/host-coordinator-messages.js';
+import { HostCoordinatorWorkflow } from '../src/workflows/host-coordinator-workflow.js';
+import { createHostWorker, createTimeSkippingEnv } from '../test/support/test-env.js';
+import { type ScriptedGpu, scriptedGpu } from '../test/support/scripted-gpu.js';
+import {
+  eventually,
+  healingState,
+  hostState,
+  skipToUtc,
+  symptom,
+  testPolicy,
+} from '../test/support/healing-harness.js';
+
+const release = process.argv[2];
+if (!release || !/^[0-9A-Za-z._-]+$/.test(release)) {
+  console.error(
+    'usage: npm run record:histories -- <release>   (e.g. 0.1.0: the folder name under test/replay/histories)',
+  );
+  process.exit(2);
+}
+const outDir = join('test', 'replay', 'histories', release);
+const MINUTE = 60_000;
+const operator = { by: 'recorder', reason: 'recorded scenario' };
+
+interface Scenario {
+  name: string;
+  policy?: Partial<HealingPolicy>;
+  gpu?: Parameters<typeof scriptedGpu>[0];
+  /** Drives the host's workflows; returns when the scenario's end state is reached. */
+  drive(env: TestWorkflowEnvironment, host: string, gpu: ScriptedGpu): Promise<void>;
+}
+
+/** At 01:00 UTC, two hours before the window opens: the default TTL (4 h) keeps the flag armed. */
+const threeSymptoms = async (env: TestWorkflowEnvironment, host: string) => {
+  const client = env.client;
+  await skipToUtc(env, 1);
+  for (let i = 0; i < 3; i++) await symptom(client, host, 'vllm_oom', { id: `rec-${i}` });
+};
+
+const lastCanaryIs = (client: Client, host: string, outcome: string) =>
+  eventually(
+    `last canary ${outcome}`,
+    async () => (await healingState(client, host)).lastCanary?.outcome === outcome,
+    60_000,
+  );
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'promotion',
+    async drive(env, host) {
+      await threeSymptoms(env, host);
+      await skipToUtc(env, 3, 1);
+      await lastCanaryIs(env.client, host, 'promoted');
+    },
+  },
+  {
+    name: 'restore',
+    gpu: { canaryScripts: ['fail'] },
+    async drive(env, host) {
+      await threeSymptoms(env, host);
+      await skipToUtc(env, 3, 1);
+      await lastCanaryIs(env.client, host, 'restored');
+    },
+  },
+  {
+    name: 'restore-failure-latch',
+    gpu: { canaryScripts: ['throw'], restoreScripts: ['fail'] },
+    async drive(env, host) {
+      await threeSymptoms(env, host);
+      await skipToUtc(env, 3, 1);
+      await lastCanaryIs(env.client, host, 'restore_failed');
+      const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      await coordinator.executeUpdate(acknowledgeRestoreFailureUpdate, { args: [operator] });
+      await eventually(
+        'latch cleared',
+        async () => (await hostState(env.client, host)).restoreFailure === null,
+      );
+    },
+  },
+  {
+    name: 'operator-actions',
+    async drive(env, host) {
+      const client = env.client;
+      await skipToUtc(env, 1);
+      await symptom(client, host, 'vllm_oom', { id: 'op-1' });
+      await symptom(client, host, 'vllm_oom', { id: 'op-1' }); // duplicate
+      const handle = client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      await handle.signal(symptomSignal, { kind: 'vllm_oom', details: { allocMb: -1 } }); // rejected
+      await handle.signal(symptomSignal, { kind: 'vllm_oom', eventTime: '2001-01-01T00:00:00Z' }); // stale
+      await handle.executeUpdate(forceEscalationUpdate, { args: [operator] });
+      await handle.executeUpdate(clearEscalationUpdate, { args: [operator] });
+      await handle.executeUpdate(forceEscalationUpdate, { args: [operator] });
+      const coordinator = client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      await env.sleep(30 * MINUTE);
+      await client.workflow.signalWithStart(HostCoordinatorWorkflow, {
+        workflowId: hostCoordinatorWorkflowId(host),
+        taskQueue: hostTaskQueue(host),
+        args: [{ host }],
+        signal: releaseLeaseSignal,
+        signalArgs: [{ leaseId: 'no-such-lease', downtimeMs: 0, outcome: 'not_started' }],
+      });
+      await coordinator.executeUpdate(pauseHostUpdate, { args: [operator] });
+      await skipToUtc(env, 3, 1);
+      await eventually('canary refused while paused', async () =>
+        (await healingState(client, host)).decisions.some((d) => /refused/.test(d.action)),
+      );
+      await coordinator.executeUpdate(resumeHostUpdate, { args: [operator] });
+      await handle.executeUpdate(forceEscalationUpdate, { args: [operator] }); // wakes it: the window is open
+      await lastCanaryIs(client, host, 'promoted');
+    },
+  },
+  {
+    name: 'daytime-lapse',
+    async drive(env, host) {
+      await skipToUtc(env, 10, 0);
+      for (let i = 0; i < 3; i++) {
+        await symptom(env.client, host, 'vllm_oom', { id: `day-${i}` });
+        await env.sleep(2 * 60 * MINUTE);
+      }
+      await skipToUtc(env, 8, 0);
+      await eventually('escalation over', async () => !(await healingState(env.client, host)).armed);
+    },
+  },
+  {
+    name: 'continue-as-new',
+    policy: { historyEventsLimit: 200 },
+    async drive(env, host) {
+      const client = env.client;
+      await skipToUtc(env, 1);
+      await symptom(client, host, 'vllm_oom', { id: 'can-0' });
+      const handle = client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      for (let i = 1; i <= 120; i++) {
+        await handle.signal(symptomSignal, { kind: 'vllm_oom', id: `can-${i}`, details: { deficitMb: i } });
+      }
+      await eventually('continued as new', async () => (await healingState(client, host)).runs >= 2, 60_000);
+      await skipToUtc(env, 3, 1);
+      await lastCanaryIs(client, host, 'promoted');
+      for (let i = 0; i < 60; i++) {
+        await client.workflow.signalWithStart(HostCoordinatorWorkflow, {
+          workflowId: hostCoordinatorWorkflowId(host),
+          taskQueue: hostTaskQueue(host),
+          args: [{ host }],
+          signal: releaseLeaseSignal,
+          signalArgs: [{ leaseId: `stale-${i}`, downtimeMs: 0, outcome: 'not_started' }],
+        });
+      }
+      await eventually(
+        'coordinator continued as new',
+        async () => (await hostState(client, host)).runs >= 2,
+        60_000,
+      );
+    },
+  },
+  {
+    name: 'lease-expiry',
+    async drive(env, host) {
+      // A holder that never answers: the lease is granted to a workflow that ignores the decision (the
+      // coordinator itself), so the coordinator takes it back after the TTL.
+      await skipToUtc(env, 3, 1);
+      const coordinatorId = hostCoordinatorWorkflowId(host);
+      await env.client.workflow.signalWithStart(HostCoordinatorWorkflow, {
+        workflowId: coordinatorId,
+        taskQueue: hostTaskQueue(host),
+        args: [{ host }],
+        signal: requestLeaseSignal,
+        signalArgs: [
+          {
+            requestId: 'lost-holder',
+            holderWorkflowId: coordinatorId,
+            kind: 'vllm_oom',
+            predictedDowntimeMs: 20_000,
+          },
+        ],
+      });
+      await eventually('lease granted', async () => (await hostState(env.client, host)).lease !== null);
+      await env.sleep(40 * MINUTE);
+      await eventually('lease expired', async () =>
+        (await hostState(env.client, host)).decisions.some((d) => d.action === 'lease expired'),
+      );
+    },
+  },
+];
+
+/** Every run of a workflow chain, oldest first (continue-as-new links each run to the one before). */
+async function chainHistories(client: Client, workflowId: string) {
+  const out: { workflowId: string; runId: string; json: string }[] = [];
+  let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
+  while (runId) {
+    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    out.unshift({ workflowId, runId, json: historyToJSON(history) });
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    runId = started?.continuedExecutionRunId || undefined;
+  }
+  return out;
+}
+
+await mkdir(outDir, { recursive: true });
+const auditDir = await mkdtemp(join(tmpdir(), 'klr-record-'));
+const index: { file: string; scenario: string; workflowId: string; runId: string }[] = [];
+for (const scenario of SCENARIOS) {
+  const env = await createTimeSkippingEnv();
+  try {
+    const host = `rec-${scenario.name}`;
+    const gpu = scriptedGpu(scenario.gpu);
+    const worker = await createHostWorker(env, host, testPolicy(scenario.policy), gpu.activities, auditDir);
+    await worker.runUntil(async () => {
+      await scenario.drive(env, host, gpu);
+      for (const [role, id] of [
+        ['healing', healingWorkflowId(host, 'vllm_oom')],
+        ['coordinator', hostCoordinatorWorkflowId(host)],
+      ] as const) {
+        let runs;
+        try {
+          runs = await chainHistories(env.client, id);
+        } catch (err) {
+          if ((err as Error).name === 'WorkflowNotFoundError') continue; // the scenario never started it
+          throw err;
+        }
+        for (const [i, run] of runs.entries()) {
+          const file = `${scenario.name}.${role}${runs.length > 1 ? `.run${i + 1}` : ''}.json`;
+          index.push({ file, scenario: scenario.name, workflowId: run.workflowId, runId: run.runId });
+          await writeFile(join(outDir, file), run.json + '\n');
+        }
+      }
+    });
+    console.log(`recorded ${scenario.name}`);
+  } finally {
+    await env.teardown();
+  }
+}
+await writeFile(
+  join(outDir, 'index.json'),
+  JSON.stringify({ release, recordedAt: new Date().toISOString(), histories: index }, null, 2) + '\n',
+);
+console.log(`${index.length} histories in ${outDir}`);
+await rm(auditDir, { recursive: true, force: true });
