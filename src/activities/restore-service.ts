@@ -25,14 +25,8 @@ import {
 import { abortReason, checkHealth } from '../service/health.js';
 import { LogWatcher } from '../service/log-watch.js';
 import { crashPoint } from './crash-point.js';
-import {
-  Progress,
-  RestartCommandError,
-  type RestorePhase,
-  runRestartCommand,
-  shorten,
-  waitHealthyWatchingLog,
-} from './run-canary.js';
+import { RestartCommandError, runRestartCommand } from '../service/restart-command.js';
+import { Progress, type RestorePhase, shorten, waitHealthyWatchingLog } from './run-canary.js';
 import type { ServiceSettings } from './service-settings.js';
 import type { RestoreInput, RestoreResult } from './types.js';
 

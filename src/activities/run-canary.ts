@@ -10,7 +10,6 @@
 import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ExecaError, execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import {
   ConfigFileError,
@@ -35,6 +34,7 @@ import {
   waitHealthy,
 } from '../service/health.js';
 import { LogWatcher } from '../service/log-watch.js';
+import { RestartCommandError, runRestartCommand } from '../service/restart-command.js';
 import { ServingConfigError, applyChanges } from '../service/vllm-config.js';
 import { crashPoint } from './crash-point.js';
 import type { ServiceSettings } from './service-settings.js';
@@ -47,71 +47,6 @@ export type CanaryPhase = 'backup' | 'apply' | 'restart' | 'health' | 'probe' | 
 export type RestorePhase = 'restore' | 'restart' | 'health';
 
 // ------------------------------------------------------------------ shared with restoreService
-
-/** The restart command could not do its job. */
-export class RestartCommandError extends Error {
-  constructor(
-    message: string,
-    /** not_found: missing or not executable (retrying cannot help); failed: exited non-zero; timed_out. */
-    readonly kind: 'not_found' | 'failed' | 'timed_out',
-  ) {
-    super(message);
-    this.name = 'RestartCommandError';
-  }
-}
-
-const tail = (text: unknown, max = 400): string => {
-  const s = typeof text === 'string' ? text.trim() : '';
-  const last = s.split('\n').slice(-3).join(' | ');
-  return last.length > max ? `…${last.slice(-max)}` : last;
-};
-
-/**
- * Run the restart command (an argument array, never through a shell) under a timeout; SIGTERM then SIGKILL
- * when it overruns. Resolves with its output's last line; rejects with {@link RestartCommandError}, or with
- * the signal's reason when cancelled.
- */
-export async function runRestartCommand(
-  command: readonly [string, ...string[]],
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<{ output: string; ms: number }> {
-  const [file, ...args] = command;
-  const shown = JSON.stringify(command);
-  const started = performance.now();
-  try {
-    const result = await execa(file, args, {
-      timeout: timeoutMs,
-      forceKillAfterDelay: 2_000,
-      stdin: 'ignore',
-      all: true,
-      encoding: 'utf8',
-      ...(signal ? { cancelSignal: signal } : {}),
-    });
-    return { output: tail(result.all), ms: Math.round(performance.now() - started) };
-  } catch (err) {
-    if (signal?.aborted) throw abortReason(signal);
-    if (!(err instanceof ExecaError)) throw err;
-    if (err.code === 'ENOENT' || err.code === 'EACCES') {
-      throw new RestartCommandError(
-        `restart command ${shown} cannot be run: ${file} ${err.code === 'ENOENT' ? 'not found' : 'is not executable'} (KLR_SERVICE_RESTART_CMD)`,
-        'not_found',
-      );
-    }
-    if (err.timedOut) {
-      throw new RestartCommandError(
-        `restart command ${shown} did not finish within ${timeoutMs} ms (KLR_SERVICE_RESTART_TIMEOUT)${tail(err.all) ? `: ${tail(err.all)}` : ''}`,
-        'timed_out',
-      );
-    }
-    const how =
-      err.exitCode !== undefined ? `exited ${err.exitCode}` : `was killed (${err.signal ?? 'signal'})`;
-    throw new RestartCommandError(
-      `restart command ${shown} ${how}${tail(err.all) ? `: ${tail(err.all)}` : ''}`,
-      'failed',
-    );
-  }
-}
 
 /** Heartbeats with the current phase: on every phase change and every second in between. */
 export class Progress<P extends string> {

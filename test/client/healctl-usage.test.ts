@@ -1,6 +1,7 @@
 // healctl without a Temporal server: usage mistakes exit 2 with a clear message, an unreachable server
 // exits 1 with what to do, and `rollback` on a temporary config directory with a real restart command
-// and a real HTTP health endpoint (previous config present and absent).
+// and a real HTTP health endpoint (previous config present and absent; a restart command that overruns
+// or is interrupted).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { pickFreePort } from '../../src/servers/dev-server.js';
+import { assertGroupGone, killQuietly, pidsFrom, waitForMembers } from '../support/process-group.js';
 
 let dir: string;
 let deadAddress: string;
@@ -162,4 +164,58 @@ test('rollback whose restart leaves the service unhealthy exits 1 and says where
     r.stderr,
     /the config was rolled back but the service was not healthy within 2000 ms .*vllm\.yaml\.rolled-back/,
   );
+});
+
+// The restart command's children keep its output open and outlive it (issue 13): the timeout still bounds
+// the whole restart, and nothing is left running.
+const orphaningRestart = (pidFile: string) =>
+  JSON.stringify(['bash', '-c', `echo $$ >> ${pidFile}; sleep 777 & sleep 778; echo never`]);
+
+test('rollback whose restart command overruns ends its whole process group at the timeout and exits 1', async () => {
+  const s = await serviceDir('overrun', 'model: m\n');
+  const pidFile = join(dir, 'overrun.pids');
+  const started = performance.now();
+  try {
+    const r = await healctl(['rollback', '--force'], {
+      ...s.env,
+      KLR_SERVICE_RESTART_CMD: orphaningRestart(pidFile),
+      KLR_SERVICE_RESTART_TIMEOUT: '1',
+    });
+    const tookMs = performance.now() - started;
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /the config was rolled back but restart command \[.*\] did not finish within 1000 ms \(KLR_SERVICE_RESTART_TIMEOUT\); its process group was stopped/,
+    );
+    assert.ok(tookMs < 15_000, `healctl exited ${Math.round(tookMs)} ms after it started`);
+    const [pgid] = await pidsFrom(pidFile);
+    await assertGroupGone(pgid);
+  } finally {
+    for (const pgid of await pidsFrom(pidFile, 1, 0).catch(() => [])) killQuietly(-pgid);
+  }
+});
+
+test('Ctrl-C during the rollback restart stops the restart command group, records why and exits 1', async () => {
+  const s = await serviceDir('interrupted', 'model: m\n');
+  const pidFile = join(dir, 'interrupted.pids');
+  try {
+    const run = healctl(['rollback', '--force', '--json'], {
+      ...s.env,
+      KLR_SERVICE_RESTART_CMD: orphaningRestart(pidFile),
+      KLR_SERVICE_RESTART_TIMEOUT: '60',
+    });
+    const [pgid] = await pidsFrom(pidFile, 1, 15_000);
+    await waitForMembers(pgid, /^sleep 77[78]$/, 2);
+    const interruptedAt = performance.now();
+    run.kill('SIGINT');
+    const r = await run;
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.ok(performance.now() - interruptedAt < 5_000, 'exited promptly');
+    assert.match(r.stderr, /the config was rolled back but the restart was interrupted \(SIGINT\)/);
+    const record = JSON.parse(r.stdout) as { healthy: boolean; failure: string };
+    assert.deepEqual([record.healthy, record.failure], [false, 'the restart was interrupted (SIGINT)']);
+    await assertGroupGone(pgid);
+  } finally {
+    for (const pgid of await pidsFrom(pidFile, 1, 0).catch(() => [])) killQuietly(-pgid);
+  }
 });

@@ -8,7 +8,7 @@ import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
-import { runRestartCommand } from '../../src/activities/run-canary.js';
+import { runRestartCommand } from '../../src/service/restart-command.js';
 import { atomicWriteFile } from '../../src/service/config-file.js';
 import { loadTemporalTarget } from '../../src/config/temporal-connection.js';
 import { REPO_ROOT } from '../support/heal-stack.js';

@@ -7,14 +7,10 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadServiceSettings } from '../../activities/service-settings.js';
-import {
-  RestartCommandError,
-  runRestartCommand,
-  shorten,
-  waitHealthyWatchingLog,
-} from '../../activities/run-canary.js';
+import { shorten, waitHealthyWatchingLog } from '../../activities/run-canary.js';
 import { ConfigFileError, readIfExists, rollbackToPrevious, sha256 } from '../../service/config-file.js';
 import { LogWatcher } from '../../service/log-watch.js';
+import { RestartCommandError, runRestartCommand } from '../../service/restart-command.js';
 import { loadSettings } from '../../config/settings.js';
 import { withClient } from '../cli/context.js';
 import { CliError } from '../cli/errors.js';
@@ -113,12 +109,19 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
       if (opts.restart) {
         const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
         const started = performance.now();
+        // The restart command runs in a process group of its own, which Ctrl-C does not reach: the first
+        // SIGINT/SIGTERM stops it (and its children) and is recorded as the failure; a second one kills healctl.
+        const interrupted = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) =>
+          interrupted.abort(new Error(`the restart was interrupted (${sig})`));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
         try {
-          await runRestartCommand(service.restartCommand, service.restartTimeoutMs);
+          await runRestartCommand(service.restartCommand, service.restartTimeoutMs, interrupted.signal);
           const health = await waitHealthyWatchingLog({
             baseUrl: service.baseUrl,
             deadlineMs: service.restartTimeoutMs - (performance.now() - started),
-            signal: new AbortController().signal,
+            signal: interrupted.signal,
             logPath: service.logPath,
             logOffset,
           });
@@ -135,6 +138,9 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
               : err instanceof Error
                 ? err.message
                 : String(err);
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
       }
 
