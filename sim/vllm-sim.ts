@@ -23,7 +23,7 @@ import {
 } from './lib/engine.js';
 import { MiB, fixed, thousands } from './lib/format.js';
 import { foreignProcesses, publishGpuState, simGpuUuid, type GpuStateProcess } from './lib/gpu-state.js';
-import { renderMetrics, type EngineStats } from './lib/metrics.js';
+import { observe, renderMetrics, tokenHistogram, type EngineStats } from './lib/metrics.js';
 import {
   parseGenerationRequest,
   requestId,
@@ -101,6 +101,8 @@ class SimulatedVllm {
       successByReason: { stop: 0, length: 0, abort: 0 },
       preemptions: 0,
       createdAt: this.startedAt / 1000,
+      requestPromptTokens: tokenHistogram(cfg.serving.maxModelLen),
+      requestGenerationTokens: tokenHistogram(cfg.serving.maxModelLen),
     };
   }
 
@@ -459,6 +461,8 @@ class SimulatedVllm {
       this.stats.promptTokens += promptTokens;
       this.stats.generationTokens += completionTokens;
       this.stats.successByReason[reason]++;
+      if (this.stats.requestPromptTokens) observe(this.stats.requestPromptTokens, promptTokens);
+      if (this.stats.requestGenerationTokens) observe(this.stats.requestGenerationTokens, completionTokens);
     } finally {
       this.stats.running--;
       this.inflightTokens -= tokens;
@@ -646,14 +650,20 @@ class SimulatedVllm {
     chat: boolean,
   ): Promise<void> {
     const raw = await readBody(req);
-    const parsed = parseGenerationRequest(raw, chat, this.cfg.servedModelNames, this.cfg.serving.maxModelLen);
+    const parsed = parseGenerationRequest(
+      raw,
+      chat,
+      this.cfg.servedModelNames,
+      this.cfg.serving.maxModelLen,
+      this.settings.eosAfterTokens,
+    );
     if (!parsed.ok) return send(parsed.status, parsed.body);
     const request: GenerationRequest = parsed.request;
     const id = requestId(chat);
     const created = Math.floor(Date.now() / 1000);
     try {
       await Promise.all(
-        request.promptTokens.map((p) => this.execute(p, request.maxTokens, request.finishReason)),
+        request.promptTokens.map((p) => this.execute(p, request.completionTokens, request.finishReason)),
       );
     } catch (e) {
       if (e instanceof EngineDeadError) return send(500, ''); // vLLM answers 500 with no body

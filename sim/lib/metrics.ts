@@ -13,6 +13,46 @@ export interface EngineStats {
   preemptions: number;
   /** Unix seconds the counters were created (process start). */
   createdAt: number;
+  /** vllm:request_prompt_tokens: prompt tokens of each finished request. */
+  requestPromptTokens?: TokenHistogram;
+  /** vllm:request_generation_tokens: generated tokens of each finished request. */
+  requestGenerationTokens?: TokenHistogram;
+}
+
+/** A Prometheus histogram of token counts, one observation per finished request. */
+export interface TokenHistogram {
+  /** Upper bounds, ascending (vLLM: build_1_2_5_buckets(max_model_len)); +Inf is implied. */
+  bounds: number[];
+  /** Observations per bucket (not cumulative): bounds.length + 1 entries, the last for +Inf. */
+  counts: number[];
+  sum: number;
+}
+
+/**
+ * vllm/v1/metrics/loggers.py build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to `max` (the buckets of
+ * vllm:request_prompt_tokens and vllm:request_generation_tokens, with max = max_model_len).
+ */
+export function build125Buckets(max: number): number[] {
+  const out: number[] = [];
+  for (let scale = 1; ; scale *= 10) {
+    for (const m of [1, 2, 5]) {
+      if (m * scale > max) return out;
+      out.push(m * scale);
+    }
+  }
+}
+
+export function tokenHistogram(maxModelLen: number): TokenHistogram {
+  const bounds = build125Buckets(maxModelLen);
+  return { bounds, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 };
+}
+
+/** Record one request's token count (Prometheus' `le`: the first bound ≥ the value). */
+export function observe(h: TokenHistogram, value: number): void {
+  let i = h.bounds.findIndex((b) => value <= b);
+  if (i < 0) i = h.bounds.length;
+  h.counts[i] = (h.counts[i] ?? 0) + 1;
+  h.sum += value;
 }
 
 export interface CacheConfigInfo {
@@ -88,6 +128,34 @@ export function renderMetrics(modelName: string, s: EngineStats, cache: CacheCon
   counter('vllm:num_preemptions', 'Cumulative number of preemption from the engine.', [[{}, s.preemptions]]);
   counter('vllm:prompt_tokens', 'Number of prefill tokens processed.', [[{}, s.promptTokens]]);
   counter('vllm:generation_tokens', 'Number of generation tokens processed.', [[{}, s.generationTokens]]);
+  // prometheus_client's histogram: buckets (labels sorted, `le` as a float), _count, _sum, then _created as
+  // a gauge of its own.
+  const histogram = (name: string, help: string, h: TokenHistogram | undefined) => {
+    if (!h) return;
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    let cumulative = 0;
+    [...h.bounds, Infinity].forEach((bound, i) => {
+      cumulative += h.counts[i] ?? 0;
+      out.push(
+        `${name}_bucket${labels({ engine: '0', le: goFloat(bound), model_name: modelName })} ${goFloat(cumulative)}`,
+      );
+    });
+    out.push(
+      `${name}_count${labels(base)} ${goFloat(cumulative)}`,
+      `${name}_sum${labels(base)} ${goFloat(h.sum)}`,
+    );
+    out.push(
+      `# HELP ${name}_created ${help}`,
+      `# TYPE ${name}_created gauge`,
+      `${name}_created${labels(base)} ${goFloat(s.createdAt)}`,
+    );
+  };
+  histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', s.requestPromptTokens);
+  histogram(
+    'vllm:request_generation_tokens',
+    'Number of generation tokens processed.',
+    s.requestGenerationTokens,
+  );
   counter(
     'vllm:request_success',
     'Count of successfully processed requests.',

@@ -1,6 +1,6 @@
 // The OpenAI-compatible request and response shapes of vLLM's server (0.10 series), for the simulator's
-// /v1/completions and /v1/chat/completions. Pure: token counts are estimated (4 characters a token) and
-// the generated text is a fixed, deterministic sequence of words.
+// /v1/completions and /v1/chat/completions. Pure: token counts are estimated the way a BPE tokenizer splits
+// text (estimateTokens) and the generated text is a fixed, deterministic sequence of words, one a token.
 import { randomBytes } from 'node:crypto';
 import { contextTooLong, errorBody, modelDoesNotExist } from './vllm-messages.js';
 
@@ -10,7 +10,9 @@ export interface GenerationRequest {
   /** Prompt tokens of each choice (a completion may carry several prompts). */
   promptTokens: number[];
   maxTokens: number;
-  /** Finish reason when all max tokens are produced: "length", or "stop" for chat without max_tokens. */
+  /** Tokens generated per choice: max_tokens, or fewer when the model "emits EOS" (see completionLength). */
+  completionTokens: number;
+  /** "length" when max_tokens was reached, "stop" when the model stopped by itself (EOS). */
   finishReason: 'length' | 'stop';
   stream: boolean;
 }
@@ -23,8 +25,30 @@ const WORDS = (
   'answers every request with the same deterministic words'
 ).split(' ');
 
+// GPT-2 / tiktoken-style pre-tokenization: contractions, a letter run with its leading space, a digit run, a
+// symbol run, whitespace.
+const PIECES = /'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+/**
+ * Tokens of a text, roughly as a BPE tokenizer (Llama 3, Qwen, GPT-4's cl100k) counts them: each word with
+ * its leading space is one token up to 10 letters (" the", " which", " something"), longer words one per
+ * 10 letters; digits go in groups of 3; symbols one per 3 characters; a whitespace run is one token.
+ */
 export function estimateTokens(text: string): number {
-  return Math.max(1, Math.ceil(text.length / 4));
+  let n = 0;
+  for (const [piece] of text.matchAll(PIECES)) {
+    const body = piece.replace(/^ /, '');
+    if (body === '' || /^\s+$/.test(body)) n += 1;
+    else if (/^\p{L}+$/u.test(body)) n += Math.ceil(body.length / 10);
+    else if (/^\p{N}+$/u.test(body)) n += Math.ceil(body.length / 3);
+    else n += Math.ceil(body.length / 3);
+  }
+  return Math.max(1, n);
+}
+
+/** A completion prompt's tokens: the text's, plus the BOS token vLLM's tokenizer adds (add_special_tokens). */
+export function promptTokensOfText(text: string): number {
+  return estimateTokens(text) + 1;
 }
 
 /** n generated "tokens", one word each. */
@@ -41,10 +65,10 @@ const bad = (message: string, status = 400, type = 'BadRequestError'): ParseOutc
 });
 
 function promptTokensOf(prompt: unknown): number[] | null {
-  if (typeof prompt === 'string') return [estimateTokens(prompt)];
+  if (typeof prompt === 'string') return [promptTokensOfText(prompt)];
   if (Array.isArray(prompt) && prompt.length > 0) {
     if (prompt.every((p) => typeof p === 'number')) return [prompt.length];
-    if (prompt.every((p) => typeof p === 'string')) return prompt.map((p) => estimateTokens(p));
+    if (prompt.every((p) => typeof p === 'string')) return prompt.map((p) => promptTokensOfText(p));
     if (prompt.every((p) => Array.isArray(p) && p.every((t) => typeof t === 'number'))) {
       return prompt.map((p) => Math.max(1, p.length));
     }
@@ -66,9 +90,23 @@ function chatPromptTokens(messages: unknown): number | null {
               .map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : ''))
               .join(' ')
           : '';
-    total += 4 + Math.ceil(content.length / 4);
+    total += 4 + (content === '' ? 0 : estimateTokens(content));
   }
   return total;
+}
+
+/**
+ * How many tokens a request generates: all of max_tokens with ignore_eos; else the model "emits EOS" after
+ * `eosAfter` tokens (its natural answer length; 0 = never), but not before min_tokens.
+ */
+export function completionLength(
+  maxTokens: number,
+  minTokens: number,
+  ignoreEos: boolean,
+  eosAfter: number,
+): number {
+  if (ignoreEos || eosAfter <= 0) return maxTokens;
+  return Math.min(maxTokens, Math.max(minTokens, eosAfter));
 }
 
 export function parseGenerationRequest(
@@ -76,6 +114,8 @@ export function parseGenerationRequest(
   chat: boolean,
   servedModelNames: readonly string[],
   maxModelLen: number,
+  /** The natural answer length: EOS after this many tokens unless ignore_eos (0 = never). */
+  eosAfterTokens = 0,
 ): ParseOutcome {
   let body: Record<string, unknown>;
   try {
@@ -114,8 +154,27 @@ export function parseGenerationRequest(
   } else {
     return bad(`${maxKey}: Input should be greater than or equal to 1`);
   }
+  // vLLM's SamplingParams: min_tokens ≥ 0 and ≤ max_tokens; ignore_eos a boolean.
+  const rawMin = body.min_tokens;
+  let minTokens = 0;
+  if (rawMin !== undefined && rawMin !== null) {
+    if (typeof rawMin !== 'number' || !Number.isInteger(rawMin) || rawMin < 0)
+      return bad(`min_tokens must be greater than or equal to 0, got ${JSON.stringify(rawMin)}.`);
+    if (rawMin > maxTokens)
+      return bad(`min_tokens must be less than or equal to max_tokens=${maxTokens}, got ${rawMin}.`);
+    minTokens = rawMin;
+  }
+  const rawIgnore = body.ignore_eos;
+  if (rawIgnore !== undefined && rawIgnore !== null && typeof rawIgnore !== 'boolean')
+    return bad('ignore_eos: Input should be a valid boolean');
+  const ignoreEos = rawIgnore === true;
   const longest = Math.max(...promptTokens);
   if (longest + maxTokens > maxModelLen) return bad(contextTooLong(maxModelLen, longest, maxTokens));
+  let completionTokens = maxTokens;
+  if (finishReason === 'length') {
+    completionTokens = completionLength(maxTokens, minTokens, ignoreEos, eosAfterTokens);
+    if (completionTokens < maxTokens) finishReason = 'stop';
+  }
   const n = body.n;
   if (n !== undefined && n !== 1 && !chat) {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
@@ -124,7 +183,15 @@ export function parseGenerationRequest(
   }
   return {
     ok: true,
-    request: { chat, model, promptTokens, maxTokens, finishReason, stream: body.stream === true },
+    request: {
+      chat,
+      model,
+      promptTokens,
+      maxTokens,
+      completionTokens,
+      finishReason,
+      stream: body.stream === true,
+    },
   };
 }
 
@@ -141,7 +208,7 @@ export interface Usage {
 
 export function usageOf(req: GenerationRequest): Usage {
   const prompt = req.promptTokens.reduce((a, b) => a + b, 0);
-  const completion = req.maxTokens * req.promptTokens.length;
+  const completion = req.completionTokens * req.promptTokens.length;
   return {
     prompt_tokens: prompt,
     total_tokens: prompt + completion,
@@ -151,7 +218,7 @@ export function usageOf(req: GenerationRequest): Usage {
 }
 
 export function responseBody(req: GenerationRequest, id: string, created: number): string {
-  const text = generatedText(req.maxTokens);
+  const text = generatedText(req.completionTokens);
   const usage = usageOf(req);
   if (req.chat) {
     return JSON.stringify({
@@ -206,7 +273,7 @@ export function responseBody(req: GenerationRequest, id: string, created: number
 
 /** Server-sent events for stream=true: one chunk per word, then [DONE]. */
 export function streamEvents(req: GenerationRequest, id: string, created: number): string[] {
-  const words = generatedText(req.maxTokens).match(/ \S+/g) ?? [];
+  const words = generatedText(req.completionTokens).match(/ \S+/g) ?? [];
   const object = req.chat ? 'chat.completion.chunk' : 'text_completion';
   const events = words.map((w, i) => {
     const last = i === words.length - 1;

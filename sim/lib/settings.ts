@@ -22,6 +22,8 @@ export interface SimSettings {
   loadRps: number;
   /** Time per generated token, ms (a completion of 16 tokens takes 16 × this). */
   tokenLatencyMs: number;
+  /** The model's natural answer length: it "emits EOS" after this many tokens unless ignore_eos; 0 = never. */
+  eosAfterTokens: number;
   /** GPU utilization reported while requests run. */
   busyUtilizationPct: number;
   vllmVersion: string;
@@ -90,6 +92,7 @@ export function readSimSettings(env: Env = process.env): SimSettings {
     gpuStatePath: strVar(env, 'KLR_SIM_GPU_STATE'),
     loadRps: numVar(env, 'SIM_LOAD', 0, 0, 1000),
     tokenLatencyMs: numVar(env, 'SIM_TOKEN_LATENCY_MS', 2, 0, 10_000),
+    eosAfterTokens: intVar(env, 'SIM_EOS_AFTER_TOKENS', 256, 0),
     busyUtilizationPct: Math.round(numVar(env, 'SIM_BUSY_UTILIZATION_PCT', 93, 0, 100)),
     vllmVersion: strVar(env, 'SIM_VLLM_VERSION') ?? '0.10.1.1',
     logPrefix: boolVar(env, 'SIM_LOG_PREFIX', true),

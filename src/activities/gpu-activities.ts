@@ -44,6 +44,7 @@ export function createGpuActivities(env: Env, settings: Settings, auditDir: stri
     predictCandidates: createPredictCandidates({
       configPath: service.configPath,
       ...(env.KLR_MODEL_PROFILE ? { modelProfilePath: env.KLR_MODEL_PROFILE } : {}),
+      ...(service.candidateFloors ? { floors: service.candidateFloors } : {}),
       restartEstimateMs: createRestartEstimate({
         auditDir,
         host: settings.host,

@@ -2,7 +2,14 @@
 // memory from the measurement (or, without one, from the symptom), and rank the configs that would fit.
 // Nothing is restarted or written: this is predictive mode.
 import { ApplicationFailure } from '@temporalio/common';
-import { diagnose, generateCandidates, type CandidateInput } from '../domain/candidates.js';
+import {
+  describeFloors,
+  diagnose,
+  planCandidates,
+  type BelowFloor,
+  type CandidateFloorSettings,
+  type CandidateInput,
+} from '../domain/candidates.js';
 import { SERVING_KEYS, planMemory, type ServingConfig } from '../domain/vllm-memory-model.js';
 import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
 import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
@@ -22,6 +29,8 @@ export interface PredictCandidatesOptions {
   modelSearchDirs?: string[];
   /** Which of the GPU's processes are the service (default: a name containing "vllm", else the best size match). */
   isServiceProcess?: (p: GpuProcess) => boolean;
+  /** KLR_CANDIDATE_MIN_*: floors no candidate goes below; unset knobs take a default derived from the config. */
+  floors?: CandidateFloorSettings;
   /** Environment for HF_HOME and friends (default: the process's). */
   env?: Record<string, string | undefined>;
   now?: () => Date;
@@ -124,6 +133,18 @@ function describeConfig(c: ServingConfig): string {
     .join(', ');
 }
 
+/** "left out below the floors: max-model-len=16 (it would fit): max-model-len 16 below the floor 4096 (…); …". */
+function leftOutText(belowFloor: readonly BelowFloor[]): string {
+  const shown = belowFloor
+    .slice(0, MAX_LEFT_OUT_SHOWN)
+    .map((b) => `${b.id}${b.wouldFit ? ' (it would fit)' : ''}: ${b.reason}`);
+  const more = belowFloor.length - shown.length;
+  return `left out below the floors: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+}
+
+/** How many left-out candidates the basis names; the rest are counted. */
+const MAX_LEFT_OUT_SHOWN = 4;
+
 export function createPredictCandidates(
   opts: PredictCandidatesOptions,
 ): (input: PredictInput) => Promise<Recommendation> {
@@ -206,24 +227,31 @@ export function createPredictCandidates(
       gpu: { totalMb: gpu.totalMb, freeMb: gpu.freeMb, usedByOthersMb: gpu.usedByOthersMb },
       symptom,
       restartEstimateMs: Math.round(restartEstimateMs),
+      ...(opts.floors ? { floors: opts.floors } : {}),
     };
-    let candidates;
+    let plan;
     let family;
     try {
-      candidates = generateCandidates(candidateInput);
+      plan = planCandidates(candidateInput);
       const d = diagnose(candidateInput);
       family = `${d.family}${d.inferred ? ' (inferred: no family in the symptom)' : ''}`;
     } catch (e) {
       if (e instanceof RangeError) throw impossible(`model profile ${model.source}: ${e.message}`);
       throw e;
     }
+    const { candidates, belowFloor } = plan;
     const fitting = candidates.filter((c) => c.fits).length;
     const free = gpu.freeMb === null ? 'free unknown' : `${Math.round(gpu.freeMb)} MiB free`;
     const basis =
       `${family} on GPU ${gpu.index}${gpu.name ? ` (${gpu.name})` : ''}: ${Math.round(gpu.totalMb)} MiB usable, ` +
       `${Math.round(gpu.usedByOthersMb)} MiB held by other processes (${gpu.how}), ${free}; ` +
       `model ${model.name} from ${model.source}; current ${describeConfig(current)}; ` +
-      `${candidates.length} candidates, ${fitting} predicted to fit.`;
+      `floors ${describeFloors(plan.floors)}; ` +
+      `${candidates.length} candidates, ${fitting} predicted to fit` +
+      (belowFloor.length > 0
+        ? `${fitting === 0 ? ': no fitting candidate within the floors' : ''}; ${leftOutText(belowFloor)}`
+        : '') +
+      '.';
     return { at: now().toISOString(), basis, candidates };
   };
 }

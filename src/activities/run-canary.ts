@@ -34,6 +34,7 @@ import {
   waitHealthy,
 } from '../service/health.js';
 import { LogWatcher } from '../service/log-watch.js';
+import { planProbe } from '../service/probe-size.js';
 import { RestartCommandError, runRestartCommand } from '../service/restart-command.js';
 import { ServingConfigError, applyChanges } from '../service/vllm-config.js';
 import { crashPoint } from './crash-point.js';
@@ -310,6 +311,16 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       const backupPath = await backupConfig(configPath, backupDir, input.leaseId);
       progress.note({ backupPath });
       signal.throwIfAborted();
+      // The probe's size, from the live service's own traffic: read before the restart resets its metrics.
+      const probeSize = await planProbe({
+        baseUrl: service.baseUrl,
+        apiKey: servedIdentity(original).apiKey,
+        settings: service.probe,
+        configText: original,
+        configPath,
+        signal,
+      });
+      progress.note({ probePromptTokens: probeSize.promptTokens, probeOutputTokens: probeSize.outputTokens });
 
       // ---- apply: the candidate, atomically, keeping every other byte of the file
       progress.enter('apply');
@@ -355,7 +366,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       const downtimeMs = Math.round(performance.now() - restartStarted);
       progress.enter('probe', { downtimeMs });
 
-      // ---- probe: one real completion
+      // ---- probe: one realistic completion (a prompt and an output of the service's own size)
       const identity = servedIdentity(candidateText);
       const model =
         service.model ??
@@ -363,19 +374,30 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
         (await firstServedModel(service.baseUrl, probeTimeoutMs, signal)) ??
         'default';
       let latencyMs: number;
+      let probeText: string;
       try {
-        ({ latencyMs } = await probeCompletion({
+        const probe = await probeCompletion({
           baseUrl: service.baseUrl,
           model,
-          timeoutMs: probeTimeoutMs,
+          // a long output takes its time: ~50 ms a token on a cold engine
+          timeoutMs: deps.probeTimeoutMs ?? Math.max(probeTimeoutMs, 10_000 + 50 * probeSize.outputTokens),
           apiKey: identity.apiKey,
           signal,
-        }));
+          promptTokens: probeSize.promptTokens,
+          outputTokens: probeSize.outputTokens,
+        });
+        latencyMs = probe.latencyMs;
+        const n = (v: number) => Math.round(v).toLocaleString('en-US');
+        probeText = `probe: ${n(probe.promptTokens ?? probe.askedPromptTokens)}-token prompt, ${n(probe.completionTokens ?? probe.askedOutputTokens)} tokens out in ${n(latencyMs)} ms (${probeSize.source})`;
       } catch (err) {
         if (!(err instanceof ProbeError)) throw err;
         await sleep(100, signal); // let the log catch up with a crash the probe caused
         const cause = await logCause(service.logPath, logOffset);
-        return failed(`${err.message}${cause ? `; its log says: ${shorten(cause)}` : ''}`, downtimeMs);
+        const sized = err.kind === 'failed' ? '' : `; probe size: ${probeSize.source}`;
+        return failed(
+          `${err.message}${sized}${cause ? `; its log says: ${shorten(cause)}` : ''}`,
+          downtimeMs,
+        );
       }
 
       // ---- soak: VRAM (peak), the log from the restart on, /health
@@ -438,7 +460,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       return {
         outcome: 'passed',
         reason: sentence(
-          `healthy ${downtimeMs} ms after the restart, the probe answered in ${latencyMs} ms and ${Math.round(input.soakMs / 1000)} s of soak showed no GPU memory failure; ${vramText}`,
+          `healthy ${downtimeMs} ms after the restart, ${probeText}, and ${Math.round(input.soakMs / 1000)} s of soak showed no GPU memory failure; ${vramText}`,
         ),
         downtimeMs,
         measuredVramMb: vram.peakMb,

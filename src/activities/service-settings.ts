@@ -4,6 +4,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { SettingsError, readSetting } from '../config/settings.js';
+import type { CandidateFloorSettings } from '../domain/candidates.js';
 
 export interface ServiceSettings {
   /** KLR_SERVICE_CONFIG: the vLLM YAML config (`vllm serve --config FILE`), absolute. */
@@ -20,6 +21,19 @@ export interface ServiceSettings {
   model: string | null;
   /** KLR_BACKUP_DIR: where the backups and the promotion record live, absolute. */
   backupDir: string;
+  /**
+   * KLR_CANDIDATE_MIN_*: floors no candidate lowers a knob below; null: derived from the current config
+   * (src/domain/candidates.ts candidateFloors). Absent: all derived.
+   */
+  candidateFloors?: CandidateFloorSettings;
+  /** KLR_PROBE_PROMPT_TOKENS / KLR_PROBE_OUTPUT_TOKENS; null: from the service's /metrics, else 512 / 128. */
+  probe?: ProbeSizeSettings;
+}
+
+/** The canary probe's size as set by the operator; null: taken from the service's recent traffic. */
+export interface ProbeSizeSettings {
+  promptTokens: number | null;
+  outputTokens: number | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -82,6 +96,83 @@ const httpUrl = z
   })
   .transform((s) => s.replace(/\/+$/, ''));
 
+/** A whole number in [min, max], or null when blank. */
+function optionalWhole(env: Env, name: string, min: number, max: number, expected: string): number | null {
+  return readSetting(
+    env,
+    name,
+    z.union([
+      z.literal('').transform(() => null),
+      z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max)),
+    ]),
+    '',
+    expected,
+  );
+}
+
+/** KLR_CANDIDATE_MIN_*: the operator's floors (blank: derived from the current config). */
+export function loadCandidateFloors(env: Env = process.env): CandidateFloorSettings {
+  const derived = 'blank derives it from the current config';
+  return {
+    maxModelLen: optionalWhole(
+      env,
+      'KLR_CANDIDATE_MIN_MAX_MODEL_LEN',
+      16,
+      100_000_000,
+      `the shortest max-model-len a candidate may propose, whole tokens ≥ 16, e.g. 4096 (${derived})`,
+    ),
+    maxNumSeqs: optionalWhole(
+      env,
+      'KLR_CANDIDATE_MIN_MAX_NUM_SEQS',
+      1,
+      1_000_000,
+      `the fewest max-num-seqs a candidate may propose, a whole number ≥ 1, e.g. 64 (${derived})`,
+    ),
+    maxNumBatchedTokens: optionalWhole(
+      env,
+      'KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS',
+      1,
+      100_000_000,
+      `the smallest max-num-batched-tokens a candidate may propose, whole tokens ≥ 1, e.g. 2048 (${derived})`,
+    ),
+    gpuMemoryUtilization: readSetting(
+      env,
+      'KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION',
+      z.union([
+        z.literal('').transform(() => null),
+        z
+          .string()
+          .regex(/^(0?\.\d+|1(\.0+)?)$/)
+          .transform(Number)
+          .pipe(z.number().gt(0).max(1)),
+      ]),
+      '',
+      `the lowest gpu-memory-utilization a candidate may propose, a fraction in (0, 1], e.g. 0.5 (${derived})`,
+    ),
+  };
+}
+
+/** KLR_PROBE_PROMPT_TOKENS / KLR_PROBE_OUTPUT_TOKENS (blank: from the service's /metrics). */
+export function loadProbeSizeSettings(env: Env = process.env): ProbeSizeSettings {
+  const fromTraffic = "blank takes the 90th percentile of the service's own traffic from its /metrics";
+  return {
+    promptTokens: optionalWhole(
+      env,
+      'KLR_PROBE_PROMPT_TOKENS',
+      1,
+      10_000_000,
+      `the canary probe's prompt length, whole tokens ≥ 1, e.g. 1024 (${fromTraffic})`,
+    ),
+    outputTokens: optionalWhole(
+      env,
+      'KLR_PROBE_OUTPUT_TOKENS',
+      1,
+      1_000_000,
+      `the tokens the canary probe asks the service to generate, a whole number ≥ 1, e.g. 128 (${fromTraffic})`,
+    ),
+  };
+}
+
 /** Read and validate the service settings; throws {@link SettingsError} on the first bad value. */
 export function loadServiceSettings(env: Env = process.env): ServiceSettings {
   const configPath = readSetting(
@@ -118,5 +209,7 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
     logPath: logPath === null ? null : resolve(logPath),
     model,
     backupDir: isAbsolute(backupDir) ? backupDir : resolve(backupDir),
+    candidateFloors: loadCandidateFloors(env),
+    probe: loadProbeSizeSettings(env),
   };
 }

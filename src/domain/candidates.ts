@@ -16,6 +16,11 @@
 //   families), and the KV cache exists and holds one request of max-model-len (whole 16-token blocks).
 // Ranking: fits first, then least given up (a weighted score, see GIVE_UP_WEIGHTS), then most headroom,
 // then id.
+//
+// Floors: no candidate lowers max-model-len, max-num-seqs, max-num-batched-tokens or gpu-memory-utilization
+// below the operator's floor (KLR_CANDIDATE_MIN_*), or below a default derived from the current config
+// (candidateFloors). A candidate that would is left out, and planCandidates says which and why: a config
+// that "fits" by crippling the service (max-model-len 16) is no remedy.
 import type { CandidateConfig } from '../activities/types.js';
 import type { SymptomDetails } from './symptom.js';
 import {
@@ -55,17 +60,120 @@ export interface GpuCapacity {
   usedByOthersMb: number;
 }
 
+/** The knobs a floor guards: what a candidate may lower, and how far. */
+export type FloorKnob = 'maxModelLen' | 'maxNumSeqs' | 'maxNumBatchedTokens' | 'gpuMemoryUtilization';
+export const FLOOR_KNOBS: readonly FloorKnob[] = [
+  'gpuMemoryUtilization',
+  'maxModelLen',
+  'maxNumBatchedTokens',
+  'maxNumSeqs',
+];
+
+/** The operator's floors (KLR_CANDIDATE_MIN_*); null or absent: derived from the current config. */
+export type CandidateFloorSettings = Partial<Record<FloorKnob, number | null>>;
+
+/** The setting that overrides each derived floor. */
+export const FLOOR_SETTINGS: Readonly<Record<FloorKnob, string>> = {
+  maxModelLen: 'KLR_CANDIDATE_MIN_MAX_MODEL_LEN',
+  maxNumSeqs: 'KLR_CANDIDATE_MIN_MAX_NUM_SEQS',
+  maxNumBatchedTokens: 'KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS',
+  gpuMemoryUtilization: 'KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION',
+};
+
+/**
+ * The derived floors: a candidate keeps at least a quarter of what the operator configured (FLOOR_KEEP) and
+ * never less than a size a shared service still does useful work with (FLOOR_MINIMUMS); a value the current
+ * config already has at or below that minimum is not lowered at all.
+ *
+ * Why these: the generator's own steps go as far as a quarter (quarter max-num-seqs / max-num-batched-tokens
+ * for no_cache_blocks; a utilization cut to what the neighbours leave), so the quarter rule keeps every remedy
+ * it was built for and stops only the degenerate ones. Half would be too strict for the commonest
+ * kv_cache_too_small case: max-model-len left unset (the model's 131 072) on a GPU that holds 35-60k
+ * tokens, where vLLM itself says to decrease max_model_len. The minimums: 4096 tokens of context (a system
+ * prompt, a conversation and an answer; Llama 2's whole window), 8 concurrent sequences (fewer and a shared
+ * server serialises its clients), 1024 tokens per scheduler step (half of vLLM's smallest default, 2048),
+ * utilization 0.05 (MIN_UTILIZATION). A symptom's estimatedMaxModelLen of 16 thus never becomes a candidate:
+ * it gives "no fitting candidate within the floors" instead, a visible reason an operator can act on.
+ * Derived from the current config, the floors move down with each promotion (until the minimums): set
+ * KLR_CANDIDATE_MIN_* to pin them.
+ */
+export const FLOOR_KEEP = 0.25;
+export const FLOOR_MINIMUMS: Readonly<Record<FloorKnob, number>> = {
+  maxModelLen: 4096,
+  maxNumSeqs: 8,
+  maxNumBatchedTokens: 1024,
+  gpuMemoryUtilization: 0.05,
+};
+
+export interface CandidateFloors {
+  /** The floor of each knob: a candidate may not lower the knob below it. */
+  values: Record<FloorKnob, number>;
+  /** Where each floor came from: the setting (operator) or derived from the current config. */
+  sources: Record<FloorKnob, 'setting' | 'derived'>;
+}
+
 export interface CandidateInput {
   model: ModelProfile;
   current: ServingConfig;
   gpu: GpuCapacity;
   symptom: SymptomDetails | null;
   restartEstimateMs: number;
+  /** The operator's floors; absent knobs take the default derived from `current`. */
+  floors?: CandidateFloorSettings;
+}
+
+/** A candidate the floors kept out of the recommendation. */
+export interface BelowFloor {
+  /** The id it would have had. */
+  id: string;
+  /** Whether the memory model predicts it would fit (the floor is what stopped it). */
+  wouldFit: boolean;
+  /** e.g. "max-model-len 16 below the floor 4096 (KLR_CANDIDATE_MIN_MAX_MODEL_LEN)". */
+  reason: string;
+}
+
+export interface CandidatePlan {
+  /** Ranked: fits first, then least given up, most headroom, id. */
+  candidates: CandidateConfig[];
+  floors: CandidateFloors;
+  /** Candidates left out by the floors, in the order they were considered. */
+  belowFloor: BelowFloor[];
 }
 
 /** Headroom every candidate keeps beyond its budget: 512 MiB or 1 % of the GPU, whichever is more. */
 export function safetyMarginMb(totalMb: number): number {
   return Math.max(512, Math.ceil(totalMb * 0.01));
+}
+
+const ceil2 = (u: number): number => Math.ceil(u * 100 - 1e-9) / 100;
+
+/** The floors for this config: the operator's where set, else min(current, max(minimum, current × FLOOR_KEEP)). */
+export function candidateFloors(
+  current: ServingConfig,
+  settings: CandidateFloorSettings = {},
+): CandidateFloors {
+  const values = {} as Record<FloorKnob, number>;
+  const sources = {} as Record<FloorKnob, 'setting' | 'derived'>;
+  for (const knob of FLOOR_KNOBS) {
+    const set = settings[knob];
+    if (set !== undefined && set !== null) {
+      values[knob] = set;
+      sources[knob] = 'setting';
+      continue;
+    }
+    const cur = current[knob];
+    const kept = knob === 'gpuMemoryUtilization' ? ceil2(cur * FLOOR_KEEP) : Math.ceil(cur * FLOOR_KEEP);
+    values[knob] = Math.min(cur, Math.max(FLOOR_MINIMUMS[knob], kept));
+    sources[knob] = 'derived';
+  }
+  return { values, sources };
+}
+
+/** The knobs a config lowers below their floors (a knob at or above its current value never is). */
+function belowFloors(current: ServingConfig, config: ServingConfig, floors: CandidateFloors): FloorKnob[] {
+  return FLOOR_KNOBS.filter(
+    (k) => config[k] < current[k] && config[k] < floors.values[k] - (k === 'gpuMemoryUtilization' ? 1e-9 : 0),
+  );
 }
 
 /** The spike a run-time failure is assumed to need when the symptom gives no size (cuBLAS, NCCL, engine death). */
@@ -420,19 +528,50 @@ function why(input: CandidateInput, d: Diagnosis, e: Evaluation): string {
 
 /** Ranked candidate configs for the service (fits first, then least given up, most headroom, id). */
 export function generateCandidates(input: CandidateInput): CandidateConfig[] {
-  if (!(input.gpu.totalMb > 0)) return [];
+  return planCandidates(input).candidates;
+}
+
+/** "max-model-len 16 below the floor 4096 (KLR_CANDIDATE_MIN_MAX_MODEL_LEN)" for each knob a config lowers too far. */
+function floorReason(config: ServingConfig, knobs: FloorKnob[], floors: CandidateFloors): string {
+  return knobs
+    .map(
+      (k) =>
+        `${SERVING_KEYS[k]} ${formatValue(k, config[k])} below the floor ${formatValue(k, floors.values[k])} (${FLOOR_SETTINGS[k]})`,
+    )
+    .join(', ');
+}
+
+/**
+ * The candidates with the floors that bound them and the candidates the floors left out (for the
+ * recommendation's basis). Pure and deterministic.
+ */
+export function planCandidates(input: CandidateInput): CandidatePlan {
+  const floors = candidateFloors(input.current, input.floors);
+  const belowFloor: BelowFloor[] = [];
+  if (!(input.gpu.totalMb > 0)) return { candidates: [], floors, belowFloor };
   const d = diagnose(input);
   const fitUtil = fittingUtilization(input, d);
   const seen = new Map<
     string,
     { candidate: CandidateConfig; cost: number; fields: Map<keyof ServingConfig, string | number | boolean> }
   >();
+  const leftOut = new Set<string>();
   const consider = (k: Knobs, allowRescue: boolean): void => {
     const config: ServingConfig = { ...input.current, ...k };
     const changes = changesOf(input.current, config);
     if (changes.length === 0) return;
     const id = changes.map(([f, v]) => `${SERVING_KEYS[f]}=${formatValue(f, v)}`).join(',');
-    if (seen.has(id)) return;
+    if (seen.has(id) || leftOut.has(id)) return;
+    const low = belowFloors(input.current, config, floors);
+    if (low.length > 0) {
+      leftOut.add(id);
+      belowFloor.push({
+        id,
+        wouldFit: evaluate(input, config, d).fits,
+        reason: floorReason(config, low, floors),
+      });
+      return;
+    }
     const e = evaluate(input, config, d);
     const g = givesUp(d.baseline, e);
     seen.set(id, {
@@ -463,10 +602,19 @@ export function generateCandidates(input: CandidateInput): CandidateConfig[] {
         y !== x && y.fields.size < x.fields.size && [...y.fields].every(([f, v]) => x.fields.get(f) === v),
     );
 
-  return all
+  const candidates = all
     .filter((x) => !dominated(x))
     .sort((a, b) => compareCandidates({ ...a.candidate, cost: a.cost }, { ...b.candidate, cost: b.cost }))
     .map((x) => x.candidate);
+  return { candidates, floors, belowFloor };
+}
+
+/** The floors in a few words, for the recommendation's basis: "max-model-len ≥ 4096 (derived), …". */
+export function describeFloors(floors: CandidateFloors): string {
+  return FLOOR_KNOBS.map(
+    (k) =>
+      `${SERVING_KEYS[k]} ≥ ${formatValue(k, floors.values[k])} (${floors.sources[k] === 'setting' ? FLOOR_SETTINGS[k] : 'derived'})`,
+  ).join(', ');
 }
 
 /** The ranking: fits first, then least given up (cost), then most headroom, then id. */

@@ -1,6 +1,9 @@
 // Is the service up? `GET /health` polled until a deadline (a vLLM that is loading does not listen yet:
-// connection refused is the normal answer for a while), and one real completion request as the probe.
+// connection refused is the normal answer for a while), and one realistic completion request as the probe
+// (its size: src/service/probe-size.ts).
 // Global fetch (Node ≥ 20) with AbortSignal.timeout per request; the caller's AbortSignal stops either at once.
+
+import { probePrompt } from './probe-size.js';
 
 /** The service did not answer healthy by the deadline. */
 export class HealthTimeoutError extends Error {
@@ -21,6 +24,8 @@ export class ProbeError extends Error {
     message: string,
     /** HTTP status, or null when no response came. */
     readonly status: number | null,
+    /** context: the request exceeds the candidate's max-model-len; short: fewer tokens than asked for. */
+    readonly kind: 'failed' | 'context' | 'short' = 'failed',
   ) {
     super(message);
     this.name = 'ProbeError';
@@ -140,19 +145,60 @@ export interface ProbeOptions {
   /** vLLM's `api-key`, sent as a bearer token when the server requires one. */
   apiKey?: string | null;
   signal?: AbortSignal;
+  /** About how many prompt tokens to send (default 512; see src/service/probe-size.ts). */
+  promptTokens?: number;
+  /** How many tokens the service must generate (default 128). */
+  outputTokens?: number;
 }
 
-const excerpt = (text: string): string => {
+export interface ProbeResult {
+  latencyMs: number;
+  /** The prompt and output sizes asked for. */
+  askedPromptTokens: number;
+  askedOutputTokens: number;
+  /** What the service counted (`usage`), when it answered with one. */
+  promptTokens: number | null;
+  completionTokens: number | null;
+}
+
+const excerpt = (text: string, max = 200): string => {
   const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat || '(empty body)';
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat || '(empty body)';
 };
 
+/** The `message` of vLLM's error body: `{"object":"error","message":…}` (≤ 0.10) or `{"error":{"message":…}}`. */
+function errorMessage(text: string): string | null {
+  try {
+    const body = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } | string };
+    if (typeof body.message === 'string') return body.message;
+    if (typeof body.error === 'string') return body.error;
+    if (body.error && typeof body.error.message === 'string') return body.error.message;
+  } catch {
+    // not JSON
+  }
+  return null;
+}
+
+/** The context length a "maximum context length is N tokens" refusal names (vLLM, all wordings), or null. */
+export function refusedContextLength(message: string): number | null {
+  const m = /maximum (?:context|model) length (?:is |of )(\d[\d,]*)/i.exec(message);
+  return m ? Number((m[1] ?? '').replace(/,/g, '')) : null;
+}
+
+const tokens = (n: number): string => Math.round(n).toLocaleString('en-US');
+
 /**
- * One real request: `POST /v1/completions {model, prompt: "ping", max_tokens: 1}`, which must answer 200 with
- * an OpenAI completion object. Resolves with its latency; rejects with {@link ProbeError}.
+ * One realistic request: `POST /v1/completions` with a prompt of about `promptTokens` tokens and
+ * `max_tokens = min_tokens = outputTokens`, `ignore_eos: true` (vLLM's sampling parameters), so that the
+ * service must really generate that many tokens. It must answer 200 with an OpenAI completion object whose
+ * `usage.completion_tokens` (when present) is the full output. A 400 naming the model's maximum context
+ * length is the candidate refusing a request of the service's own size. Resolves with the latency and the
+ * sizes; rejects with {@link ProbeError}.
  */
-export async function probeCompletion(opts: ProbeOptions): Promise<{ latencyMs: number }> {
+export async function probeCompletion(opts: ProbeOptions): Promise<ProbeResult> {
   const url = joinUrl(opts.baseUrl, '/v1/completions');
+  const promptTokens = Math.max(1, Math.round(opts.promptTokens ?? 512));
+  const outputTokens = Math.max(1, Math.round(opts.outputTokens ?? 128));
   const started = performance.now();
   let res: Response;
   let text: string;
@@ -163,7 +209,14 @@ export async function probeCompletion(opts: ProbeOptions): Promise<{ latencyMs: 
         'content-type': 'application/json',
         ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
       },
-      body: JSON.stringify({ model: opts.model, prompt: 'ping', max_tokens: 1 }),
+      body: JSON.stringify({
+        model: opts.model,
+        prompt: probePrompt(promptTokens),
+        max_tokens: outputTokens,
+        min_tokens: outputTokens,
+        ignore_eos: true,
+        stream: false,
+      }),
       signal: requestSignal(opts.timeoutMs, opts.signal),
     });
     text = await res.text();
@@ -176,8 +229,21 @@ export async function probeCompletion(opts: ProbeOptions): Promise<{ latencyMs: 
     );
   }
   const latencyMs = Math.round(performance.now() - started);
+  const size = `a ${tokens(promptTokens)}-token prompt and ${tokens(outputTokens)} tokens out`;
   if (res.status !== 200) {
-    throw new ProbeError(`probe POST ${url} answered HTTP ${res.status}: ${excerpt(text)}`, res.status);
+    const message = errorMessage(text);
+    const context = message !== null ? refusedContextLength(message) : null;
+    if (res.status === 400 && context !== null) {
+      throw new ProbeError(
+        `probe POST ${url} answered HTTP 400: the candidate's context (max-model-len ${tokens(context)}) is too short for ${size}, a request of the service's own size: ${excerpt(message ?? text, 300)}`,
+        res.status,
+        'context',
+      );
+    }
+    throw new ProbeError(
+      `probe POST ${url} answered HTTP ${res.status}: ${excerpt(message ?? text)}`,
+      res.status,
+    );
   }
   let body: unknown;
   try {
@@ -185,15 +251,34 @@ export async function probeCompletion(opts: ProbeOptions): Promise<{ latencyMs: 
   } catch {
     throw new ProbeError(`probe POST ${url} answered 200 but not JSON: ${excerpt(text)}`, res.status);
   }
-  const o = body as { object?: unknown; choices?: unknown };
-  const first = Array.isArray(o.choices) ? (o.choices[0] as { text?: unknown } | undefined) : undefined;
+  const o = body as { object?: unknown; choices?: unknown; usage?: unknown };
+  const first = Array.isArray(o.choices)
+    ? (o.choices[0] as { text?: unknown; finish_reason?: unknown } | undefined)
+    : undefined;
   if (o.object !== 'text_completion' || typeof first?.text !== 'string') {
     throw new ProbeError(
       `probe POST ${url} answered 200 without a completion (expected object "text_completion" with choices[0].text): ${excerpt(text)}`,
       res.status,
     );
   }
-  return { latencyMs };
+  const usage = (o.usage ?? {}) as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const completion = count(usage.completion_tokens);
+  if (completion !== null && completion < outputTokens) {
+    const finish = typeof first.finish_reason === 'string' ? `, finish_reason "${first.finish_reason}"` : '';
+    throw new ProbeError(
+      `probe POST ${url} answered 200 with ${tokens(completion)} of the ${tokens(outputTokens)} tokens asked for (${size}${finish}): the service stopped short of a request of its own size`,
+      res.status,
+      'short',
+    );
+  }
+  return {
+    latencyMs,
+    askedPromptTokens: promptTokens,
+    askedOutputTokens: outputTokens,
+    promptTokens: count(usage.prompt_tokens),
+    completionTokens: completion,
+  };
 }
 
 /** The first model id `GET /v1/models` lists (for a config that leaves the model to the command line). */

@@ -41,6 +41,7 @@ import {
 import { LogWatcher, isGpuMemoryFailure, watchLog } from '../../src/service/log-watch.js';
 import { applyChanges, readServingConfig } from '../../src/service/vllm-config.js';
 import type { CanaryInput, CandidateConfig } from '../../src/activities/types.js';
+import { assertGroupGone, killQuietly, pidsFrom } from '../support/process-group.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SIM = join(ROOT, 'sim', 'vllm-sim.ts');
@@ -299,7 +300,11 @@ test(
     assert.ok(result.downtimeMs !== null && Number.isInteger(result.downtimeMs), 'whole milliseconds');
     assert.ok(result.downtimeMs > STARTUP_MS, `downtime ${result.downtimeMs} ms > SIM_STARTUP_MS`);
     assert.ok(result.downtimeMs < 30_000);
-    assert.match(result.reason, /^Healthy \d+ ms after the restart, the probe answered in \d+ ms/);
+    // No traffic on the live service yet: the probe takes the default size, and says so.
+    assert.match(
+      result.reason,
+      /^Healthy \d+ ms after the restart, probe: 512-token prompt, 128 tokens out in \d+ ms \(default prompt: fewer than 10 requests in the service's \/metrics; default output\), and \d+ s of soak showed no GPU memory failure/,
+    );
 
     // The candidate is the config on disk now, every other byte (comments too) as it was.
     const onDisk = readFileSync(svc.settings.configPath, 'utf8');
@@ -455,6 +460,65 @@ test(
   },
 );
 
+test(
+  'a candidate that cripples the service (max-model-len below its own traffic) fails on the probe; the restore brings the old config back',
+  LIMIT,
+  async () => {
+    const svc = await startService({ utilization: 0.9 });
+    // The live service's own traffic: 15 requests of 700 prompt tokens and 48 out. The p90 is read from
+    // vLLM's buckets as Prometheus does, linear within (500, 1000] and (20, 50]: 950 and 47 tokens.
+    const words = Array.from({ length: 699 }, (_, i) => ['the', 'of', 'and', 'to'][i % 4]).join(' ');
+    for (let i = 0; i < 15; i++) {
+      const res = await fetch(`${svc.baseUrl}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'sim-llama', prompt: words, max_tokens: 48, ignore_eos: true }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
+    // What an estimatedMaxModelLen of 512 would have proposed without floors: the service starts, /health is
+    // 200, a one-token ping passes; a request of the service's own size does not.
+    const crippling: CandidateConfig = {
+      ...candidate(0.9),
+      id: 'max-model-len=512',
+      changes: { 'max-model-len': 512 },
+    };
+    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
+    const { beats, run } = activityEnv();
+    const result = await run(runCanary, canaryInput('lease-crippled', crippling));
+    assert.equal(result.outcome, 'failed', result.reason);
+    assert.ok(result.downtimeMs !== null && result.downtimeMs > STARTUP_MS, 'it was healthy: downtime known');
+    assert.match(
+      result.reason,
+      /^Probe POST http:\/\/127\.0\.0\.1:\d+\/v1\/completions answered HTTP 400: the candidate's context \(max-model-len 512\) is too short for a 950-token prompt and 47 tokens out, a request of the service's own size: This model's maximum context length is 512 tokens\./,
+    );
+    assert.match(
+      result.reason,
+      /; probe size: prompt p90 of the service's last 15 requests; output p90 of 15 requests\.$/,
+    );
+    const beat = beats.find((b) => b.probePromptTokens !== undefined);
+    assert.ok(beat && beat.probePromptTokens === 950 && beat.probeOutputTokens === 47, JSON.stringify(beat));
+    assert.ok(!existsSync(join(svc.settings.backupDir, 'vllm.yaml.previous')), 'nothing promoted');
+    assert.match(readFileSync(svc.settings.configPath, 'utf8'), /^max-model-len: 512$/m);
+
+    // What the workflow does next: restore. The old config is back and serves the same request again.
+    const restored = await activityEnv().run(createRestoreService({ service: svc.settings }), {
+      host: 'gpu-1',
+      kind: 'vllm_oom',
+      leaseId: 'lease-crippled',
+      reason: result.reason,
+    });
+    assert.ok(restored.downtimeMs > STARTUP_MS);
+    assert.equal(readFileSync(svc.settings.configPath, 'utf8'), svc.original);
+    const again = await fetch(`${svc.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sim-llama', prompt: words, max_tokens: 48, ignore_eos: true }),
+    });
+    assert.equal(again.status, 200);
+  },
+);
+
 // ------------------------------------------------------------------ the host's failures
 
 test(
@@ -546,6 +610,77 @@ test(
       assert.match(err.message, /last attempt \(6 of 6\)/);
       return true;
     });
+  },
+);
+
+test(
+  'a restart command whose children outlive it: canary and restore fail at the deadline, nothing is left behind',
+  LIMIT,
+  async () => {
+    const dir = tempDir();
+    const configPath = join(dir, 'vllm.yaml');
+    const original = configText(1, 0.98);
+    writeFileSync(configPath, original);
+    // Each run appends its pid ($$: the group's id); the sleeps hold its output open (issue 13).
+    const pidFile = join(dir, 'restart.pids');
+    const service: ServiceSettings = {
+      configPath,
+      restartCommand: ['bash', '-c', `echo $$ >> ${pidFile}; sleep 777 & sleep 778; echo never`],
+      restartTimeoutMs: 1_000,
+      baseUrl: `http://127.0.0.1:${await freePort()}`,
+      logPath: null,
+      model: null,
+      backupDir: join(dir, 'backups'),
+    };
+    const runCanary = createRunCanary({ service, measureVram: () => Promise.reject(new Error('unused')) });
+    const { beats, run } = activityEnv();
+    let started = performance.now();
+    try {
+      await assert.rejects(run(runCanary, canaryInput('lease-orphans', candidate(0.9))), (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure, String(err));
+        assert.equal(err.type, CANARY_HOST_FAILED);
+        assert.equal(err.nonRetryable, true);
+        assert.match(
+          err.message,
+          /^restart command \[.*sleep 777 & sleep 778.*\] did not finish within 1000 ms \(KLR_SERVICE_RESTART_TIMEOUT\); its process group was stopped/,
+        );
+        return true;
+      });
+      const canaryMs = performance.now() - started;
+      assert.ok(canaryMs < 5_000, `the canary ended ${Math.round(canaryMs)} ms after it started`);
+      assert.equal(beats.at(-1)?.phase, 'restart');
+      const [canaryGroup] = await pidsFrom(pidFile, 1);
+      await assertGroupGone(canaryGroup);
+
+      const restore = createRestoreService({ service });
+      started = performance.now();
+      await assert.rejects(
+        activityEnv(1).run(restore, {
+          host: 'gpu-1',
+          kind: 'vllm_oom',
+          leaseId: 'lease-orphans',
+          reason: 'test',
+        }),
+        (err: unknown) => {
+          assert.ok(err instanceof ApplicationFailure, String(err));
+          assert.equal(err.type, RESTORE_INCOMPLETE, 'a timed-out restart may work when retried');
+          assert.equal(err.nonRetryable, false);
+          assert.match(
+            err.message,
+            /^restore attempt 1 of 6 failed: restart command .* did not finish within 1000 ms/,
+          );
+          return true;
+        },
+      );
+      const restoreMs = performance.now() - started;
+      assert.ok(restoreMs < 5_000, `the restore attempt ended ${Math.round(restoreMs)} ms after it started`);
+      const restoreGroup = (await pidsFrom(pidFile, 2))[1];
+      assert.ok(restoreGroup !== undefined);
+      await assertGroupGone(restoreGroup);
+      assert.equal(readFileSync(configPath, 'utf8'), original, 'the backup is back in place all the same');
+    } finally {
+      if (existsSync(pidFile)) for (const pgid of await pidsFrom(pidFile)) killQuietly(-pgid);
+    }
   },
 );
 
@@ -699,6 +834,13 @@ test('service settings: defaults, and one clear line per bad value (a shell stri
     logPath: null,
     model: null,
     backupDir: '/var/lib/kloros/backups',
+    candidateFloors: {
+      maxModelLen: null,
+      maxNumSeqs: null,
+      maxNumBatchedTokens: null,
+      gpuMemoryUtilization: null,
+    },
+    probe: { promptTokens: null, outputTokens: null },
   });
   const bad = (env: Record<string, string>, re: RegExp) =>
     assert.throws(
@@ -736,4 +878,42 @@ test('service settings: defaults, and one clear line per bad value (a shell stri
   assert.equal(full.logPath, '/var/log/vllm.log');
   assert.equal(full.model, 'llama');
   assert.equal(full.backupDir, '/srv/backups');
+
+  // The candidate floors and the probe's size: blank derives them; a bad value is one clear line.
+  const sized = loadServiceSettings({
+    ...base,
+    KLR_CANDIDATE_MIN_MAX_MODEL_LEN: '4096',
+    KLR_CANDIDATE_MIN_MAX_NUM_SEQS: '32',
+    KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS: '2048',
+    KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION: '0.5',
+    KLR_PROBE_PROMPT_TOKENS: '1024',
+    KLR_PROBE_OUTPUT_TOKENS: ' 128 ',
+  });
+  assert.deepEqual(sized.candidateFloors, {
+    maxModelLen: 4096,
+    maxNumSeqs: 32,
+    maxNumBatchedTokens: 2048,
+    gpuMemoryUtilization: 0.5,
+  });
+  assert.deepEqual(sized.probe, { promptTokens: 1024, outputTokens: 128 });
+  bad(
+    { KLR_CANDIDATE_MIN_MAX_MODEL_LEN: '8' },
+    /^invalid setting KLR_CANDIDATE_MIN_MAX_MODEL_LEN="8": expected the shortest max-model-len a candidate may propose, whole tokens ≥ 16/,
+  );
+  bad({ KLR_CANDIDATE_MIN_MAX_MODEL_LEN: '4k' }, /KLR_CANDIDATE_MIN_MAX_MODEL_LEN="4k"/);
+  bad({ KLR_CANDIDATE_MIN_MAX_NUM_SEQS: '0' }, /KLR_CANDIDATE_MIN_MAX_NUM_SEQS="0": expected the fewest/);
+  bad({ KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS: '-1' }, /KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS="-1"/);
+  bad(
+    { KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION: '1.2' },
+    /KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION="1\.2": expected the lowest gpu-memory-utilization a candidate may propose, a fraction in \(0, 1\]/,
+  );
+  bad({ KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION: '0' }, /KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION="0"/);
+  bad(
+    { KLR_PROBE_PROMPT_TOKENS: 'lots' },
+    /^invalid setting KLR_PROBE_PROMPT_TOKENS="lots": expected the canary probe's prompt length, whole tokens ≥ 1.*90th percentile/,
+  );
+  bad(
+    { KLR_PROBE_OUTPUT_TOKENS: '0' },
+    /KLR_PROBE_OUTPUT_TOKENS="0": expected the tokens the canary probe asks/,
+  );
 });

@@ -266,3 +266,66 @@ test('the GPU state file keeps live processes of others and drops dead ones', ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('requests: tokens counted like a BPE tokenizer; max_tokens, min_tokens and ignore_eos as vLLM honours them', async () => {
+  const { completionLength, estimateTokens, parseGenerationRequest, promptTokensOfText } =
+    await import('../../sim/lib/openai.js');
+  assert.equal(estimateTokens('the of and to in'), 5, 'a common word with its space is one token');
+  assert.equal(estimateTokens('Say something deterministic.'), 5); // Say, something, determinis|tic, .
+  assert.equal(estimateTokens('12345678'), 3, 'digits in groups of three');
+  assert.equal(promptTokensOfText('ping'), 2, 'plus BOS');
+  const parse = (body: Record<string, unknown>, maxModelLen = 8192, eosAfter = 32) =>
+    parseGenerationRequest(JSON.stringify({ model: 'm', ...body }), false, ['m'], maxModelLen, eosAfter);
+  const ok = (body: Record<string, unknown>, eosAfter = 32) => {
+    const r = parse(body, 8192, eosAfter);
+    assert.ok(r.ok, JSON.stringify(r));
+    return r.request;
+  };
+  // The model stops by itself after 32 tokens (SIM_EOS_AFTER_TOKENS), unless told otherwise.
+  assert.deepEqual(
+    [
+      ok({ prompt: 'x', max_tokens: 100 }).completionTokens,
+      ok({ prompt: 'x', max_tokens: 100 }).finishReason,
+    ],
+    [32, 'stop'],
+  );
+  assert.equal(ok({ prompt: 'x', max_tokens: 100, min_tokens: 80 }).completionTokens, 80);
+  const forced = ok({ prompt: 'x', max_tokens: 100, ignore_eos: true });
+  assert.deepEqual([forced.completionTokens, forced.finishReason], [100, 'length']);
+  assert.equal(ok({ prompt: 'x', max_tokens: 8 }).completionTokens, 8);
+  assert.equal(
+    ok({ prompt: 'x', max_tokens: 100 }, 0).completionTokens,
+    100,
+    'SIM_EOS_AFTER_TOKENS=0: never',
+  );
+  assert.equal(completionLength(10, 0, false, 4), 4);
+
+  const refused = (body: Record<string, unknown>, maxModelLen: number, re: RegExp) => {
+    const r = parse(body, maxModelLen);
+    assert.ok(!r.ok);
+    assert.equal(r.status, 400);
+    assert.match((JSON.parse(r.body) as { message: string }).message, re);
+  };
+  refused(
+    { prompt: 'x', max_tokens: 4, min_tokens: 5 },
+    8192,
+    /^min_tokens must be less than or equal to max_tokens=4, got 5\.$/,
+  );
+  refused({ prompt: 'x', max_tokens: 4, ignore_eos: 'yes' }, 8192, /ignore_eos/);
+  // vLLM's context check: prompt + max_tokens above max-model-len
+  refused(
+    { prompt: 'the of and to in is that for it as was with be on not', max_tokens: 8 },
+    16,
+    /^This model's maximum context length is 16 tokens\. However, you requested 24 tokens \(16 in the messages, 8 in the completion\)\./,
+  );
+});
+
+test('the request-size histograms: vLLM buckets 1-2-5 up to max-model-len', async () => {
+  const { build125Buckets, observe, tokenHistogram } = await import('../../sim/lib/metrics.js');
+  assert.deepEqual(build125Buckets(100), [1, 2, 5, 10, 20, 50, 100]); // vLLM's own doctest
+  assert.deepEqual(build125Buckets(8192).slice(-3), [1000, 2000, 5000]);
+  const h = tokenHistogram(100);
+  for (const v of [1, 3, 100, 101]) observe(h, v);
+  assert.deepEqual(h.counts, [1, 0, 1, 0, 0, 0, 1, 1]); // ≤1, ≤2, ≤5, …, ≤100, +Inf
+  assert.equal(h.sum, 205);
+});

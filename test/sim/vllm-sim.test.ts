@@ -474,6 +474,96 @@ test(
   },
 );
 
+test(
+  "the canary's probe against the simulator: a realistic request passes; max-model-len 16 refuses it like vLLM",
+  LIMIT,
+  async () => {
+    const { ProbeError, probeCompletion } = await import('../../src/service/health.js');
+    const { planProbe } = await import('../../src/service/probe-size.js');
+    const dir = tempDir();
+    const port = await freePort();
+    // The model "emits EOS" after 8 tokens: only ignore_eos / min_tokens get the probe its 128.
+    const sim = launchSim(writeConfig(dir, port, { 'gpu-memory-utilization': 0.9 }), {
+      SIM_EOS_AFTER_TOKENS: '8',
+      SIM_TOKEN_LATENCY_MS: '0',
+    });
+    await ready(sim);
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const natural = (await (
+      await complete(port, { model: SERVED, prompt: 'hi', max_tokens: 64 })
+    ).json()) as {
+      usage: { completion_tokens: number };
+      choices: { finish_reason: string }[];
+    };
+    assert.deepEqual([natural.usage.completion_tokens, natural.choices[0]?.finish_reason], [8, 'stop']);
+
+    const probe = await probeCompletion({
+      baseUrl,
+      model: SERVED,
+      timeoutMs: 10_000,
+      promptTokens: 1024,
+      outputTokens: 128,
+    });
+    assert.deepEqual([probe.promptTokens, probe.completionTokens], [1024, 128]);
+
+    // Traffic for the histograms: 20 requests of ~300 prompt tokens and 40 out.
+    const words = Array.from({ length: 299 }, () => 'the').join(' ');
+    for (let i = 0; i < 20; i++) {
+      const r = await complete(port, { model: SERVED, prompt: words, max_tokens: 40, ignore_eos: true });
+      assert.equal(r.status, 200);
+    }
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    const labels = (le: string) => `{engine="0",le="${le}",model_name="${SERVED}"}`;
+    assert.ok(metrics.includes(`\nvllm:request_prompt_tokens_bucket${labels('500.0')} 21.0\n`), metrics);
+    assert.ok(metrics.includes(`\nvllm:request_generation_tokens_bucket${labels('50.0')} 21.0\n`));
+    assert.ok(metrics.includes(`\nvllm:request_prompt_tokens_bucket${labels('+Inf')} 22.0\n`));
+    const size = await planProbe({
+      baseUrl,
+      settings: undefined,
+      configText: readFileSync(join(dir, 'vllm.yaml'), 'utf8'),
+      configPath: join(dir, 'vllm.yaml'),
+    });
+    // 22 requests: 20 × 300 and the 1024-token probe in (500, 1000], and "hi": p90 rank 19.8 in (200, 500]
+    // output: 8, 128 and 20 × 40: rank 19.8 in (20, 50] → 20 + 30 × 18.8 / 20 = 48.2 → 49
+    assert.equal(size.outputTokens, 49);
+    assert.ok(size.promptTokens > 200 && size.promptTokens <= 500, String(size.promptTokens));
+    assert.match(size.source, /^prompt p90 of the service's last 22 requests; output p90 of 22 requests$/);
+    sim.child.kill('SIGTERM');
+    assert.equal((await sim.exited).code, 0);
+
+    // The crippled candidate: it starts and is healthy, and a one-token ping would pass; the probe does not.
+    const port2 = await freePort();
+    const dir2 = tempDir();
+    const crippled = launchSim(
+      writeConfig(dir2, port2, { 'gpu-memory-utilization': 0.9, 'max-model-len': 16 }),
+    );
+    await ready(crippled);
+    assert.equal((await fetch(`http://127.0.0.1:${port2}/health`)).status, 200);
+    assert.equal((await complete(port2, { model: SERVED, prompt: 'ping', max_tokens: 1 })).status, 200);
+    await assert.rejects(
+      probeCompletion({
+        baseUrl: `http://127.0.0.1:${port2}`,
+        model: SERVED,
+        timeoutMs: 10_000,
+        promptTokens: size.promptTokens,
+        outputTokens: size.outputTokens,
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof ProbeError);
+        assert.equal(err.kind, 'context');
+        assert.match(err.message, /max-model-len 16\) is too short for a \d+-token prompt and 49 tokens out/);
+        assert.match(
+          err.message,
+          /This model's maximum context length is 16 tokens\. However, you requested/,
+        );
+        return true;
+      },
+    );
+    crippled.child.kill('SIGTERM');
+    assert.equal((await crippled.exited).code, 0);
+  },
+);
+
 test('the same load fits with room for the spike, and the OOM is deterministic', LIMIT, async () => {
   const dir = tempDir();
   const port = await freePort();

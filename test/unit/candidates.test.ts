@@ -9,15 +9,21 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   type CandidateInput,
+  FLOOR_KNOBS,
+  candidateFloors,
   compareCandidates,
   diagnose,
   generateCandidates,
+  planCandidates,
   safetyMarginMb,
   tidyLength,
 } from '../../src/domain/candidates.js';
 import { PREDICTION_IMPOSSIBLE, createPredictCandidates } from '../../src/activities/predict-candidates.js';
 import type { CandidateConfig, VramSnapshot } from '../../src/activities/types.js';
 import { llama3_8b, serving8k } from '../support/model-profiles.js';
+import { prng } from '../support/prng.js';
+import { FAMILIES } from '../../src/domain/candidates.js';
+import type { ServingConfig } from '../../src/domain/vllm-memory-model.js';
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
@@ -425,6 +431,220 @@ describe('determinism', () => {
   });
 });
 
+describe('floors: candidates stay useful', () => {
+  // Issue 13 point 6: vLLM printed "the estimated maximum model length is 16" and max-model-len=16 was ranked
+  // as a fitting candidate; a one-token probe would have passed it.
+  // Others hold 7000 MiB, so the utilization cannot go up (fitUtil = 0.90) and no other knob reaches 8192.
+  const crippling = input({
+    gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 7000 },
+    symptom: { family: 'kv_cache_too_small', estimatedMaxModelLen: 16 },
+  });
+
+  test('without floors (all at 1) max-model-len=16 is the one fitting candidate: the broken behaviour', () => {
+    const open = generateCandidates({
+      ...crippling,
+      floors: { maxModelLen: 1, maxNumSeqs: 1, maxNumBatchedTokens: 1, gpuMemoryUtilization: 0.01 },
+    });
+    assert.deepEqual(ids(open.filter((c) => c.fits)), [
+      'max-model-len=3072,enforce-eager=true',
+      'max-model-len=16',
+      'max-model-len=256,max-num-batched-tokens=4096',
+      'max-model-len=32,kv-cache-dtype=fp8',
+    ]);
+  });
+
+  test('an estimate of 16 tokens gives no candidate below the floor, and says why', () => {
+    const plan = planCandidates(crippling);
+    assert.equal(plan.floors.values.maxModelLen, 4096);
+    assert.ok(plan.candidates.every((c) => c.changes['max-model-len'] === undefined));
+    assert.deepEqual(
+      ids(plan.candidates.filter((c) => c.fits)),
+      [],
+      'no fitting candidate within the floors',
+    );
+    assert.deepEqual(plan.belowFloor[0], {
+      id: 'max-model-len=16',
+      wouldFit: true,
+      reason: 'max-model-len 16 below the floor 4096 (KLR_CANDIDATE_MIN_MAX_MODEL_LEN)',
+    });
+    assert.deepEqual(
+      plan.belowFloor.filter((b) => b.wouldFit).map((b) => b.id),
+      [
+        'max-model-len=16',
+        'max-model-len=32,kv-cache-dtype=fp8',
+        'max-model-len=3072,enforce-eager=true',
+        'max-model-len=256,max-num-batched-tokens=4096',
+      ],
+    );
+  });
+
+  test("the operator's floor wins and is named", () => {
+    const plan = planCandidates({ ...crippling, floors: { maxModelLen: 8192 } });
+    assert.equal(plan.floors.sources.maxModelLen, 'setting');
+    assert.match(
+      plan.belowFloor[0]?.reason ?? '',
+      /^max-model-len 16 below the floor 8192 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\)$/,
+    );
+  });
+
+  test('derived floors: a quarter of the current value, at least the minimum, never above the current value', () => {
+    assert.deepEqual(candidateFloors(serving8k).values, {
+      gpuMemoryUtilization: 0.23, // ceil2(0.9 / 4)
+      maxModelLen: 4096, // max(4096, 2048)
+      maxNumBatchedTokens: 2048, // max(1024, 2048)
+      maxNumSeqs: 64, // max(8, 64)
+    });
+    const long: ServingConfig = {
+      ...serving8k,
+      maxModelLen: 131072,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 512,
+    };
+    assert.deepEqual(candidateFloors(long).values, {
+      gpuMemoryUtilization: 0.23,
+      maxModelLen: 32768,
+      maxNumBatchedTokens: 512, // already below the 1024 minimum: not lowered
+      maxNumSeqs: 4,
+    });
+    assert.deepEqual(
+      candidateFloors(long, { maxModelLen: 100_000, maxNumSeqs: null }).values.maxModelLen,
+      100_000,
+    );
+  });
+
+  test("vLLM's estimate above the floor is still offered (the usual kv_cache_too_small remedy)", () => {
+    // max-model-len unset → 131 072; vLLM says 60 000 fit. The floor is 32 768, so 59 904 and 59 392 stay candidates.
+    const cs = generateCandidates(
+      input({
+        current: { ...current, maxModelLen: 131072 },
+        gpu: { totalMb: GPU, freeMb: null, usedByOthersMb: 7000 },
+        symptom: { family: 'kv_cache_too_small', estimatedMaxModelLen: 60000 },
+      }),
+    );
+    assert.equal(byId(cs, 'max-model-len=59392').fits, true);
+    assert.equal(byId(cs, 'max-model-len=59904').fits, true);
+  });
+
+  test('every knob: fewer sequences or a smaller prefill chunk than the floor are left out', () => {
+    const plan = planCandidates({
+      ...input({
+        current: { ...current, gpuMemoryUtilization: 0.22, maxNumSeqs: 1024 },
+        gpu: { totalMb: GPU, freeMb: 21920, usedByOthersMb: 60000 },
+        symptom: { family: 'no_cache_blocks' },
+      }),
+      floors: { maxNumSeqs: 512, maxNumBatchedTokens: 4096 },
+    });
+    for (const c of plan.candidates) {
+      assert.ok(Number(c.changes['max-num-seqs'] ?? 1024) >= 512, c.id);
+      assert.ok(Number(c.changes['max-num-batched-tokens'] ?? 8192) >= 4096, c.id);
+    }
+    assert.ok(
+      plan.belowFloor.some((b) =>
+        /^max-num-seqs 256 below the floor 512 \(KLR_CANDIDATE_MIN_MAX_NUM_SEQS\)$/.test(b.reason),
+      ),
+    );
+    assert.ok(
+      plan.belowFloor.some((b) =>
+        /max-num-batched-tokens 2048 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_NUM_BATCHED_TOKENS\)/.test(
+          b.reason,
+        ),
+      ),
+    );
+    const util = planCandidates({
+      ...input({
+        gpu: { totalMb: GPU, freeMb: 500, usedByOthersMb: 6000 },
+        symptom: { family: 'torch_oom', allocMb: 2048, freeMb: 500, totalMb: GPU },
+      }),
+      floors: { gpuMemoryUtilization: 0.86 },
+    });
+    assert.deepEqual(
+      util.candidates
+        .map((c) => c.changes['gpu-memory-utilization'])
+        .filter((u) => u !== undefined && Number(u) < 0.86),
+      [],
+    );
+    assert.ok(
+      util.belowFloor.some((b) =>
+        b.reason.startsWith(
+          'gpu-memory-utilization 0.85 below the floor 0.86 (KLR_CANDIDATE_MIN_GPU_MEMORY_UTILIZATION)',
+        ),
+      ),
+    );
+    assert.equal(
+      util.candidates[0]?.id,
+      'gpu-memory-utilization=0.87',
+      'the best candidate is above the floor and kept',
+    );
+  });
+
+  test('property: over random configs, symptoms and floors no candidate lowers a knob below its floor', () => {
+    const rng = prng(0x6f10_0013);
+    const pow2 = (lo: number, hi: number) => 2 ** rng.int(lo, hi);
+    for (let i = 0; i < 400; i++) {
+      const maxNumBatchedTokens = rng.pick([512, 1024, 2048, 4096, 8192, 16384, 3000]);
+      const cur: ServingConfig = {
+        gpuMemoryUtilization: rng.int(10, 98) / 100,
+        maxModelLen: rng.chance(0.2) ? rng.int(16, 200_000) : pow2(10, 17),
+        maxNumBatchedTokens,
+        maxNumSeqs: Math.min(maxNumBatchedTokens, rng.pick([1, 4, 8, 16, 64, 128, 256, 1024, 300])),
+        kvCacheDtype: rng.pick(['auto', 'auto', 'fp8'] as const),
+        enforceEager: rng.chance(0.2),
+        tensorParallelSize: rng.pick([1, 1, 2]),
+      };
+      const totalMb = rng.pick([24576, 40960, 81920, 81559, 143771]);
+      const others = rng.int(0, Math.floor(totalMb * 0.7));
+      const family = rng.chance(0.15) ? undefined : rng.pick(FAMILIES);
+      const floors = rng.chance(0.5)
+        ? {}
+        : {
+            maxModelLen: rng.chance(0.5) ? rng.int(1, 150_000) : null,
+            maxNumSeqs: rng.chance(0.5) ? rng.int(1, 600) : null,
+            maxNumBatchedTokens: rng.chance(0.5) ? rng.int(1, 20_000) : null,
+            gpuMemoryUtilization: rng.chance(0.5) ? rng.int(1, 100) / 100 : null,
+          };
+      const c: CandidateInput = {
+        model: llama,
+        current: cur,
+        gpu: { totalMb, freeMb: rng.chance(0.5) ? totalMb - others : null, usedByOthersMb: others },
+        symptom: {
+          ...(family ? { family } : {}),
+          ...(rng.chance(0.5)
+            ? { estimatedMaxModelLen: rng.pick([16, 256, 1000, 3000, 5000, rng.int(1, 300_000)]) }
+            : {}),
+          ...(rng.chance(0.4) ? { allocMb: rng.int(1, 8192) } : {}),
+          ...(rng.chance(0.3) ? { freeMb: rng.int(0, 4096) } : {}),
+        },
+        restartEstimateMs: RESTART_MS,
+        floors,
+      };
+      const plan = planCandidates(c);
+      const where = `case ${i}: ${JSON.stringify({ cur, totalMb, others, family, floors: plan.floors.values })}`;
+      for (const cand of plan.candidates) {
+        const config = { ...cur };
+        for (const knob of FLOOR_KNOBS) {
+          const v =
+            cand.changes[
+              {
+                maxModelLen: 'max-model-len',
+                maxNumSeqs: 'max-num-seqs',
+                maxNumBatchedTokens: 'max-num-batched-tokens',
+                gpuMemoryUtilization: 'gpu-memory-utilization',
+              }[knob]
+            ];
+          if (typeof v === 'number') config[knob] = v;
+          assert.ok(
+            config[knob] >= Math.min(plan.floors.values[knob], cur[knob]) - 1e-9,
+            `${cand.id} lowers ${knob} below its floor ${plan.floors.values[knob]}; ${where}`,
+          );
+        }
+      }
+      assert.deepEqual(planCandidates(structuredClone(c)), plan, `deterministic; ${where}`);
+      for (const b of plan.belowFloor)
+        assert.ok(!ids(plan.candidates).includes(b.id), `${b.id} both kept and left out`);
+    }
+  });
+});
+
 describe('predictCandidates activity', () => {
   const CONFIG = `# chat service
 model: ${join(MODELS, 'llama-3-8b-like')}
@@ -554,6 +774,35 @@ max-num-seqs: 256
           e.type === PREDICTION_IMPOSSIBLE &&
           /GPU 3 is not in the VRAM measurement/.test(e.message),
       );
+    });
+  });
+
+  test('an estimate of 16 tokens: the basis says there is no fitting candidate within the floors, and why', async () => {
+    await withConfig(CONFIG, async (configPath) => {
+      const symptom = {
+        family: 'kv_cache_too_small',
+        estimatedMaxModelLen: 16,
+        totalMb: 81920,
+        freeMb: 74920,
+      };
+      const derived = await createPredictCandidates({ configPath, restartEstimateMs: () => 1000 })({
+        host: 'h',
+        kind: 'vllm_oom',
+        vram: null,
+        symptom,
+      });
+      assert.ok(derived.candidates.every((c) => !c.fits && c.changes['max-model-len'] === undefined));
+      assert.match(
+        derived.basis,
+        /; floors gpu-memory-utilization ≥ 0\.23 \(derived\), max-model-len ≥ 4096 \(derived\), max-num-batched-tokens ≥ 2048 \(derived\), max-num-seqs ≥ 64 \(derived\); \d+ candidates, 0 predicted to fit: no fitting candidate within the floors; left out below the floors: max-model-len=16 \(it would fit\): max-model-len 16 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\);/,
+      );
+      const set = await createPredictCandidates({
+        configPath,
+        restartEstimateMs: () => 1000,
+        floors: { maxModelLen: 2048 },
+      })({ host: 'h', kind: 'vllm_oom', vram: null, symptom });
+      assert.match(set.basis, /max-model-len ≥ 2048 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\)/);
+      assert.match(set.basis, /max-model-len 16 below the floor 2048 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\)/);
     });
   });
 
