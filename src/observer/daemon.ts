@@ -82,7 +82,19 @@ async function followSource(
   const sourceLog = log.child({ part: 'source' });
   const source: LineSource =
     spec.type === 'file'
-      ? new FileSource({ path: spec.path, stateDir: settings.stateDir, fromStart: spec.fromStart })
+      ? new FileSource({
+          path: spec.path,
+          stateDir: settings.stateDir,
+          fromStart: spec.fromStart,
+          // Routine under logrotate, but it explains why line numbers start at 1 again.
+          onStartOver: ({ reason, whileStopped }) =>
+            sourceLog.info(
+              { path: spec.path, reason, whileStopped },
+              reason === 'truncated'
+                ? 'the followed file was truncated in place; reading it again from its start'
+                : 'the followed file was replaced; reading the new one from its start',
+            ),
+        })
       : new CommandSource({
           argv: spec.argv,
           onExit: ({ exitCode, error, restartInMs }) =>

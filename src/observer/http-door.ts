@@ -4,7 +4,7 @@
 // GET /healthz says whether the door is up and how full the spool is.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
 import { describeIssues, symptomSchema } from '../domain/symptom.js';
 import { alertToSymptom, webhookSchema } from './alertmanager.js';
@@ -13,6 +13,7 @@ import {
   type SymptomDelivery,
   SpoolFullError,
   type SubmitOutcome,
+  symptomProblem,
 } from './delivery.js';
 import type { HttpDoorSettings } from './observer-settings.js';
 import { TokenBucket } from './token-bucket.js';
@@ -103,9 +104,32 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
       },
     );
   });
-  // A slow or stalled client must not hold a connection for ever.
+  // A slow or stalled client must not hold a connection for ever. Node's headersTimeout and requestTimeout
+  // only watch a request once its first byte has arrived; a connection that sends nothing, stalls between
+  // bytes, or idles between kept-alive requests is closed by the idle timeout below instead.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.keepAliveTimeout = settings.idleTimeoutMs;
+  // Sockets whose silence is ours, not the client's: the door is waiting for the delivery (Temporal may
+  // take up to KLR_OBSERVER_DELIVERY_TIMEOUT) and will answer. Counted: pipelined requests share a socket.
+  const working = new Map<Socket, number>();
+  server.setTimeout(settings.idleTimeoutMs, (socket: Socket) => {
+    if (!working.has(socket)) socket.destroy();
+  });
+  // Beyond the cap Node closes a new connection as soon as it is accepted; those open keep working.
+  server.maxConnections = settings.maxConnections;
+  let dropped = 0;
+  let droppedWarnedAt = -Infinity;
+  server.on('drop', () => {
+    dropped += 1;
+    if (Date.now() - droppedWarnedAt < 60_000) return; // a flood of them: one line a minute
+    log.warn(
+      { dropped, maxConnections: settings.maxConnections },
+      'http door: connection cap reached, new connections closed (KLR_HTTP_DOOR_MAX_CONNECTIONS)',
+    );
+    droppedWarnedAt = Date.now();
+    dropped = 0;
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<number> {
     try {
@@ -138,17 +162,61 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     if (!isJsonContentType(req.headers['content-type'])) {
       throw new Answer(415, { error: 'expected Content-Type: application/json' });
     }
+    // Every request takes a token before its body is read; one that carries more symptoms takes the rest
+    // once they are counted (see admit).
     const take = bucket.take(now());
-    if (!take.ok) {
-      const seconds = Math.max(1, Math.ceil(take.retryAfterMs / 1000));
-      throw new Answer(
-        429,
-        { error: `too many requests; retry in ${seconds} s` },
-        { 'retry-after': String(seconds) },
-      );
-    }
+    if (!take.ok) throw tooMany('too many requests', take.retryAfterMs);
     const body = await readJson(req, settings.maxBodyBytes);
-    return path === '/v1/symptoms' ? acceptSymptom(req, body) : acceptAlerts(body);
+    return path === '/v1/symptoms' ? acceptSymptom(req, body) : acceptAlerts(req, body);
+  }
+
+  /**
+   * A request carrying `n` symptoms needs `n` tokens, the one it took on arrival included: all of them or
+   * none is taken. All or none, because a refused webhook is sent again whole by Alertmanager (at its
+   * next group_interval), while accepting part of it would leave the rest to chance. More than the bucket
+   * holds can never be admitted: that is a 413 saying which setting to raise.
+   */
+  function admit(n: number): void {
+    if (n <= 1) return;
+    if (n > settings.burst) {
+      const error =
+        `${n} firing alerts in one request, more than the ${settings.burst} symptoms the door admits at ` +
+        'once (KLR_HTTP_DOOR_BURST); none was delivered: raise KLR_HTTP_DOOR_BURST or group the alerts ' +
+        'finer (group_by)';
+      log.warn({ alerts: n, burst: settings.burst }, error); // a misconfiguration, not back-pressure
+      throw new Answer(413, { error });
+    }
+    const take = bucket.take(now(), n - 1);
+    // At the retry the request takes its first token again: wait until all n are there.
+    if (!take.ok) throw tooMany(`${n} firing alerts need ${n} tokens; none was delivered`, bucket.waitMs(n));
+  }
+
+  function tooMany(what: string, retryAfterMs: number): Answer {
+    const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    return new Answer(
+      429,
+      {
+        error: `${what}: over the rate limit (KLR_HTTP_DOOR_RATE, KLR_HTTP_DOOR_BURST); retry in ${seconds} s`,
+      },
+      { 'retry-after': String(seconds) },
+    );
+  }
+
+  /**
+   * The delivery's own check of a symptom, run here first for one reason: a payload that makes the check
+   * itself throw (an event time no Date can hold, say) is the sender's fault — a 400, never a 500. What the
+   * check merely refuses is left to the delivery, which records it with the reason (dead-letter file).
+   * Returns why the payload cannot be checked, or null.
+   */
+  function uncheckable(to: string, symptom: IdentifiedSymptom): string | null {
+    try {
+      symptomProblem(to, symptom, Date.now());
+      return null;
+    } catch (err) {
+      const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      log.warn({ id: symptom.id, error: reason }, 'http door: a payload that cannot be checked');
+      return `payload: cannot be read as a symptom (${reason})`;
+    }
   }
 
   function authorize(req: IncomingMessage): void {
@@ -191,26 +259,35 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
       ...(withDefaults as object),
       id: parsed.data.id ?? `http:${randomUUID()}`,
     } as IdentifiedSymptom;
-    const outcome = await submit(symptom, to);
+    const cannot = uncheckable(to, symptom);
+    if (cannot !== null) throw badRequest(cannot, { id: symptom.id });
+    const outcome = await submit(req, symptom, to);
     if (outcome.status === 'rejected') throw badRequest(outcome.reason, { id: outcome.id });
     return new Answer(202, accepted(outcome));
   }
 
-  async function acceptAlerts(body: unknown): Promise<Answer> {
+  async function acceptAlerts(req: IncomingMessage, body: unknown): Promise<Answer> {
     const parsed = webhookSchema.safeParse(body);
     if (!parsed.success) throw badRequest(describeIssues(parsed.error.issues));
     const firing = parsed.data.alerts.filter((a) => a.status === 'firing');
-    const ids: string[] = [];
     const skipped: { fingerprint: string; reason: string }[] = [];
+    // By id: the same alert twice in one webhook is one symptom, and costs one token.
+    const symptoms = new Map<string, { symptom: IdentifiedSymptom; host: string; fingerprint: string }>();
     for (const alert of firing) {
       const converted = alertToSymptom(alert, { kindLabel: settings.kindLabel, defaultHost: host });
       if (!converted.ok) {
         skipped.push({ fingerprint: converted.fingerprint, reason: converted.reason });
         continue;
       }
-      const outcome = await submit(converted.symptom, converted.host);
-      if (outcome.status === 'rejected')
-        skipped.push({ fingerprint: alert.fingerprint, reason: outcome.reason });
+      const cannot = uncheckable(converted.host, converted.symptom);
+      if (cannot !== null) skipped.push({ fingerprint: alert.fingerprint, reason: cannot });
+      else symptoms.set(converted.symptom.id, { ...converted, fingerprint: alert.fingerprint });
+    }
+    admit(symptoms.size);
+    const ids: string[] = [];
+    for (const { symptom, host: to, fingerprint } of symptoms.values()) {
+      const outcome = await submit(req, symptom, to);
+      if (outcome.status === 'rejected') skipped.push({ fingerprint, reason: outcome.reason });
       else ids.push(outcome.id);
     }
     if (skipped.length > 0) log.warn({ skipped }, 'alertmanager alerts skipped');
@@ -222,7 +299,13 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     return new Answer(202, result);
   }
 
-  async function submit(symptom: IdentifiedSymptom, to: string): Promise<SubmitOutcome> {
+  async function submit(
+    req: IncomingMessage,
+    symptom: IdentifiedSymptom,
+    to: string,
+  ): Promise<SubmitOutcome> {
+    const socket = req.socket;
+    working.set(socket, (working.get(socket) ?? 0) + 1);
     try {
       return await delivery.submit(symptom, to);
     } catch (err) {
@@ -230,6 +313,10 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
         throw new Answer(503, { error: err.message }, { 'retry-after': '30' });
       }
       throw err;
+    } finally {
+      const left = (working.get(socket) ?? 1) - 1;
+      if (left > 0) working.set(socket, left);
+      else working.delete(socket);
     }
   }
 
@@ -311,18 +398,24 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
       cleanup();
       resolveBody(got);
     };
-    const onError = (err: Error) => {
+    // The client went away before the whole body came (it aborted, or was closed for idling): nobody is
+    // there to answer, but the request must still end, and not as an internal failure.
+    const onGone = (err?: Error) => {
       cleanup();
-      reject(err);
+      reject(badRequest(`payload: the request body did not arrive (${err?.message ?? 'connection closed'})`));
     };
+    const onClose = () => onGone();
     const cleanup = () => {
       req.off('data', onData);
       req.off('end', onEnd);
-      req.off('error', onError);
+      req.off('error', onGone);
+      req.off('close', onClose);
     };
     req.on('data', onData);
     req.on('end', onEnd);
-    req.on('error', onError);
+    req.on('error', onGone);
+    req.on('close', onClose);
+    if (req.destroyed) onGone(); // closed before we listened: no event will come
   });
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') throw badRequest('payload: expected a JSON body');

@@ -30,6 +30,10 @@ export interface HttpDoorSettings {
   burst: number;
   /** The Alertmanager label that carries the symptom kind. */
   kindLabel: string;
+  /** A connection that carries no bytes this long is closed (also between kept-alive requests). */
+  idleTimeoutMs: number;
+  /** Connections open at once; more are closed as soon as they are accepted. */
+  maxConnections: number;
 }
 
 export type ObserverSource =
@@ -179,6 +183,21 @@ export function loadHttpDoorSettings(env: Env = process.env): HttpDoorSettings |
       z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/),
       DEFAULT_KIND_LABEL,
       'a Prometheus label name, e.g. kloros_kind',
+    ),
+    idleTimeoutMs:
+      readSetting(
+        env,
+        'KLR_HTTP_DOOR_IDLE_TIMEOUT',
+        wholeNumber(1, 3600),
+        '10',
+        'whole seconds a connection may stay silent before it is closed, 1 to 3600',
+      ) * 1000,
+    maxConnections: readSetting(
+      env,
+      'KLR_HTTP_DOOR_MAX_CONNECTIONS',
+      wholeNumber(1, 65_535),
+      '64',
+      'a whole number of connections open at once, 1 to 65535',
     ),
   };
 }

@@ -2,6 +2,7 @@
 // sink that records what it was handed: nothing lost, nothing doubled, the same ids after a restart.
 import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { appendFileSync, statSync, truncateSync } from 'node:fs';
 import { appendFile, mkdtemp, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,12 +51,22 @@ async function until(what: string, cond: () => boolean): Promise<void> {
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
+type StartOver = { reason: string; whileStopped: boolean };
+
 /** observe() following the log in the background. */
-function follow(sink: RecordingSink, opts: { fromStart?: boolean } = {}) {
+function follow(sink: RecordingSink, opts: { fromStart?: boolean; pollMs?: number } = {}) {
   const controller = new AbortController();
   let markStarted: () => void = () => {};
   const started = new Promise<void>((r) => (markStarted = r));
-  const source = new FileSource({ path: log, stateDir, pollMs: 10, ...opts, onStarted: () => markStarted() });
+  const startedOver: StartOver[] = [];
+  const source = new FileSource({
+    path: log,
+    stateDir,
+    pollMs: 10,
+    ...opts,
+    onStarted: () => markStarted(),
+    onStartOver: ({ reason, whileStopped }) => startedOver.push({ reason, whileStopped }),
+  });
   const done: Promise<ObserveSummary> = observe({
     source,
     host: 'gpu-1',
@@ -63,7 +74,7 @@ function follow(sink: RecordingSink, opts: { fromStart?: boolean } = {}) {
     signal: controller.signal,
     commitEveryMs: 0,
   });
-  return { started, stop: async () => (controller.abort(), done) };
+  return { started, startedOver, stop: async () => (controller.abort(), done) };
 }
 
 test('starts at the end by default, then sees what is appended; --from-start reads what was there', async () => {
@@ -134,6 +145,63 @@ test('copytruncate: the file is emptied in place and written again; new lines ge
   await f.stop();
   assert.notEqual(sink.got[0]?.id, sink.got[1]?.id);
   assert.equal(sink.got[1]?.id.endsWith('/0'), true, 'read from offset 0 again');
+});
+
+test('copytruncate and a burst past the old offset before the next poll: the new file is read from its start', async () => {
+  await writeFile(log, '');
+  const sink = new RecordingSink();
+  // A slow poll, and the truncation and the burst in one synchronous step: the follower cannot see the
+  // file empty in between, only a file of the same inode that is now longer than what it had read.
+  const f = follow(sink, { pollMs: 300 });
+  await f.started;
+  await appendFile(log, info(5) + oom());
+  await until('first OOM', () => sink.got.length === 1);
+  const oldOffset = statSync(log).size;
+  const burst = oom() + info(10) + oom() + info(3) + oom();
+  assert.ok(burst.length > oldOffset, 'the new content outgrows the old offset');
+  truncateSync(log, 0);
+  appendFileSync(log, burst);
+  await until('the three OOMs of the new content', () => sink.got.length >= 4);
+  await new Promise((r) => setTimeout(r, 700)); // two more polls: nothing is read twice
+  await f.stop();
+  const base = minuteBase(sink);
+  assert.deepEqual(
+    sink.got.map((s) => s.details?.allocMb),
+    [1, 2, 3, 4].map((n) => n + base),
+    'every incident of the new content, once, in order',
+  );
+  assert.equal(new Set(sink.got.map((s) => s.id)).size, 4);
+  assert.equal(sink.got[1]?.id.endsWith('/0'), true, 'read from offset 0 again');
+  assert.deepEqual(f.startedOver, [{ reason: 'truncated', whileStopped: false }]);
+});
+
+test('truncated and written past the saved offset while stopped: the restart reads the new content from its start', async () => {
+  await writeFile(log, '');
+  const sink = new RecordingSink();
+  const first = follow(sink);
+  await first.started;
+  await appendFile(log, info(3) + oom());
+  await until('first OOM', () => sink.got.length === 1);
+  await first.stop();
+  const savedOffset = statSync(log).size;
+  // While the observer is down: copytruncate, and the service writes more than there was.
+  truncateSync(log, 0);
+  appendFileSync(log, oom() + info(8) + oom());
+  assert.ok(statSync(log).size > savedOffset);
+  const second = follow(sink);
+  await until('both OOMs of the new content', () => sink.got.length === 3);
+  await second.stop();
+  assert.deepEqual(second.startedOver, [{ reason: 'truncated', whileStopped: true }]);
+  assert.equal(new Set(sink.got.map((s) => s.id)).size, 3);
+  assert.equal(sink.got[1]?.id.endsWith('/0'), true);
+
+  // A third run from the position the second one saved reads nothing again (same bytes, same place).
+  const third = follow(sink);
+  await third.started;
+  await new Promise((r) => setTimeout(r, 100));
+  await third.stop();
+  assert.equal(sink.got.length, 3);
+  assert.deepEqual(third.startedOver, []);
 });
 
 test('a file that does not exist yet is waited for and read from its start', async () => {

@@ -386,6 +386,65 @@ describe('on a real dev server', () => {
     assert.equal((await queryState(server.address, host, kind)).count24h, 2);
   });
 
+  test('Alertmanager: one instant written four ways counts once', async () => {
+    const kind = 'gpu_spelling';
+    const at = new Date(Math.floor((Date.now() - 120_000) / 1000) * 1000);
+    const z = at.toISOString().replace('.000Z', 'Z');
+    const plus2 = new Date(at.getTime() + 2 * 3_600_000).toISOString().replace('.000Z', '+02:00');
+    for (const startsAt of [z, at.toISOString(), z.replace('Z', '+00:00'), plus2]) {
+      const res = await post(
+        '/v1/alertmanager',
+        webhook([alert('5pe11', 'firing', { kloros_kind: kind, host }, startsAt)]),
+      );
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      assert.deepEqual(res.body.ids, [`alertmanager:5pe11:${z}`]);
+    }
+    const state = await waitFor('alert counted', () => queryState(server.address, host, kind));
+    assert.equal(state.count24h, 1);
+  });
+
+  test('Alertmanager: each firing alert takes a token, all or none; nothing beyond the limit is counted', async () => {
+    const kind = 'gpu_burst';
+    const tight = await startHttpDoor({
+      settings: doorSettings({ burst: 3, ratePerSecond: 0.01 }),
+      delivery,
+      host,
+      log,
+    });
+    const startsAt = new Date(Date.now() - 60_000).toISOString();
+    const alerts = (n: number, tag: string) =>
+      Array.from({ length: n }, (_, i) =>
+        alert(`${tag}${i}`, 'firing', { kloros_kind: kind, host }, startsAt),
+      );
+    try {
+      // 4 firing alerts, burst 3: never admissible, refused whole (the request's own token is spent).
+      const over = await post('/v1/alertmanager', webhook(alerts(4, 'b')), {}, tight.url);
+      assert.equal(over.status, 413, JSON.stringify(over.body));
+      // 2 tokens left, 3 alerts: none is taken, and Alertmanager is told to come back.
+      const partial = await post('/v1/alertmanager', webhook(alerts(3, 'c')), {}, tight.url);
+      assert.equal(partial.status, 429, JSON.stringify(partial.body));
+      assert.ok(Number(partial.headers.get('retry-after')) > 0);
+      // 1 token left: one alert passes.
+      const one = await post('/v1/alertmanager', webhook(alerts(1, 'd')), {}, tight.url);
+      assert.equal(one.status, 202, JSON.stringify(one.body));
+    } finally {
+      await tight.close();
+    }
+    const state = await waitFor('alert counted', () => queryState(server.address, host, kind));
+    assert.equal(state.count24h, 1, 'only the admitted alert reached the workflow');
+  });
+
+  test('an eventTime no Date can hold is a 400 with a reason, never a 500', async () => {
+    const res = await post('/v1/symptoms', {
+      kind: 'vllm_oom',
+      id: 'huge-time',
+      eventTime: 9_000_000_000_000_000,
+    });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(typeof res.body.error, 'string');
+    assert.equal((await fetch(`${door.url}/healthz`)).status, 200);
+  });
+
   test('Alertmanager: an alert without the kind label is refused with the reason; a bad payload is a 400', async () => {
     const res = await post(
       '/v1/alertmanager',

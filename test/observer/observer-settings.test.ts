@@ -100,6 +100,40 @@ describe('observer settings', () => {
     });
     assert.equal(s.source, null);
     assert.deepEqual(s.httpDoor?.listen, { host: '127.0.0.1', port: 8787 });
+    assert.equal(s.httpDoor?.idleTimeoutMs, 10_000);
+    assert.equal(s.httpDoor?.maxConnections, 64);
+  });
+
+  test("the door's idle timeout and connection cap: whole numbers in range, else one line", () => {
+    const door = { KLR_HOST: 'gpu-1', KLR_HTTP_DOOR: '1', KLR_HTTP_DOOR_TOKEN: 'a'.repeat(32) };
+    const s = loadObserverSettings({
+      ...door,
+      KLR_HTTP_DOOR_IDLE_TIMEOUT: '3',
+      KLR_HTTP_DOOR_MAX_CONNECTIONS: '8',
+    });
+    assert.equal(s.httpDoor?.idleTimeoutMs, 3000);
+    assert.equal(s.httpDoor?.maxConnections, 8);
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ KLR_HTTP_DOOR_IDLE_TIMEOUT: '0' }, /KLR_HTTP_DOOR_IDLE_TIMEOUT="0": expected whole seconds/],
+      [{ KLR_HTTP_DOOR_IDLE_TIMEOUT: '2.5' }, /KLR_HTTP_DOOR_IDLE_TIMEOUT="2.5": expected whole seconds/],
+      [{ KLR_HTTP_DOOR_IDLE_TIMEOUT: '10s' }, /KLR_HTTP_DOOR_IDLE_TIMEOUT="10s": expected .* 1 to 3600/],
+      [
+        { KLR_HTTP_DOOR_MAX_CONNECTIONS: '0' },
+        /KLR_HTTP_DOOR_MAX_CONNECTIONS="0": expected a whole number of connections/,
+      ],
+      [
+        { KLR_HTTP_DOOR_MAX_CONNECTIONS: 'many' },
+        /KLR_HTTP_DOOR_MAX_CONNECTIONS="many": expected .* 1 to 65535/,
+      ],
+    ];
+    for (const [env, message] of cases) {
+      assert.throws(
+        () => loadObserverSettings({ ...door, ...env }),
+        (err: unknown) =>
+          err instanceof SettingsError && message.test(err.message) && !err.message.includes('\n'),
+        JSON.stringify(env),
+      );
+    }
   });
 
   test('listen addresses are IP literals with a port', () => {

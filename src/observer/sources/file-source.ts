@@ -1,7 +1,7 @@
 // Follows a log file like `tail -F`, by polling (no inotify: it misses writes on network and some
 // container file systems): starts at the end unless told otherwise, follows rotation (rename + new
-// file: the old one is drained first), copytruncate (the file shrinks: read again from its start), a
-// file that does not exist yet, and remembers its position across restarts.
+// file: the old one is drained first), copytruncate (the bytes before our position change: read again
+// from its start), a file that does not exist yet, and remembers its position across restarts.
 import { promises as fs, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { sourceKeyOf } from '../to-symptom.js';
@@ -20,15 +20,60 @@ export interface FileSourceOptions {
   pollMs?: number;
   /** Told once the follower knows where it starts: the file is open at its position, or it is missing. */
   onStarted?: (state: { path: string; exists: boolean; offset: number }) => void;
+  /** Told when the follower starts over at offset 0: the file was truncated in place, or replaced. */
+  onStartOver?: (event: { path: string; reason: 'truncated' | 'replaced'; whileStopped: boolean }) => void;
 }
 
 const CHUNK = 256 * 1024;
 const NEWLINE = 0x0a;
+/** Bytes kept from the start of the file and from just before the read position (see Fingerprint). */
+const PRINT_BYTES = 64;
 
 export class FileMissingError extends Error {
   constructor(readonly path: string) {
     super(`${path}: no such file`);
     this.name = 'FileMissingError';
+  }
+}
+
+/** What a line's cursor holds: the saved position, with the bytes before its offset not yet encoded. */
+type Cursor = Omit<SavedPosition, 'tail'> & { tail: Buffer };
+
+/**
+ * What the follower has read of the current incarnation, in brief: its first bytes and the bytes just
+ * before the read position. A log is only ever appended to, so both stay as they were. When they do not,
+ * the file was truncated in place — even when it has grown past our offset again since: copytruncate
+ * followed by a burst of writes before the next poll keeps the inode and outgrows the old size, and a
+ * follower that only compared sizes would read on from the old offset and skip the new file's start.
+ */
+class Fingerprint {
+  head: Buffer = Buffer.alloc(0);
+  tail: Buffer = Buffer.alloc(0);
+
+  /** Taken from the file itself, when reading starts at `at` rather than at 0. */
+  static async of(handle: FileHandle, at: number): Promise<Fingerprint> {
+    const print = new Fingerprint();
+    const n = Math.min(PRINT_BYTES, at);
+    print.head = await readAt(handle, 0, n);
+    print.tail = await readAt(handle, at - n, n);
+    return print;
+  }
+
+  /** `data` was read at the read position (copied: the chunk must not be kept alive). */
+  consume(data: Buffer): void {
+    if (this.head.length < PRINT_BYTES) {
+      this.head = Buffer.concat([this.head, data.subarray(0, PRINT_BYTES - this.head.length)]);
+    }
+    this.tail = Buffer.from(lastBytes(this.tail, data));
+  }
+
+  /** Whether the file still holds what was read, up to the read position `at`. */
+  async holds(handle: FileHandle, at: number): Promise<boolean> {
+    // A tail shorter than it should be: the file was already shorter than `at` when it was taken.
+    if (this.tail.length < Math.min(PRINT_BYTES, at)) return false;
+    const head = await readAt(handle, 0, this.head.length);
+    const tail = await readAt(handle, at - this.tail.length, this.tail.length);
+    return head.equals(this.head) && tail.equals(this.tail);
   }
 }
 
@@ -57,7 +102,8 @@ export class FileSource implements LineSource {
 
   async commit(line: SourceLine): Promise<void> {
     if (!this.stateFile) return;
-    await savePosition(this.stateFile, line.cursor as SavedPosition);
+    const cursor = line.cursor as Cursor;
+    await savePosition(this.stateFile, { ...cursor, tail: cursor.tail.toString('base64') });
   }
 
   async *lines(signal?: AbortSignal): AsyncGenerator<SourceLine> {
@@ -69,6 +115,9 @@ export class FileSource implements LineSource {
     let nextLine = 1;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
+    // What was read of the current incarnation up to `offset + pendingBytes`, and the bytes before `offset`.
+    let print = new Fingerprint();
+    let tailAtOffset: Buffer = Buffer.alloc(0);
 
     const open = async (generation: number): Promise<Incarnation | null> => {
       try {
@@ -97,7 +146,15 @@ export class FileSource implements LineSource {
         if (opened) {
           const st = await opened.handle.stat();
           const same = saved !== null && saved.dev === opened.dev && saved.ino === opened.ino;
-          const resume = same && st.size >= saved.offset;
+          // The same file, at least as long, and (when the position says) the same bytes before it.
+          const savedTail = saved?.tail !== undefined ? Buffer.from(saved.tail, 'base64') : null;
+          const resume =
+            same &&
+            st.size >= saved.offset &&
+            (savedTail === null ||
+              (await readAt(opened.handle, saved.offset - savedTail.length, savedTail.length)).equals(
+                savedTail,
+              ));
           const generation = resume ? saved.generation : same ? saved.generation + 1 : 0;
           current = {
             ...opened,
@@ -111,10 +168,16 @@ export class FileSource implements LineSource {
             // A saved position about another (rotated-away or truncated) file, or a file that appeared
             // after we started watching: everything in it is new.
             offset = 0;
+            if (saved) {
+              const reason = same ? 'truncated' : 'replaced';
+              this.opts.onStartOver?.({ path, reason, whileStopped: true });
+            }
           } else {
             offset = st.size;
             nextLine = await countLines(current.handle, st.size);
           }
+          print = offset > 0 ? await Fingerprint.of(current.handle, offset) : new Fingerprint();
+          tailAtOffset = print.tail;
         } else if (this.opts.once) {
           throw new FileMissingError(path);
         }
@@ -126,51 +189,8 @@ export class FileSource implements LineSource {
       for (;;) {
         if (signal?.aborted) return;
         const inc: Incarnation = current;
-        const buffer = Buffer.allocUnsafe(CHUNK);
-        const { bytesRead } = await inc.handle.read(buffer, 0, CHUNK, offset + pendingBytes);
-        if (bytesRead > 0) {
-          let chunk = buffer.subarray(0, bytesRead);
-          let nl: number;
-          while ((nl = chunk.indexOf(NEWLINE)) !== -1) {
-            const piece = chunk.subarray(0, nl);
-            const bytes = pendingBytes + nl + 1;
-            const text = lineText(pending, piece);
-            const line: SourceLine = {
-              text,
-              line: nextLine,
-              position: offset,
-              sourceKey: inc.sourceKey,
-              bytes,
-              cursor: {
-                path,
-                dev: inc.dev,
-                ino: inc.ino,
-                generation: inc.generation,
-                offset: offset + bytes,
-                nextLine: nextLine + 1,
-              } satisfies SavedPosition,
-            };
-            offset += bytes;
-            nextLine += 1;
-            pending = [];
-            pendingBytes = 0;
-            chunk = chunk.subarray(nl + 1);
-            yield line;
-          }
-          if (chunk.length > 0) {
-            // Keep a partial line (copied: the buffer is reused) — but no more of it than we would keep.
-            if (pendingBytes < MAX_LINE_CHARS * 4) pending.push(Buffer.from(chunk));
-            pendingBytes += chunk.length;
-          }
-          continue;
-        }
-
-        // At the end of what the open file holds: rotated, truncated, or just quiet?
-        const st = await statOrNull(path);
-        const rotated = !st || st.ino !== inc.ino || st.dev !== inc.dev;
-        const size = (await inc.handle.stat()).size;
-        if (!rotated && size < offset + pendingBytes) {
-          // copytruncate: the same file, emptied and written again from its start.
+        if (!(await print.holds(inc.handle, offset + pendingBytes))) {
+          // Truncated in place (copytruncate), whatever its size now: the same file, from its start.
           current = {
             ...inc,
             generation: inc.generation + 1,
@@ -180,8 +200,59 @@ export class FileSource implements LineSource {
           nextLine = 1;
           pending = [];
           pendingBytes = 0;
+          print = new Fingerprint();
+          tailAtOffset = print.tail;
+          this.opts.onStartOver?.({ path, reason: 'truncated', whileStopped: false });
           continue;
         }
+        const buffer = Buffer.allocUnsafe(CHUNK);
+        const { bytesRead } = await inc.handle.read(buffer, 0, CHUNK, offset + pendingBytes);
+        if (bytesRead > 0) {
+          const data = buffer.subarray(0, bytesRead);
+          const before = print.tail;
+          print.consume(data);
+          let start = 0;
+          let nl: number;
+          while ((nl = data.indexOf(NEWLINE, start)) !== -1) {
+            const piece = data.subarray(start, nl);
+            const bytes = pendingBytes + nl + 1 - start;
+            const text = lineText(pending, piece);
+            tailAtOffset = lastBytes(before, data.subarray(0, nl + 1));
+            const cursor: Cursor = {
+              path,
+              dev: inc.dev,
+              ino: inc.ino,
+              generation: inc.generation,
+              offset: offset + bytes,
+              nextLine: nextLine + 1,
+              tail: tailAtOffset,
+            };
+            const line: SourceLine = {
+              text,
+              line: nextLine,
+              position: offset,
+              sourceKey: inc.sourceKey,
+              bytes,
+              cursor,
+            };
+            offset += bytes;
+            nextLine += 1;
+            pending = [];
+            pendingBytes = 0;
+            start = nl + 1;
+            yield line;
+          }
+          if (start < data.length) {
+            // Keep a partial line (copied: the buffer is reused) — but no more of it than we would keep.
+            if (pendingBytes < MAX_LINE_CHARS * 4) pending.push(Buffer.from(data.subarray(start)));
+            pendingBytes += data.length - start;
+          }
+          continue;
+        }
+
+        // At the end of what the open file holds: rotated, or just quiet? (Truncation is checked above.)
+        const st = await statOrNull(path);
+        const rotated = !st || st.ino !== inc.ino || st.dev !== inc.dev;
         if (this.opts.once) {
           if (pendingBytes > 0) {
             // The last line has no newline yet: hand it over, but its cursor stays at its start so a
@@ -192,7 +263,15 @@ export class FileSource implements LineSource {
               position: offset,
               sourceKey: inc.sourceKey,
               bytes: pendingBytes,
-              cursor: { path, dev: inc.dev, ino: inc.ino, generation: inc.generation, offset, nextLine },
+              cursor: {
+                path,
+                dev: inc.dev,
+                ino: inc.ino,
+                generation: inc.generation,
+                offset,
+                nextLine,
+                tail: tailAtOffset,
+              } satisfies Cursor,
             };
           }
           return;
@@ -209,7 +288,15 @@ export class FileSource implements LineSource {
                 position: offset,
                 sourceKey: inc.sourceKey,
                 bytes: pendingBytes,
-                cursor: { path, dev: next.dev, ino: next.ino, generation: 0, offset: 0, nextLine: 1 },
+                cursor: {
+                  path,
+                  dev: next.dev,
+                  ino: next.ino,
+                  generation: 0,
+                  offset: 0,
+                  nextLine: 1,
+                  tail: Buffer.alloc(0),
+                } satisfies Cursor,
               };
             }
             await inc.handle.close();
@@ -218,6 +305,9 @@ export class FileSource implements LineSource {
             nextLine = 1;
             pending = [];
             pendingBytes = 0;
+            print = new Fingerprint();
+            tailAtOffset = print.tail;
+            this.opts.onStartOver?.({ path, reason: 'replaced', whileStopped: false });
             continue;
           }
         }
@@ -234,6 +324,20 @@ function lineText(pending: Buffer[], last: Buffer): string {
   const text = all.subarray(0, MAX_LINE_CHARS * 4).toString('utf8');
   const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
   return trimmed.length > MAX_LINE_CHARS ? trimmed.slice(0, MAX_LINE_CHARS) : trimmed;
+}
+
+/** The last PRINT_BYTES bytes of `before` followed by `data` (a view into `data` when it is long enough). */
+function lastBytes(before: Buffer, data: Buffer): Buffer {
+  if (data.length >= PRINT_BYTES) return data.subarray(data.length - PRINT_BYTES);
+  return Buffer.concat([before.subarray(Math.max(0, before.length - (PRINT_BYTES - data.length))), data]);
+}
+
+/** Up to `length` bytes at `at` (fewer where the file ends sooner). */
+async function readAt(handle: FileHandle, at: number, length: number): Promise<Buffer> {
+  if (length <= 0) return Buffer.alloc(0);
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await handle.read(buffer, 0, length, at);
+  return buffer.subarray(0, bytesRead);
 }
 
 async function statOrNull(path: string): Promise<Stats | null> {

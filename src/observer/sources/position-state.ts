@@ -14,6 +14,11 @@ export const positionSchema = z.object({
   offset: z.number().int().min(0),
   /** Line number of the line that starts at `offset`. */
   nextLine: z.number().int().min(1),
+  /**
+   * The last bytes before `offset` (base64): a file truncated and written again past `offset` while the
+   * observer was down has other bytes there. Absent in positions saved by older releases.
+   */
+  tail: z.string().max(256).optional(),
 });
 export type SavedPosition = z.infer<typeof positionSchema>;
 
