@@ -3,9 +3,10 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
+import { HOST_EXPECTED, isValidHost, isValidKind } from '../domain/identifiers.js';
+import { parseKindActions } from '../domain/kind-policy.js';
 import { isValidTimeZone, parseMaintenanceWindow } from '../domain/maintenance-window.js';
-import { DEFAULT_POLICY, type HealingPolicy } from '../domain/policy.js';
+import { DEFAULT_HOST_MAX_CANARIES_7D, DEFAULT_POLICY, type HealingPolicy } from '../domain/policy.js';
 
 export class SettingsError extends Error {
   constructor(
@@ -66,6 +67,17 @@ export function defaultHostName(): string {
     .replace(/^[^a-z0-9]+/, '')
     .slice(0, 128);
   return cleaned || 'localhost';
+}
+
+const KIND_ACTIONS_EXPECTED =
+  'comma-separated kind=action pairs, action one of heal, alert, count (e.g. my_mem_alert=heal,ecc_page_retired=alert); gpu_xid can never be heal';
+
+function readKindActions(env: Env): NonNullable<HealingPolicy['kindActions']> {
+  const raw = env.KLR_KIND_ACTIONS ?? '';
+  const parsed = parseKindActions(raw, isValidKind);
+  if (!parsed.ok)
+    throw new SettingsError('KLR_KIND_ACTIONS', raw, `${KIND_ACTIONS_EXPECTED} (${parsed.error})`);
+  return parsed.actions;
 }
 
 export function loadSettings(env: Env = process.env): Settings {
@@ -164,6 +176,14 @@ export function loadSettings(env: Env = process.env): Settings {
       wholeNumber(200, 50_000),
       '10000',
       'a whole number of history events, 200 to 50000, after which a run continues as new',
+    ),
+    kindActions: readKindActions(env),
+    hostMaxCanaries7d: readSetting(
+      env,
+      'KLR_HOST_MAX_CANARIES_7D',
+      wholeNumber(1, 1000),
+      String(DEFAULT_HOST_MAX_CANARIES_7D),
+      'a whole number of canaries one host may run in any 7 days, all kinds together, 1 to 1000',
     ),
   };
   return {

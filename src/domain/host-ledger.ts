@@ -2,14 +2,17 @@
 // lease, the pause switch and the restore-failure latch. Pure, so the coordinator workflow stays thin
 // and every refusal reason is unit-tested.
 import { formatDuration } from './duration-text.js';
+import { type KindAction, kindAction } from './kind-policy.js';
 import {
   type MaintenanceWindow,
   type WindowOccurrence,
   currentWindow,
   describeNextWindow,
   formatLocalTime,
+  parseMaintenanceWindow,
+  upcomingWindow,
 } from './maintenance-window.js';
-import type { HealingPolicy } from './policy.js';
+import { type HealingPolicy, hostMaxCanariesOf, kindActionsOf } from './policy.js';
 
 export interface BudgetLedger {
   /** Opening (epoch ms) of the window this ledger belongs to; null before the first window. */
@@ -52,7 +55,12 @@ export interface HostLedgerState {
   lease: Lease | null;
   paused: OperatorMark | null;
   restoreFailure: RestoreFailure | null;
+  /** When each canary of the last 7 days was granted, all kinds together (absent before 0.2). */
+  canaryStarts?: number[];
 }
+
+/** The host-wide canary cap looks back this far. */
+export const CANARY_CAP_PERIOD_MS = 7 * 86_400_000;
 
 export interface LeaseRequest {
   requestId: string;
@@ -73,7 +81,20 @@ export type RefusalCode =
   | 'cooldown'
   | 'budget'
   | 'window_too_short'
-  | 'invalid_request';
+  | 'invalid_request'
+  | 'kind_cannot_heal'
+  | 'host_canary_cap';
+
+/** The 0.2 rules a coordinator run applies (all of them once its patch is in; none when replaying 0.1). */
+export interface LeaseRules {
+  /** Only kinds whose action is heal get a canary lease. */
+  kindPolicy: boolean;
+  /** At most hostMaxCanaries7d canaries per host in any 7 days, all kinds together. */
+  hostCap: boolean;
+}
+
+export const RULES_0_1: LeaseRules = { kindPolicy: false, hostCap: false };
+export const RULES_0_2: LeaseRules = { kindPolicy: true, hostCap: true };
 
 export const BUSY_RETRY_MS = 60_000;
 
@@ -95,17 +116,43 @@ export function budgetTotalMs(policy: HealingPolicy): number {
   return policy.maxDowntimeSeconds * 1000;
 }
 
-/** Budget left in the window open at `now`; the full budget when no window is open (it resets on opening). */
+/**
+ * Budget left in the window open at `now`, or else in the next one: it resets when a window opens, except
+ * for what an operator's change outside the window was charged to it in advance (healctl rollback).
+ */
 export function budgetLeftMs(
-  state: HostLedgerState,
+  state: Pick<HostLedgerState, 'ledger'>,
   policy: HealingPolicy,
   window: MaintenanceWindow,
   now: number,
 ): number {
-  const occurrence = currentWindow(window, now);
-  if (occurrence === null) return budgetTotalMs(policy);
-  const ledger = ledgerFor(state.ledger, occurrence);
+  const ledger = ledgerFor(state.ledger, upcomingWindow(window, now));
   return Math.max(0, budgetTotalMs(policy) - ledger.spentMs);
+}
+
+export interface HostFiguresNow {
+  budgetLeftMs: number;
+  budgetTotalMs: number;
+  cooldownLeftMs: number;
+  windowOpen: boolean;
+}
+
+/**
+ * The figures a person or a scrape needs, at `now` (not at the coordinator's last task: a cooldown that
+ * ended a minute ago is over, and a window that opened since has reset the budget).
+ */
+export function hostFiguresAt(
+  state: Pick<HostLedgerState, 'ledger' | 'cooldownUntil'>,
+  policy: HealingPolicy,
+  now: number,
+): HostFiguresNow {
+  const window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
+  return {
+    budgetLeftMs: budgetLeftMs(state, policy, window, now),
+    budgetTotalMs: budgetTotalMs(policy),
+    cooldownLeftMs: state.cooldownUntil === null ? 0 : Math.max(0, state.cooldownUntil - now),
+    windowOpen: currentWindow(window, now) !== null,
+  };
 }
 
 /** An expired lease is one whose holder vanished or hung: the coordinator takes it back. */
@@ -124,6 +171,7 @@ export function decideLease(
   window: MaintenanceWindow,
   now: number,
   leaseId: string,
+  rules: LeaseRules = RULES_0_2,
 ): LeaseVerdict {
   const refuse = (code: RefusalCode, reason: string, retryAt: number | null = null): LeaseVerdict => ({
     granted: false,
@@ -136,6 +184,13 @@ export function decideLease(
     return refuse(
       'invalid_request',
       `predicted downtime ${String(request.predictedDowntimeMs)} ms is not a positive number`,
+    );
+  }
+  const action: KindAction = kindAction(request.kind, kindActionsOf(policy));
+  if (rules.kindPolicy && action !== 'heal') {
+    return refuse(
+      'kind_cannot_heal',
+      `${request.kind} is a kind that ${action === 'alert' ? 'only alerts (a hardware fault is never retuned)' : 'only counts'}: no config canary for it`,
     );
   }
   if (state.restoreFailure) {
@@ -170,6 +225,14 @@ export function decideLease(
       retryAt,
     );
   }
+  const recent = recentCanaryStarts(state, now);
+  if (rules.hostCap && recent.length >= hostMaxCanariesOf(policy)) {
+    const oldest = recent[0] as number;
+    return refuse(
+      'host_canary_cap',
+      `${recent.length} canaries on this host in 7 days (all kinds), the most allowed (KLR_HOST_MAX_CANARIES_7D=${hostMaxCanariesOf(policy)}): the next is possible after ${formatLocalTime(oldest + CANARY_CAP_PERIOD_MS, tz)} ${tz} on ${new Date(oldest + CANARY_CAP_PERIOD_MS).toISOString().slice(0, 10)}; a config that keeps failing wants a person`,
+    );
+  }
   const ledger = ledgerFor(state.ledger, occurrence);
   const left = Math.max(0, budgetTotalMs(policy) - ledger.spentMs);
   if (left < request.predictedDowntimeMs) {
@@ -201,11 +264,66 @@ export function decideLease(
   };
 }
 
+/** Canaries granted in the 7 days before `now`, oldest first. */
+export function recentCanaryStarts(state: HostLedgerState, now: number): number[] {
+  return (state.canaryStarts ?? []).filter((t) => t > now - CANARY_CAP_PERIOD_MS && t <= now);
+}
+
+/** An operator's change of the live service (healctl rollback): it holds the lease like a canary. */
+export interface OperatorLeaseRequest {
+  requestId: string;
+  /** What the operator does, e.g. "rollback". */
+  purpose: 'rollback';
+  by: string;
+  reason: string;
+  predictedDowntimeMs: number;
+}
+
+/**
+ * Decide an operator's lease. Unlike a canary it may run outside the window, while paused or latched (it is
+ * the person acting), but never while a canary or another operator change holds the host; its downtime is
+ * charged to the window open now or, outside one, to the next one.
+ */
+export function decideOperatorLease(
+  state: HostLedgerState,
+  request: OperatorLeaseRequest,
+  policy: HealingPolicy,
+  window: MaintenanceWindow,
+  now: number,
+  leaseId: string,
+): LeaseVerdict {
+  const tz = window.timeZone;
+  if (state.lease && !leaseExpired(state.lease, now)) {
+    return {
+      granted: false,
+      code: 'busy',
+      reason: `${state.lease.kind === request.purpose ? 'another operator change' : `a ${state.lease.kind} canary`} holds the host since ${formatLocalTime(state.lease.grantedAt, tz)} ${tz} (lease ${state.lease.leaseId}, held until ${formatLocalTime(state.lease.expiresAt, tz)} ${tz} at the latest): it will promote or restore its own config; wait for it (healctl status), or stop it with healctl cancel`,
+      retryAt: null,
+    };
+  }
+  const occurrence = upcomingWindow(window, now);
+  const ledger = ledgerFor(state.ledger, occurrence);
+  return {
+    granted: true,
+    lease: {
+      leaseId,
+      holderWorkflowId: `operator:${request.by}`,
+      kind: request.purpose,
+      grantedAt: now,
+      expiresAt: now + policy.leaseTtlSeconds * 1000,
+      predictedDowntimeMs: request.predictedDowntimeMs,
+      budgetLeftMs: Math.max(0, budgetTotalMs(policy) - ledger.spentMs),
+      windowOpensAt: occurrence.opensAt,
+      windowClosesAt: occurrence.closesAt,
+    },
+  };
+}
+
 export interface LeaseRelease {
   leaseId: string;
   /** Downtime of the canary and of any restore, ms. */
   downtimeMs: number;
-  outcome: 'promoted' | 'restored' | 'restore_failed' | 'not_started';
+  outcome: 'promoted' | 'restored' | 'restore_failed' | 'not_started' | 'rolled_back' | 'rollback_failed';
   /** Set when the restore finally failed: latches the host. */
   restoreFailure?: string;
   /** What the canary tried and measured, for the host's audit record. */
@@ -240,8 +358,18 @@ export function applyRelease(
   const total = budgetTotalMs(policy);
   const overrunMs = base.overrunMs + Math.max(0, spentMs - Math.max(total, base.spentMs));
   const started = release.outcome !== 'not_started';
+  const isCanary = lease.holderWorkflowId.startsWith('operator:') === false;
+  const failedForGood = release.outcome === 'restore_failed' || release.outcome === 'rollback_failed';
   return {
     ...state,
+    ...(state.canaryStarts !== undefined || (started && isCanary)
+      ? {
+          canaryStarts: [
+            ...(state.canaryStarts ?? []).filter((t) => t > now - CANARY_CAP_PERIOD_MS),
+            ...(started && isCanary ? [lease.grantedAt] : []),
+          ],
+        }
+      : {}),
     lease: null,
     ledger: {
       windowOpensAt: base.windowOpensAt,
@@ -250,9 +378,12 @@ export function applyRelease(
       canaries: base.canaries + (started ? 1 : 0),
     },
     cooldownUntil: started ? now + policy.cooldownHours * 3600_000 : state.cooldownUntil,
-    restoreFailure:
-      release.outcome === 'restore_failed'
-        ? { at: now, kind: lease.kind, message: release.restoreFailure ?? 'restore failed' }
-        : state.restoreFailure,
+    restoreFailure: failedForGood
+      ? {
+          at: now,
+          kind: lease.kind,
+          message: release.restoreFailure ?? `${release.outcome.replace('_', ' ')}`,
+        }
+      : state.restoreFailure,
   };
 }

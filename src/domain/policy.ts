@@ -2,6 +2,8 @@
 // and hands them to each workflow run through a local activity, so that the GPU host's own settings
 // are the single source of truth and a change takes effect at the next run or window.
 
+import type { KindAction } from './kind-policy.js';
+
 export type CanaryMode = 'predictive' | 'canary';
 
 export interface HealingPolicy {
@@ -29,6 +31,28 @@ export interface HealingPolicy {
   predictIntervalSeconds: number;
   /** History length at which a run continues as new even if the server has not suggested it yet. */
   historyEventsLimit: number;
+  /**
+   * What each kind may do beyond the built-in kinds (KLR_KIND_ACTIONS, see kind-policy.ts). Absent in
+   * policies recorded by 0.1.0 histories: read it with {@link kindActionsOf}.
+   */
+  kindActions?: Record<string, KindAction>;
+  /**
+   * Canaries one host may run in any 7 days, all kinds together (KLR_HOST_MAX_CANARIES_7D): attempts and
+   * budget stop a config from ratcheting down one step per kind. Absent in 0.1.0 histories: read it with
+   * {@link hostMaxCanariesOf}.
+   */
+  hostMaxCanaries7d?: number;
+}
+
+/** Default of {@link HealingPolicy.hostMaxCanaries7d}: a week's worth of one escalation's attempts. */
+export const DEFAULT_HOST_MAX_CANARIES_7D = 3;
+
+export function kindActionsOf(policy: HealingPolicy): Record<string, KindAction> {
+  return policy.kindActions ?? {};
+}
+
+export function hostMaxCanariesOf(policy: HealingPolicy): number {
+  return policy.hostMaxCanaries7d ?? DEFAULT_HOST_MAX_CANARIES_7D;
 }
 
 export const DEFAULT_POLICY: HealingPolicy = {
@@ -44,4 +68,6 @@ export const DEFAULT_POLICY: HealingPolicy = {
   leaseTtlSeconds: 1800,
   predictIntervalSeconds: 300,
   historyEventsLimit: 10_000,
+  kindActions: {},
+  hostMaxCanaries7d: DEFAULT_HOST_MAX_CANARIES_7D,
 };

@@ -26,6 +26,8 @@ export interface HealingCounters {
   canaryDowntime: DurationHistogram;
   /** Canary decisions refused by this workflow, by {@link HealingRefusalCode}. */
   refused: Record<string, number>;
+  /** Maintenance windows an armed escalation was offered and left without a canary (absent before 0.2). */
+  missedWindows?: number;
 }
 
 export interface HostCounters {
@@ -56,7 +58,7 @@ export function emptyHistogram(): DurationHistogram {
 }
 
 export function emptyHealingCounters(): HealingCounters {
-  return { canaryRuns: {}, canaryDowntime: emptyHistogram(), refused: {} };
+  return { canaryRuns: {}, canaryDowntime: emptyHistogram(), refused: {}, missedWindows: 0 };
 }
 
 export function emptyHostCounters(): HostCounters {
@@ -96,6 +98,7 @@ export function copyHealingCounters(c: HealingCounters): HealingCounters {
     canaryRuns: { ...c.canaryRuns },
     canaryDowntime: { ...c.canaryDowntime, counts: [...c.canaryDowntime.counts] },
     refused: { ...c.refused },
+    missedWindows: c.missedWindows ?? 0,
   };
 }
 

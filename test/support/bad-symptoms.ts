@@ -1,8 +1,7 @@
 // Malformed symptom payloads, each with what its refusal must say: shared by the parser table
 // (test/unit/bad-input.test.ts) and the workflow test that sends them through the signal and the update.
 
-const KIND =
-  /^kind: expected a symptom kind of 1-64 characters: lower-case letters, digits, "_", "\." or "-"/;
+const KIND = /^kind: expected a symptom kind of 1-64 characters in lower-case snake case/;
 
 /** [what, payload, the refusal (field named, what is expected)]. */
 export const BAD_SYMPTOMS: [string, unknown, RegExp][] = [
@@ -102,5 +101,32 @@ export const BAD_SYMPTOMS: [string, unknown, RegExp][] = [
     'bell in the source',
     { kind: 'vllm_oom', source: 'obs\u0007erver' },
     /^source: control characters are not allowed$/,
+  ],
+  // Issue 13: one spelling per kind, with the canonical one suggested.
+  ['kind with a trailing dot', { kind: 'vllm_oom.' }, /^kind: expected .*; did you mean "vllm_oom"\?$/],
+  ['kind with a dash', { kind: 'vllm-oom' }, /^kind: expected .*; did you mean "vllm_oom"\?$/],
+  ['kind with a double underscore', { kind: 'vllm__oom' }, /^kind: expected .*; did you mean "vllm_oom"\?$/],
+  ['kind starting with a digit', { kind: '9vllm' }, /^kind: expected .*; did you mean "vllm"\?$/],
+  // Issue 13: event times JavaScript cannot write as a date.
+  [
+    'epoch beyond the year 9999',
+    { kind: 'vllm_oom', eventTime: 9_000_000_000_000_000 },
+    /^eventTime: expected epoch milliseconds no later than the year 9999$/,
+  ],
+  // Issue 13: text that reads differently from what it is.
+  [
+    'right-to-left override in the id',
+    { kind: 'vllm_oom', id: 'obs/\u202Egpu-1' },
+    /^id: bidirectional control characters \(e\.g\. U\+202E\) are not allowed$/,
+  ],
+  [
+    'zero-width space in the source',
+    { kind: 'vllm_oom', source: 'obs\u200Bserver' },
+    /^source: invisible format characters \(e\.g\. U\+200B\) are not allowed$/,
+  ],
+  [
+    'lone surrogate in the text',
+    { kind: 'vllm_oom', details: { text: 'oom \uD800 here' } },
+    /^details\.text: expected well-formed Unicode \(a lone surrogate was found\)$/,
   ],
 ];

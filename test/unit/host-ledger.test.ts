@@ -3,9 +3,13 @@ import assert from 'node:assert/strict';
 import {
   type HostLedgerState,
   type LeaseRequest,
+  type OperatorLeaseRequest,
+  RULES_0_1,
   applyRelease,
   budgetLeftMs,
   decideLease,
+  decideOperatorLease,
+  hostFiguresAt,
   initialHostLedgerState,
 } from '../../src/domain/host-ledger.js';
 import { parseMaintenanceWindow } from '../../src/domain/maintenance-window.js';
@@ -223,5 +227,151 @@ describe('applyRelease and the nightly budget', () => {
     );
     assert.equal(after.cooldownUntil, null);
     assert.equal(after.ledger.canaries, 0);
+  });
+});
+
+describe('0.2 lease rules (issue 13)', () => {
+  const at = NIGHT + 10 * 60_000;
+  const ask = (kind: string, state = initialHostLedgerState(), p = policy) =>
+    decideLease(state, { ...request, kind }, p, window, at, 'lease-x');
+
+  test('only kinds that heal get a canary lease; the 0.1 rules (old histories) still grant any', () => {
+    for (const kind of ['gpu_xid', 'made_up_kind']) {
+      const verdict = ask(kind);
+      assert.equal(verdict.granted, false);
+      if (!verdict.granted) assert.equal(verdict.code, 'kind_cannot_heal');
+      assert.ok(
+        decideLease(initialHostLedgerState(), { ...request, kind }, policy, window, at, 'l', RULES_0_1)
+          .granted,
+      );
+    }
+    assert.ok(ask('vllm_oom').granted);
+    assert.ok(
+      ask('my_mem_alert', initialHostLedgerState(), { ...policy, kindActions: { my_mem_alert: 'heal' } })
+        .granted,
+    );
+  });
+
+  test('the host-wide cap counts canaries of every kind over 7 days, and frees up as they age', () => {
+    const p = { ...policy, hostMaxCanaries7d: 2 };
+    const day = 24 * HOUR;
+    const state = { ...initialHostLedgerState(), canaryStarts: [at - 6 * day, at - 2 * day] };
+    const refused = decideLease(state, request, p, window, at, 'l');
+    assert.equal(refused.granted, false);
+    if (!refused.granted) {
+      assert.equal(refused.code, 'host_canary_cap');
+      assert.match(refused.reason, /^2 canaries on this host in 7 days \(all kinds\)/);
+    }
+    assert.ok(
+      decideLease(state, request, p, window, at + day, 'l').granted,
+      'the oldest is 7 days old a day later',
+    );
+    assert.ok(decideLease(state, request, p, window, at, 'l', RULES_0_1).granted);
+  });
+
+  test('a released canary is remembered for the cap; a lease that never started is not', () => {
+    const held = grant(initialHostLedgerState(), at);
+    const after = applyRelease(
+      held,
+      { leaseId: 'lease-1', downtimeMs: 10_000, outcome: 'restored' },
+      policy,
+      at + 60_000,
+    );
+    assert.deepEqual(after.canaryStarts, [at]);
+    const notStarted = applyRelease(
+      held,
+      { leaseId: 'lease-1', downtimeMs: 0, outcome: 'not_started' },
+      policy,
+      at + 60_000,
+    );
+    assert.deepEqual(notStarted.canaryStarts ?? [], []);
+  });
+});
+
+describe('operator leases (healctl rollback)', () => {
+  const op: OperatorLeaseRequest = {
+    requestId: 'op-1',
+    purpose: 'rollback',
+    by: 'alice',
+    reason: 'slow prompts',
+    predictedDowntimeMs: 30_000,
+  };
+  const noon = NIGHT + 9 * HOUR;
+
+  test('refused while a canary holds the host, with what to do', () => {
+    const held = grant(initialHostLedgerState(), NIGHT + 60_000);
+    const verdict = decideOperatorLease(held, op, policy, window, NIGHT + 120_000, 'op-lease');
+    assert.equal(verdict.granted, false);
+    if (!verdict.granted) {
+      assert.equal(verdict.code, 'busy');
+      assert.match(verdict.reason, /^a vllm_oom canary holds the host since 03:01 UTC .*healctl cancel$/);
+    }
+  });
+
+  test('granted outside the window, while paused or latched; charged to the next window, cooldown started', () => {
+    const state: HostLedgerState = {
+      ...initialHostLedgerState(),
+      paused: { at: noon, by: 'bob', reason: 'x' },
+      restoreFailure: { at: noon, kind: 'vllm_oom', message: 'down' },
+    };
+    const verdict = decideOperatorLease(state, op, policy, window, noon, 'op-lease');
+    assert.ok(verdict.granted);
+    if (!verdict.granted) return;
+    assert.equal(verdict.lease.windowOpensAt, NIGHT + 24 * HOUR, 'the next window pays for it');
+    const held = { ...state, lease: verdict.lease };
+    const released = applyRelease(
+      held,
+      { leaseId: 'op-lease', downtimeMs: 12_000, outcome: 'rolled_back' },
+      policy,
+      noon + 60_000,
+    );
+    assert.equal(released.lease, null);
+    assert.equal(
+      budgetLeftMs(released, policy, window, noon + 120_000),
+      48_000,
+      'the next window starts with 48 s',
+    );
+    assert.equal(
+      budgetLeftMs(released, policy, window, NIGHT + 24 * HOUR + 60_000),
+      48_000,
+      'and keeps it when it opens',
+    );
+    assert.equal(released.cooldownUntil, noon + 60_000 + 6 * HOUR);
+    assert.deepEqual(released.canaryStarts ?? [], [], 'a rollback is not a canary for the cap');
+    assert.equal(
+      released.restoreFailure?.message,
+      'down',
+      'a good rollback does not clear the latch by itself',
+    );
+    const failed = applyRelease(
+      held,
+      { leaseId: 'op-lease', downtimeMs: 12_000, outcome: 'rollback_failed', restoreFailure: 'unhealthy' },
+      policy,
+      noon + 60_000,
+    );
+    assert.equal(failed.restoreFailure?.message, 'unhealthy', 'a failed rollback latches the host');
+  });
+});
+
+describe('hostFiguresAt', () => {
+  test('the figures at the reader’s time, not at the coordinator’s last task', () => {
+    const state = {
+      ledger: { windowOpensAt: NIGHT, spentMs: 50_000, overrunMs: 0, canaries: 1 },
+      cooldownUntil: NIGHT + 2 * HOUR,
+    };
+    const inside = hostFiguresAt(state, policy, NIGHT + HOUR);
+    assert.deepEqual(inside, {
+      budgetLeftMs: 10_000,
+      budgetTotalMs: 60_000,
+      cooldownLeftMs: HOUR,
+      windowOpen: true,
+    });
+    const nextNight = hostFiguresAt(state, policy, NIGHT + 24 * HOUR + 60_000);
+    assert.deepEqual(nextNight, {
+      budgetLeftMs: 60_000,
+      budgetTotalMs: 60_000,
+      cooldownLeftMs: 0,
+      windowOpen: true,
+    });
   });
 });
