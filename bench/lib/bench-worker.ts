@@ -11,7 +11,7 @@ import { createCoordinationActivities } from '../../src/activities/coordination.
 import { loadSettings } from '../../src/config/settings.js';
 import { loadTemporalTarget } from '../../src/config/temporal-connection.js';
 import { hostTaskQueue } from '../../src/domain/identifiers.js';
-import { WORKFLOWS_PATH } from '../../src/workers/host-worker.js';
+import { PAYLOAD_CONVERTER_PATH, WORKFLOWS_PATH } from '../../src/workers/host-worker.js';
 import { scriptedGpu } from '../../test/support/scripted-gpu.js';
 
 const hosts = (process.env.KLR_BENCH_HOSTS ?? '').split(',').filter(Boolean);
@@ -25,6 +25,7 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const workflowBundle = await bundleWorkflowCode({
   workflowsPath: WORKFLOWS_PATH,
+  payloadConverterPath: PAYLOAD_CONVERTER_PATH,
   logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
 });
 const connection = await NativeConnection.connect(target.connectionOptions);
@@ -39,11 +40,13 @@ const workers = await Promise.all(
       namespace: target.namespace,
       taskQueue: hostTaskQueue(host),
       workflowBundle,
+      dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
       activities: {
         ...createCoordinationActivities({
           client,
           policy: settings.policy,
           auditDir: join(settings.dataDir, 'audit', host),
+          restoreService: gpu.restoreService,
         }),
         ...gpu,
       },

@@ -6,6 +6,7 @@ import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.
 import type { HealingPolicy } from '../domain/policy.js';
 import { requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
+import { createRecoverAbandonedLease, holderBusy } from './recover-lease.js';
 import type { BudgetReport, CoordinatorLeaseRequest, HostActivities } from './types.js';
 
 export interface CoordinationDeps {
@@ -13,12 +14,22 @@ export interface CoordinationDeps {
   policy: HealingPolicy;
   /** Directory of the host's audit log (JSON Lines). */
   auditDir: string;
+  /** The host's restore (the GPU side's restoreService), for the recovery of an abandoned canary. */
+  restoreService: HostActivities['restoreService'];
 }
 
 export function createCoordinationActivities(
   deps: CoordinationDeps,
-): Pick<HostActivities, 'loadHealingPolicy' | 'requestCanaryLease' | 'reportBudget'> {
+): Pick<
+  HostActivities,
+  'loadHealingPolicy' | 'requestCanaryLease' | 'reportBudget' | 'recoverAbandonedLease'
+> {
   return {
+    recoverAbandonedLease: createRecoverAbandonedLease({
+      holderBusy: (workflowId) => holderBusy(deps.client, workflowId),
+      restoreService: deps.restoreService,
+    }),
+
     async loadHealingPolicy() {
       return deps.policy;
     },

@@ -65,6 +65,12 @@ export function createRestoreService(
       const record = await readLeaseRecord(configPath, backupDir, input.leaseId);
       const current = await readIfExists(configPath);
 
+      // The recovery of an abandoned canary keeps a candidate that passed and was promoted on disk.
+      if (input.keepPromotion && record?.promotedAt !== undefined) {
+        ctx.log.info('restore: the canary had promoted its candidate; kept', { leaseId: input.leaseId });
+        return { downtimeMs: 0, keptPromotion: true };
+      }
+
       // Done before (a retry after the worker lost the result): same answer, nothing touched.
       if (
         record?.restored &&

@@ -89,11 +89,18 @@ export interface RestoreInput {
   kind: string;
   leaseId: string;
   reason: string;
+  /**
+   * Keep a candidate the canary promoted on disk instead of restoring the backup (the lease recovery of an
+   * abandoned canary: the canary passed, only its workflow is gone).
+   */
+  keepPromotion?: boolean;
 }
 
 export interface RestoreResult {
   /** Restart start → healthy, ms. */
   downtimeMs: number;
+  /** Set when `keepPromotion` found the candidate promoted: nothing was touched. */
+  keptPromotion?: boolean;
 }
 
 export interface BudgetReport {
@@ -120,6 +127,7 @@ export interface CoordinatorLeaseRequest extends LeaseRequest {
 }
 
 export { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
+import type { RecoverLeaseInput, RecoverLeaseResult } from './recover-lease.js';
 
 export interface HostActivities {
   /** The policy this host's worker was configured with (local activity). */
@@ -131,4 +139,6 @@ export interface HostActivities {
   reportBudget(report: BudgetReport): Promise<void>;
   /** Signal-with-start the host coordinator: workflows cannot start other workflows' runs themselves. */
   requestCanaryLease(request: CoordinatorLeaseRequest): Promise<void>;
+  /** The coordinator's restore of a canary whose holder vanished (recover-lease.ts). */
+  recoverAbandonedLease(input: RecoverLeaseInput): Promise<RecoverLeaseResult>;
 }

@@ -15,9 +15,14 @@ import { MetricsCollector } from '../metrics/collector.js';
 import { type MetricsServer, createMetricsRegistry, serveMetrics } from '../metrics/exporter.js';
 import { temporalStateReader } from '../metrics/workflow-state.js';
 
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+
 /** The workflow bundle's entry: the .ts source under tsx, the compiled .js under dist/. */
-export const WORKFLOWS_PATH = fileURLToPath(
-  new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${ext}`, import.meta.url));
+
+/** The payload converter that turns an unreadable payload into a refusable marker (payload-converter.ts). */
+export const PAYLOAD_CONVERTER_PATH = fileURLToPath(
+  new URL(`../workflows/payload-converter${ext}`, import.meta.url),
 );
 
 export interface HostWorkerOptions {
@@ -51,6 +56,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       client,
       policy: settings.policy,
       auditDir: join(settings.dataDir, 'audit'),
+      restoreService: options.gpuActivities.restoreService,
     }),
     ...options.gpuActivities,
   };
@@ -59,6 +65,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
     namespace: target.namespace,
     taskQueue,
     workflowsPath: WORKFLOWS_PATH,
+    dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
     activities,
     // The canary's restore must outlive a shutdown request: give running activities time to finish.
     shutdownGraceTime: '30 seconds',

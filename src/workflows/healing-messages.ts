@@ -5,6 +5,8 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CandidateConfig, Recommendation } from '../activities/types.js';
 import type { Decision } from '../domain/decision-log.js';
+import type { KindAction } from '../domain/kind-policy.js';
+import type { WindowOccurrence } from '../domain/maintenance-window.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import type { SymptomInput } from '../domain/symptom.js';
 import type { SymptomWindowState } from '../domain/symptom-window.js';
@@ -31,13 +33,18 @@ export interface LeaseDecision {
   reason: string;
   /** When asking again may succeed (epoch ms), for refusals that lapse within the window. */
   retryAt?: number | null;
+  /** When a granted lease is taken back if not released (operator leases; epoch ms). */
+  expiresAt?: number;
   budgetLeftMs: number;
   budgetTotalMs: number;
   cooldownUntil: number | null;
 }
 
 export interface CanaryRecord {
+  /** When it ended: promoted, or restored (or the restore failed). */
   at: number;
+  /** When it started (absent in records of 0.1). */
+  startedAt?: number;
   candidateId: string;
   changes: CandidateConfig['changes'];
   outcome: 'promoted' | 'restored' | 'restore_failed' | 'cancelled';
@@ -61,7 +68,14 @@ export interface CarriedHealingState {
   totals: SymptomTotals;
   /** Canary outcomes, downtimes and refusals for the metrics; absent in runs carried from older versions. */
   counters?: HealingCounters;
+  /** The window an armed escalation is being offered; absent in runs carried from 0.1. */
+  offered?: OfferedWindow | null;
   runs: number;
+}
+
+/** A maintenance window offered to an armed escalation: missed when it closes with no canary run in it. */
+export interface OfferedWindow extends WindowOccurrence {
+  canaryRan: boolean;
 }
 
 export interface HostFigures {
@@ -108,6 +122,10 @@ export interface HealingStateView {
   next: string;
   count24h: number;
   threshold: number;
+  /** What this kind may make the loop do: heal (config canary), alert (arm and explain), count. */
+  kindAction: KindAction;
+  /** For kinds that are not healed: what an operator should do instead (hardware faults), else null. */
+  advice: string | null;
   armed: boolean;
   armedAt: string | null;
   flagExpiresAt: string | null;

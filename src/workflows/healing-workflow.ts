@@ -4,12 +4,14 @@
 // asks the host coordinator for the canary lease and runs one canary: promote, or restore — always.
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -28,8 +30,12 @@ import type {
 import { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
+import { flagExpiresAt as flagExpiry } from '../domain/escalation.js';
+import { hardwareAdvice } from '../domain/hardware-advice.js';
 import type { CanaryAudit, LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
+import { type KindAction, kindAction } from '../domain/kind-policy.js';
+import { markdownText } from '../domain/markdown-text.js';
 import {
   type MaintenanceWindow,
   type WindowOccurrence,
@@ -40,7 +46,7 @@ import {
   parseMaintenanceWindow,
   upcomingWindow,
 } from '../domain/maintenance-window.js';
-import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
+import { type CanaryMode, type HealingPolicy, kindActionsOf } from '../domain/policy.js';
 import {
   MAX_FUTURE_SKEW_MS,
   type Symptom,
@@ -59,6 +65,7 @@ import {
   observeDuration,
 } from '../domain/workflow-counters.js';
 import { describeFailure } from './failure-text.js';
+import { guardSignal, guardUpdate } from './handler-guard.js';
 import {
   type CanaryRecord,
   type HealingPhase,
@@ -66,6 +73,7 @@ import {
   type HealingWorkflowInput,
   type HostFigures,
   type LeaseDecision,
+  type OfferedWindow,
   type OperatorAction,
   type RecordSymptomResult,
   type SymptomTotals,
@@ -77,7 +85,10 @@ import {
   symptomSignal,
 } from './healing-messages.js';
 import { releaseLeaseSignal } from './host-coordinator-messages.js';
+import { check, leaseDecisionSchema } from './message-schemas.js';
 import { validateOperatorAction } from './operator-action.js';
+import { undecodableReason } from './payload-converter.js';
+import { readHealingInput } from './workflow-input.js';
 import { ARMED_ATTRIBUTE, HOST_ATTRIBUTE, KIND_ATTRIBUTE, MODE_ATTRIBUTE } from './search-attributes.js';
 
 const { loadHealingPolicy } = proxyLocalActivities<HostActivities>({
@@ -124,10 +135,19 @@ function canaryActivity(healthDeadlineMs: number, soakMs: number) {
 const LEASE_ANSWER_TIMEOUT_MS = 2 * 60_000;
 const RETRY_AFTER_FAILED_PREDICTION_MS = 5 * 60_000;
 
+/**
+ * Patch of release 0.2 ("safe to act alone"): the kind policy, the escalation owed its window, missed
+ * windows, idle count-only workflows ending. Histories written before it replay the 0.1 behaviour.
+ */
+const SAFE_RULES_PATCH = 'safe-to-act-alone';
+/** A count-only kind's workflow ends after this long with nothing counted. */
+const IDLE_END_MS = 24 * 3600_000;
+
 export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void> {
-  const { host, kind } = input;
-  const carried = input.carried;
   const workflowId = workflowInfo().workflowId;
+  const reading = readHealingInput(input, workflowId);
+  if (!reading.ok) throw ApplicationFailure.nonRetryable(reading.error, 'InvalidWorkflowInput');
+  const { host, kind, carried } = reading.value;
   const symptoms = new SymptomWindow(carried?.window);
   let lastSymptomAt = carried?.lastSymptomAt ?? null;
   let forced = carried?.forced ?? null;
@@ -141,7 +161,14 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   const decisions: Decision[] = carried?.decisions ?? [];
   const totals: SymptomTotals = carried?.totals ?? { counted: 0, duplicates: 0, stale: 0, rejected: 0 };
   const counters: HealingCounters = carried?.counters ?? emptyHealingCounters();
+  let offered: OfferedWindow | null = carried?.offered ?? null;
   const runs = (carried?.runs ?? 0) + 1;
+  /** True once the 0.2 rules apply to this run (always for runs a 0.2 worker starts; see SAFE_RULES_PATCH). */
+  let safeRules = false;
+  /** Called from workflow code only (never from a query or a validator: patched() may record a marker). */
+  const refreshRules = () => {
+    safeRules ||= patched(SAFE_RULES_PATCH);
+  };
 
   let policy: HealingPolicy | undefined;
   let window: MaintenanceWindow | undefined;
@@ -160,6 +187,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
     appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
   };
+  for (const note of reading.notes) decide('history', false, 'start input refused', note);
 
   /** A canary held back by this workflow: recorded with its reason, and counted for the metrics. */
   const refuse = (code: HealingRefusalCode, topic: DecisionTopic, action: string, reason: string) => {
@@ -169,16 +197,66 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   // ---- escalation flag -------------------------------------------------------------------------
 
-  const flagExpiresAt = (): number | null => {
-    if (armedAt === null || !policy || policy.escalationFlagTtlSeconds === 0) return null;
-    const anchor = Math.max(lastSymptomAt ?? 0, forced?.at ?? 0, armedAt);
-    return anchor + policy.escalationFlagTtlSeconds * 1000;
-  };
+  /** What this kind may do (heal, alert, count); before the 0.2 rules every kind healed. */
+  const action = (): KindAction => (safeRules && policy ? kindAction(kind, kindActionsOf(policy)) : 'heal');
+  const healable = () => action() === 'heal';
+  const advice = (): string | null =>
+    action() === 'heal'
+      ? null
+      : action() === 'alert'
+        ? hardwareAdvice(kind, lastSymptomDetails?.text)
+        : `kind "${kind}" only counts: it is not a built-in kind and KLR_KIND_ACTIONS does not name it, so it never arms or acts (KLR_KIND_ACTIONS=${kind}=alert or =heal lets it)`;
+
+  /** TTL after the last symptom; under the 0.2 rules a healable escalation keeps its owed window. */
+  const flagExpiresAt = (): number | null =>
+    policy
+      ? flagExpiry(
+          {
+            armedAt,
+            lastSymptomAt,
+            forcedAt: forced?.at ?? null,
+            ttlSeconds: policy.escalationFlagTtlSeconds,
+          },
+          safeRules && healable() ? (window ?? null) : null,
+        )
+      : null;
 
   const disarm = () => {
     armedAt = null;
     forced = null;
     attempts = 0;
+    offered = null;
+  };
+
+  /**
+   * An armed escalation was offered a whole window (it was armed when the window opened) and the window
+   * closed without a canary: counted and recorded, so the missed-window alert fires.
+   */
+  const noteMissedWindow = (now: number) => {
+    if (offered === null || now < offered.closesAt) return;
+    const missed = offered;
+    offered = null;
+    if (missed.canaryRan || armedAt === null) return;
+    counters.missedWindows = (counters.missedWindows ?? 0) + 1;
+    const refusals = decisions.filter((d) => !d.taken && d.at >= missed.opensAt && d.topic !== 'symptom');
+    const last = refusals[refusals.length - 1];
+    const tz = policy?.maintenanceTimeZone ?? 'UTC';
+    decide(
+      'window',
+      false,
+      'window missed',
+      `armed through the window ${formatLocalTime(missed.opensAt, tz)}-${formatLocalTime(missed.closesAt, tz)} ${tz} and no canary ran${last ? `: ${last.action} (${last.reason})` : ''}`,
+    );
+  };
+
+  /**
+   * Remember the open window as offered to an armed, healable escalation (once per occurrence) — a whole
+   * window only: one that opened after the escalation was armed (one armed halfway through is tried at
+   * once, but missing it is not missing a window).
+   */
+  const noteOffered = (open: WindowOccurrence | null) => {
+    if (!safeRules || !healable() || armedAt === null || open === null || open.opensAt < armedAt) return;
+    if (offered?.opensAt !== open.opensAt) offered = { ...open, canaryRan: false };
   };
 
   /**
@@ -188,21 +266,29 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   const armAtThreshold = (now: number) => {
     if (!policy) return;
     const count = symptoms.count(now);
-    if (armedAt === null && count >= policy.threshold24h) {
-      armedAt = now;
-      wake = true;
-      decide(
-        'escalation',
-        true,
-        'escalation armed',
-        `${count} symptoms in 24 h ≥ threshold ${policy.threshold24h}`,
-      );
+    if (armedAt !== null || count < policy.threshold24h) return;
+    if (action() === 'count') {
+      // Said once per time the count reaches the threshold, not on every symptom above it.
+      if (count === policy.threshold24h) {
+        decide('escalation', false, 'escalation not armed', `${count} symptoms in 24 h: ${advice()}`);
+      }
+      return;
     }
+    armedAt = now;
+    wake = true;
+    decide(
+      'escalation',
+      true,
+      'escalation armed',
+      `${count} symptoms in 24 h ≥ threshold ${policy.threshold24h}` +
+        (action() === 'alert' ? `; alert only, no canary: ${advice()}` : ''),
+    );
   };
 
   /** Disarm once the TTL has passed since the last symptom (or force), with the reason. */
   const lapseIfExpired = (now: number) => {
     if (!policy) return;
+    noteMissedWindow(now);
     const expiresAt = flagExpiresAt();
     if (armedAt !== null && expiresAt !== null && expiresAt <= now) {
       const since =
@@ -219,15 +305,19 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
   };
 
-  const mode = (): CanaryMode => (armedAt !== null ? 'canary' : (policy?.defaultMode ?? 'predictive'));
+  const mode = (): CanaryMode =>
+    !healable() ? 'predictive' : armedAt !== null ? 'canary' : (policy?.defaultMode ?? 'predictive');
 
-  /** Armed, or canary mode by default with something to heal. */
-  const canaryWanted = (now: number) => armedAt !== null || (mode() === 'canary' && symptoms.count(now) > 0);
+  /** Armed, or canary mode by default with something to heal; never for a kind that does not heal. */
+  const canaryWanted = (now: number) =>
+    healable() && (armedAt !== null || (mode() === 'canary' && symptoms.count(now) > 0));
 
   // ---- symptoms --------------------------------------------------------------------------------
 
   /** Why this payload cannot be counted, or null; the same checks for the signal and the update. */
   const rejection = (payload: unknown): string | null => {
+    const undecodable = undecodableReason(payload);
+    if (undecodable !== null) return `payload: ${undecodable}`;
     const parsed = parseSymptom(payload);
     if (!parsed.ok) return parsed.error;
     if (parsed.symptom.kind !== kind) {
@@ -275,29 +365,47 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     };
   };
 
-  setHandler(symptomSignal, async (payload: SymptomInput) => {
-    messagesThisRun++;
-    // A signal cannot be answered: a bad payload is recorded, never thrown (that would fail the task).
-    const problem = rejection(payload);
-    if (problem !== null) {
-      totals.rejected++;
-      decide('symptom', false, 'symptom rejected', problem);
-      return;
-    }
-    await condition(() => policy !== undefined);
-    const parsed = parseSymptom(payload);
-    if (parsed.ok) accept(parsed.symptom);
-  });
+  /** A message refused by a guard: recorded (and counted as a rejected symptom when it was one). */
+  const refuseMessage = (what: string, isSymptom: boolean) => (message: string) => {
+    if (isSymptom) totals.rejected++;
+    decide(isSymptom ? 'symptom' : 'operator', false, `${what} rejected`, message);
+  };
+
+  setHandler(
+    symptomSignal,
+    guardSignal(
+      async (payload: SymptomInput) => {
+        messagesThisRun++;
+        refreshRules();
+        // A signal cannot be answered: a bad payload is recorded, never thrown (that would fail the task).
+        const problem = rejection(payload);
+        if (problem !== null) {
+          totals.rejected++;
+          decide('symptom', false, 'symptom rejected', problem);
+          return;
+        }
+        await condition(() => policy !== undefined);
+        const parsed = parseSymptom(payload);
+        if (parsed.ok) accept(parsed.symptom);
+      },
+      refuseMessage('symptom', true),
+    ),
+  );
 
   setHandler(
     recordSymptomUpdate,
-    async (payload: SymptomInput) => {
-      messagesThisRun++;
-      await condition(() => policy !== undefined);
-      const parsed = parseSymptom(payload);
-      if (!parsed.ok) throw new TypeError(parsed.error); // unreachable: the validator ran first
-      return accept(parsed.symptom);
-    },
+    guardUpdate(
+      'recordSymptom',
+      async (payload: SymptomInput) => {
+        messagesThisRun++;
+        refreshRules();
+        await condition(() => policy !== undefined);
+        const parsed = parseSymptom(payload);
+        if (!parsed.ok) throw new TypeError(parsed.error); // unreachable: the validator ran first
+        return accept(parsed.symptom);
+      },
+      refuseMessage('symptom', true),
+    ),
     {
       validator: (payload: SymptomInput) => {
         const problem = rejection(payload);
@@ -310,61 +418,103 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   setHandler(
     clearEscalationUpdate,
-    async (action: OperatorAction) => {
-      await condition(() => policy !== undefined);
-      const wasArmed = armedAt !== null;
-      const count = symptoms.count(Date.now());
-      disarm();
-      symptoms.clearCounts();
-      decide(
-        'operator',
-        true,
-        'escalation cleared',
-        `${action.reason} (was ${wasArmed ? 'armed' : 'not armed'}, ${count} symptoms in 24 h forgotten)`,
-        action.by,
-      );
-      wake = true;
-      publish();
-      return view();
-    },
+    guardUpdate(
+      'clearEscalation',
+      async (request: OperatorAction) => {
+        refreshRules();
+        await condition(() => policy !== undefined);
+        const wasArmed = armedAt !== null;
+        const count = symptoms.count(Date.now());
+        disarm();
+        symptoms.clearCounts();
+        decide(
+          'operator',
+          true,
+          'escalation cleared',
+          `${request.reason} (was ${wasArmed ? 'armed' : 'not armed'}, ${count} symptoms in 24 h forgotten)`,
+          request.by,
+        );
+        wake = true;
+        publish();
+        return view();
+      },
+      refuseMessage('clearEscalation', false),
+    ),
     { validator: validateOperatorAction },
   );
 
   setHandler(
     forceEscalationUpdate,
-    async (action: OperatorAction) => {
-      await condition(() => policy !== undefined);
-      const now = Date.now();
-      forced = { by: action.by, reason: action.reason, at: now };
-      if (armedAt === null) armedAt = now;
-      attempts = 0;
-      decide('operator', true, 'escalation forced', action.reason, action.by);
-      wake = true;
-      publish();
-      return view();
-    },
+    guardUpdate(
+      'forceEscalation',
+      async (request: OperatorAction) => {
+        refreshRules();
+        await condition(() => policy !== undefined);
+        if (action() === 'count') {
+          throw ApplicationFailure.nonRetryable(`forceEscalation refused: ${advice()}`, 'KindCannotAct');
+        }
+        const now = Date.now();
+        forced = { by: request.by, reason: request.reason, at: now };
+        if (armedAt === null) armedAt = now;
+        attempts = 0;
+        decide(
+          'operator',
+          true,
+          'escalation forced',
+          action() === 'alert' ? `${request.reason}; alert only, no canary: ${advice()}` : request.reason,
+          request.by,
+        );
+        wake = true;
+        publish();
+        return view();
+      },
+      refuseMessage('forceEscalation', false),
+    ),
     { validator: validateOperatorAction },
   );
 
   // ---- lease answers from the host coordinator --------------------------------------------------
 
-  setHandler(leaseDecisionSignal, async (decision: LeaseDecision) => {
-    hostFigures = {
-      budgetLeftMs: decision.budgetLeftMs,
-      budgetTotalMs: decision.budgetTotalMs,
-      cooldownUntil: decision.cooldownUntil,
-      asOf: Date.now(),
-    };
-    if (decision.requestId === awaitedRequestId) {
-      leaseAnswers.set(decision.requestId, decision);
-      return;
-    }
-    // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back.
-    if (decision.granted && decision.leaseId) {
-      decide('lease', false, 'late lease returned', `answer to an abandoned request ${decision.requestId}`);
-      await releaseLease({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
-    }
-  });
+  /** Requests this run stopped waiting for: only a late grant of one of them is handed back. */
+  const abandonedRequests: string[] = [];
+
+  setHandler(
+    leaseDecisionSignal,
+    guardSignal(
+      async (payload: LeaseDecision) => {
+        refreshRules();
+        const checked = check(leaseDecisionSchema, payload);
+        if (!checked.ok) {
+          decide('lease', false, 'lease answer rejected', checked.error);
+          return;
+        }
+        const decision = checked.value;
+        hostFigures = {
+          budgetLeftMs: decision.budgetLeftMs,
+          budgetTotalMs: decision.budgetTotalMs,
+          cooldownUntil: decision.cooldownUntil,
+          asOf: Date.now(),
+        };
+        if (decision.requestId === awaitedRequestId) {
+          leaseAnswers.set(decision.requestId, decision);
+          return;
+        }
+        // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back —
+        // but only for a request of ours, so that a forged answer cannot release another holder's lease.
+        const ours = !safeRules || abandonedRequests.includes(decision.requestId);
+        if (decision.granted && decision.leaseId && ours) {
+          decide(
+            'lease',
+            false,
+            'late lease returned',
+            `answer to an abandoned request ${decision.requestId}`,
+          );
+          await releaseLease({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
+        }
+      },
+      refuseMessage('leaseDecision', false),
+    ),
+  );
 
   setHandler(stateQuery, () => view());
 
@@ -383,6 +533,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       next,
       count24h: symptoms.count(now),
       threshold: policy?.threshold24h ?? 0,
+      kindAction: action(),
+      advice: advice(),
       armed: armedAt !== null,
       armedAt: armedAt === null ? null : iso(armedAt),
       flagExpiresAt: expiresAt === null ? null : iso(expiresAt),
@@ -425,36 +577,45 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     const lastDecision = decisions[decisions.length - 1];
     const expiresAt = flagExpiresAt();
     const tz = policy?.maintenanceTimeZone ?? 'UTC';
-    const flag = !armed
-      ? 'not armed'
-      : expiresAt === null
-        ? 'armed, never lapses'
-        : `armed, lapses ${formatLocalTime(expiresAt, tz)} ${tz} unless another symptom comes`;
+    const flag =
+      (!armed
+        ? 'not armed'
+        : expiresAt === null
+          ? 'armed, never lapses'
+          : `armed, lapses ${formatLocalTime(expiresAt, tz)} ${tz} unless another symptom comes`) +
+      (armed && forced ? `; forced by ${markdownText(forced.by, 100)}: ${markdownText(forced.reason)}` : '');
+    // Figures as the coordinator reported them, with the time they were true: the details are written
+    // when this workflow runs, and may be read hours later.
     const budget = hostFigures
-      ? `${formatDuration(hostFigures.budgetLeftMs)} left of ${formatDuration(hostFigures.budgetTotalMs)} tonight` +
+      ? `${formatDuration(hostFigures.budgetLeftMs)} left of ${formatDuration(hostFigures.budgetTotalMs)} as of ${formatLocalTime(hostFigures.asOf, tz)} ${tz}` +
         (hostFigures.cooldownUntil !== null && hostFigures.cooldownUntil > now
           ? `, cooldown until ${formatLocalTime(hostFigures.cooldownUntil, tz)} ${tz}`
           : '')
       : 'not asked yet';
+    const md = markdownText;
     // Markdown for the Web UI's detail page: what it is doing, the figures behind it, what comes next.
+    // Everything that comes from outside (operator reasons, log lines, activity messages) is escaped.
     setCurrentDetails(
       [
         `**${kind} on ${host}** — ${phase.replaceAll('_', ' ')}, mode ${mode()}${armed ? ', escalation armed' : ''}`,
-        `**Next:** ${next}`,
+        `**Next:** ${md(next)}`,
         [
           `- Symptoms in 24 h: ${symptoms.count(now)} / ${policy?.threshold24h ?? '?'}`,
+          `- Kind: ${action()}${advice() !== null ? ` — ${md(advice() ?? '')}` : ''}`,
           `- Escalation flag: ${flag}`,
           `- Maintenance window: ${window ? describeNextWindow(window, now) : 'unknown until the policy is loaded'}`,
           `- Downtime budget: ${budget}`,
           `- Canary attempts: ${attempts} / ${policy?.maxAttempts ?? '?'}`,
           lastCanary
-            ? `- Last canary: ${lastCanary.outcome} ${lastCanary.candidateId} (${lastCanary.reason})`
+            ? `- Last canary: ${lastCanary.outcome} ${md(lastCanary.candidateId)} (${md(lastCanary.reason)})`
             : '- Last canary: none',
           recommendation?.candidates[0]
-            ? `- Recommendation: ${recommendation.candidates[0].id}`
+            ? `- Recommendation: ${md(recommendation.candidates[0].id)}`
             : '- Recommendation: none yet',
         ].join('\n'),
-        lastDecision ? `**Last decision:** ${lastDecision.action} — ${lastDecision.reason}` : '',
+        lastDecision
+          ? `**Last decision:** ${md(lastDecision.action)} — ${md(lastDecision.reason)}${lastDecision.by ? ` (by ${md(lastDecision.by, 100)})` : ''}`
+          : '',
       ]
         .filter(Boolean)
         .join('\n\n'),
@@ -470,7 +631,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   // ---- predictive mode -------------------------------------------------------------------------
 
   const predictionDueAt = (): number | null => {
-    if (!symptomsSincePrediction || !policy) return null;
+    if (!symptomsSincePrediction || !policy || !healable()) return null;
     return lastPredictedAt === null ? Date.now() : lastPredictedAt + policy.predictIntervalSeconds * 1000;
   };
 
@@ -534,6 +695,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       return leaseAnswers.get(requestId) ?? null;
     } finally {
       awaitedRequestId = null;
+      if (!leaseAnswers.has(requestId)) {
+        abandonedRequests.push(requestId);
+        if (abandonedRequests.length > 20) abandonedRequests.shift();
+      }
       leaseAnswers.delete(requestId);
     }
   };
@@ -550,6 +715,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       observeDuration(counters.canaryDowntime, canaryDowntimeMs);
     };
     attempts++;
+    if (offered !== null) offered.canaryRan = true;
     setPhase(
       'canary_running',
       `canary ${candidate.id} running (attempt ${attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
@@ -583,6 +749,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
     const record = (outcome: CanaryRecord['outcome'], reason: string, downtimeMs: number): CanaryRecord => ({
       at: Date.now(),
+      startedAt: started,
       candidateId: candidate.id,
       changes: candidate.changes,
       outcome,
@@ -755,13 +922,20 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     messagesThisRun * 4 >= limit;
   let announcedOpening: number | null = null;
 
-  /** Sleep durably until `untilMs` (or forever), waking early for anything the handlers flag. */
+  const earliest = (...times: (number | null)[]) =>
+    times.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
+
+  /**
+   * Sleep durably until `untilMs` (or forever), waking early for anything the handlers flag, and at the
+   * close of a window offered to the escalation (a missed window is noted when it closes).
+   */
   const waitUntil = async (untilMs: number | null) => {
     wake = false;
     publish();
     const woken = () => wake || shouldContinueAsNew();
-    if (untilMs === null) await condition(woken);
-    else await condition(woken, Math.max(1, untilMs - Date.now()));
+    const until = earliest(untilMs, offered && !offered.canaryRan ? offered.closesAt : null);
+    if (until === null) await condition(woken);
+    else await condition(woken, Math.max(1, until - Date.now()));
   };
 
   /**
@@ -773,12 +947,11 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     return expiry === null ? null : Math.max(expiry, now + 60_000);
   };
 
-  const earliest = (...times: (number | null)[]) =>
-    times.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
-
   for (;;) {
+    refreshRules();
     const now = Date.now();
     lapseIfExpired(now);
+    noteOffered(currentWindow(activeWindow, now));
 
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
@@ -805,6 +978,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           decisions,
           totals,
           counters,
+          ...(safeRules ? { offered } : {}),
           runs,
         },
       });
@@ -818,6 +992,30 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
 
     const expiresAt = flagExpiresAt();
+    if (!healable()) {
+      // A kind nobody described ends after 24 h without a symptom rather than run for ever (anyone may
+      // invent kinds); its next symptom starts it again.
+      const idleEndsAt =
+        action() === 'count' && symptoms.count(now) === 0
+          ? Math.max(lastSymptomAt ?? 0, workflowInfo().runStartTime.getTime()) + IDLE_END_MS
+          : null;
+      if (idleEndsAt !== null && idleEndsAt <= now) {
+        await condition(allHandlersFinished);
+        if (symptoms.count(Date.now()) === 0) {
+          decide('history', true, 'workflow ended', `no ${kind} symptom in 24 h; ${advice()}`);
+          setPhase('watching', 'ended: it starts again with the next symptom of this kind');
+          return;
+        }
+        continue;
+      }
+      setPhase(
+        'watching',
+        `${symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h${armedAt !== null ? ', escalation armed' : ''}; ${advice()}`,
+      );
+      await waitUntil(earliest(expiresAt, countRefreshAt(now), idleEndsAt));
+      continue;
+    }
+
     if (!canaryWanted(now)) {
       setPhase(
         'watching',

@@ -2,7 +2,14 @@
 // the cooldown, the single canary lease, the pause switch and the restore-failure latch.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Decision } from '../domain/decision-log.js';
-import type { BudgetLedger, HostLedgerState, LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
+import {
+  type BudgetLedger,
+  type HostLedgerState,
+  type LeaseRelease,
+  type LeaseRequest,
+  type OperatorLeaseRequest,
+  emptyLedger,
+} from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import type { HostCounters } from '../domain/workflow-counters.js';
 import type { LeaseDecision, OperatorAction } from './healing-messages.js';
@@ -47,6 +54,14 @@ export interface HostStateView {
   runs: number;
 }
 
+/** The stored ledger and cooldown of a view (none yet: empty), for figures computed at the reader's time. */
+export function hostLedgerOf(view: HostStateView | null): Pick<HostLedgerState, 'ledger' | 'cooldownUntil'> {
+  return {
+    ledger: view?.ledger ?? emptyLedger(),
+    cooldownUntil: view?.cooldownUntil ? Date.parse(view.cooldownUntil) : null,
+  };
+}
+
 /** From a HealingWorkflow (via the requestCanaryLease activity's signal-with-start). */
 export const requestLeaseSignal = defineSignal<[LeaseRequest]>('requestLease');
 /** From the lease holder when its canary (and any restore) is over. */
@@ -56,7 +71,34 @@ export const hostStateQuery = defineQuery<HostStateView>('hostState');
 export const pauseHostUpdate = defineUpdate<HostStateView, [OperatorAction]>('pause');
 /** Operator: grant canaries again. */
 export const resumeHostUpdate = defineUpdate<HostStateView, [OperatorAction]>('resume');
+/** The coordinator's answer to an operator's lease request (healctl rollback). */
+export interface OperatorLeaseAnswer {
+  requestId: string;
+  granted: boolean;
+  /** Set when granted: release it with releaseLease (outcome rolled_back / rollback_failed / not_started). */
+  leaseId?: string;
+  /** Why, in words (the refusal's reason, or what the grant is charged to). */
+  reason: string;
+  /** Epoch ms after which the coordinator takes the lease back on its own. */
+  expiresAt?: number;
+  budgetLeftMs: number;
+  budgetTotalMs: number;
+}
+
+/**
+ * Operator (healctl rollback): hold the host's lease for a change of the live service. Refused while a
+ * canary holds the host; the downtime reported at release is charged to the budget. Idempotent per
+ * requestId.
+ */
+export const acquireOperatorLeaseUpdate = defineUpdate<OperatorLeaseAnswer, [OperatorLeaseRequest]>(
+  'acquireOperatorLease',
+);
 /** Operator: the failed restore has been dealt with; canaries may run again. */
-export const acknowledgeRestoreFailureUpdate = defineUpdate<HostStateView, [OperatorAction]>(
+export const acknowledgeRestoreFailureUpdate = defineUpdate<AcknowledgeAnswer, [OperatorAction]>(
   'acknowledgeRestoreFailure',
 );
+
+/** The host's state after an acknowledgement, and what was acknowledged (null: nothing was latched). */
+export type AcknowledgeAnswer = HostStateView & {
+  acknowledged: { kind: string; message: string; at: string } | null;
+};

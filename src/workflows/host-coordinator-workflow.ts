@@ -2,11 +2,13 @@
 // workflows of every kind ask it for the lease; it checks the window, the nightly budget, the cooldown,
 // the pause switch and the restore-failure latch, answers by signal, and charges the downtime on release.
 import {
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -15,23 +17,31 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/types.js';
+import { RESTORE_FAILED } from '../domain/failure-types.js';
 import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import {
   type HostLedgerState,
+  type Lease,
   type LeaseRelease,
   type LeaseRequest,
+  type OperatorLeaseRequest,
+  RULES_0_1,
+  RULES_0_2,
   applyRelease,
   budgetLeftMs,
   budgetTotalMs,
   decideLease,
+  decideOperatorLease,
   initialHostLedgerState,
   leaseExpired,
   ledgerFor,
 } from '../domain/host-ledger.js';
+import { markdownText } from '../domain/markdown-text.js';
 import {
   type MaintenanceWindow,
   currentWindow,
+  formatLocalTime,
   parseMaintenanceWindow,
 } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
@@ -43,17 +53,28 @@ import {
   overrunAddedMs,
 } from '../domain/workflow-counters.js';
 import { type LeaseDecision, type OperatorAction, leaseDecisionSignal } from './healing-messages.js';
+import { describeFailure } from './failure-text.js';
+import { guardSignal, guardUpdate } from './handler-guard.js';
 import {
   type HostCoordinatorInput,
   type HostStateView,
+  type OperatorLeaseAnswer,
   acknowledgeRestoreFailureUpdate,
+  acquireOperatorLeaseUpdate,
   hostStateQuery,
   pauseHostUpdate,
   releaseLeaseSignal,
   requestLeaseSignal,
   resumeHostUpdate,
 } from './host-coordinator-messages.js';
+import {
+  check,
+  leaseReleaseSchema,
+  leaseRequestSchema,
+  operatorLeaseRequestSchema,
+} from './message-schemas.js';
 import { validateOperatorAction } from './operator-action.js';
+import { readHostInput } from './workflow-input.js';
 
 const { loadHealingPolicy } = proxyLocalActivities<HostActivities>({
   startToCloseTimeout: '10 seconds',
@@ -65,16 +86,38 @@ const { reportBudget } = proxyActivities<HostActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
+// The restore of an abandoned canary: the same timeouts and retries as the healing workflow's restore.
+const { recoverAbandonedLease } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: [RESTORE_FAILED],
+  },
+});
+
 const ANSWERED_CAP = 200;
+/** The same patch as HealingWorkflow's: the 0.2 lease rules (kind policy, host-wide canary cap). */
+const SAFE_RULES_PATCH = 'safe-to-act-alone';
 
 export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Promise<void> {
-  const { host } = input;
   const workflowId = workflowInfo().workflowId;
-  let ledger: HostLedgerState = input.carried?.ledger ?? initialHostLedgerState();
-  const decisions: Decision[] = input.carried?.decisions ?? [];
-  const answered = new Map<string, LeaseDecision>(input.carried?.answered ?? []);
-  const counters: HostCounters = input.carried?.counters ?? emptyHostCounters();
-  const runs = (input.carried?.runs ?? 0) + 1;
+  const reading = readHostInput(input, workflowId);
+  if (!reading.ok) throw ApplicationFailure.nonRetryable(reading.error, 'InvalidWorkflowInput');
+  const { host, carried } = reading.value;
+  let ledger: HostLedgerState = carried?.ledger ?? initialHostLedgerState();
+  const decisions: Decision[] = carried?.decisions ?? [];
+  const answered = new Map<string, LeaseDecision>(carried?.answered ?? []);
+  const counters: HostCounters = carried?.counters ?? emptyHostCounters();
+  const runs = (carried?.runs ?? 0) + 1;
+  let safeRules = false;
+  /** Workflow code only (never a query or validator): patched() may record a marker. */
+  const refreshRules = () => {
+    safeRules ||= patched(SAFE_RULES_PATCH);
+  };
   const requests: LeaseRequest[] = [];
   const releases: LeaseRelease[] = [];
   /** Messages handled by this run: bounds history even where the server reports no length. */
@@ -91,17 +134,23 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
   const publish = () => {
     const v = view();
     const last = decisions[decisions.length - 1];
+    const md = markdownText;
+    const tz = policy?.maintenanceTimeZone ?? 'UTC';
+    const now = Date.now();
+    // Written when the workflow runs and read at any time later: times, not "N minutes left".
     setCurrentDetails(
       [
-        `**GPU host ${host}** — ${v.restoreFailure ? 'canaries stopped: a restore failed (healctl ack)' : v.paused ? 'paused' : v.lease ? `canary running (${v.lease.kind})` : 'idle'}`,
+        `**GPU host ${host}** — ${v.restoreFailure ? 'canaries stopped: a restore failed (healctl ack)' : v.paused ? 'paused' : v.lease ? `${v.lease.kind === 'rollback' ? 'operator rollback' : 'canary'} running (${md(v.lease.kind)})` : 'idle'}`,
         [
-          `- Downtime budget: ${formatDuration(v.budgetLeftMs)} left of ${formatDuration(v.budgetTotalMs)}` +
+          `- Downtime budget: ${formatDuration(v.budgetLeftMs)} left of ${formatDuration(v.budgetTotalMs)} as of ${formatLocalTime(now, tz)} ${tz}` +
             (v.overrunMs > 0 ? `, overrun ${formatDuration(v.overrunMs)}` : ''),
-          `- Cooldown: ${v.cooldownLeftMs > 0 ? `${formatDuration(v.cooldownLeftMs)} left` : 'over'}`,
-          `- Paused: ${v.paused ? `by ${v.paused.by}: ${v.paused.reason}` : 'no'}`,
-          `- Restore failure: ${v.restoreFailure ? `${v.restoreFailure.kind} at ${v.restoreFailure.at}: ${v.restoreFailure.message}` : 'none'}`,
+          `- Cooldown: ${ledger.cooldownUntil !== null && ledger.cooldownUntil > now ? `until ${formatLocalTime(ledger.cooldownUntil, tz)} ${tz} (${v.cooldownUntil})` : 'over'}`,
+          `- Paused: ${v.paused ? `by ${md(v.paused.by, 100)}: ${md(v.paused.reason)}` : 'no'}`,
+          `- Restore failure: ${v.restoreFailure ? `${md(v.restoreFailure.kind)} at ${v.restoreFailure.at}: ${md(v.restoreFailure.message)}` : 'none'}`,
         ].join('\n'),
-        last ? `**Last decision:** ${last.action} — ${last.reason}` : '',
+        last
+          ? `**Last decision:** ${md(last.action)} — ${md(last.reason)}${last.by ? ` (by ${md(last.by, 100)})` : ''}`
+          : '',
       ]
         .filter(Boolean)
         .join('\n\n'),
@@ -137,59 +186,163 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     };
   };
 
-  setHandler(requestLeaseSignal, (request) => {
-    messagesThisRun++;
-    requests.push(request);
-  });
-  setHandler(releaseLeaseSignal, (release) => {
-    messagesThisRun++;
-    releases.push(release);
-  });
+  /** An operator's lease (healctl rollback): answered once per request id, like a canary's. */
+  const grantOperatorLease = (request: OperatorLeaseRequest): OperatorLeaseAnswer => {
+    const activePolicy = policy as HealingPolicy; // the handler waits for both
+    const activeWindow = window as MaintenanceWindow;
+    const previous = answered.get(request.requestId);
+    const now = Date.now();
+    let decision: LeaseDecision;
+    if (previous) {
+      decision = previous;
+    } else {
+      const verdict = decideOperatorLease(ledger, request, activePolicy, activeWindow, now, uuid4());
+      const figures = { budgetTotalMs: budgetTotalMs(activePolicy), cooldownUntil: ledger.cooldownUntil };
+      if (verdict.granted) {
+        ledger = { ...ledger, lease: verdict.lease };
+        decision = {
+          requestId: request.requestId,
+          granted: true,
+          leaseId: verdict.lease.leaseId,
+          reason: `granted to ${request.by} for a ${request.purpose}: its downtime is charged to the window opening ${formatLocalTime(verdict.lease.windowOpensAt, activeWindow.timeZone)} ${activeWindow.timeZone} (${formatDuration(verdict.lease.budgetLeftMs)} left)`,
+          expiresAt: verdict.lease.expiresAt,
+          budgetLeftMs: verdict.lease.budgetLeftMs,
+          ...figures,
+        };
+        decide(
+          'lease',
+          true,
+          `lease granted to ${request.purpose}`,
+          `${request.reason} — ${decision.reason}`,
+          request.by,
+        );
+      } else {
+        bump(counters.leaseRefusals, verdict.code);
+        decision = {
+          requestId: request.requestId,
+          granted: false,
+          reason: verdict.reason,
+          budgetLeftMs: budgetLeftMs(ledger, activePolicy, activeWindow, now),
+          ...figures,
+        };
+        decide('lease', false, `lease refused to ${request.purpose}`, verdict.reason, request.by);
+      }
+      answered.set(request.requestId, decision);
+      while (answered.size > ANSWERED_CAP) answered.delete(answered.keys().next().value as string);
+    }
+    return {
+      requestId: decision.requestId,
+      granted: decision.granted,
+      ...(decision.leaseId ? { leaseId: decision.leaseId } : {}),
+      ...(decision.expiresAt !== undefined ? { expiresAt: decision.expiresAt } : {}),
+      reason: decision.reason,
+      budgetLeftMs: decision.budgetLeftMs,
+      budgetTotalMs: decision.budgetTotalMs,
+    };
+  };
+
+  /** A lease message that does not have the expected shape: recorded, never acted on. */
+  const refuseMessage = (what: string) => (message: string) =>
+    decide('lease', false, `${what} rejected`, message);
+
+  setHandler(
+    requestLeaseSignal,
+    guardSignal((payload: LeaseRequest) => {
+      messagesThisRun++;
+      refreshRules();
+      const checked = check(leaseRequestSchema, payload);
+      if (checked.ok) requests.push(checked.value);
+      else refuseMessage('lease request')(checked.error);
+    }, refuseMessage('lease request')),
+  );
+  setHandler(
+    releaseLeaseSignal,
+    guardSignal((payload: LeaseRelease) => {
+      messagesThisRun++;
+      refreshRules();
+      const checked = check(leaseReleaseSchema, payload);
+      if (checked.ok) releases.push(checked.value);
+      else refuseMessage('lease release')(checked.error);
+    }, refuseMessage('lease release')),
+  );
   setHandler(hostStateQuery, view);
+  const refuseOperator = (what: string) => (message: string) =>
+    decide('operator', false, `${what} rejected`, message);
   setHandler(
     pauseHostUpdate,
-    (action: OperatorAction) => {
-      ledger = { ...ledger, paused: { at: Date.now(), by: action.by, reason: action.reason } };
-      decide('operator', true, 'host paused', action.reason, action.by);
-      return view();
-    },
+    guardUpdate(
+      'pause',
+      (action: OperatorAction) => {
+        ledger = { ...ledger, paused: { at: Date.now(), by: action.by, reason: action.reason } };
+        decide('operator', true, 'host paused', action.reason, action.by);
+        return view();
+      },
+      refuseOperator('pause'),
+    ),
     { validator: validateOperatorAction },
   );
   setHandler(
     resumeHostUpdate,
-    (action: OperatorAction) => {
-      const was = ledger.paused;
-      ledger = { ...ledger, paused: null };
-      decide(
-        'operator',
-        was !== null,
-        'host resumed',
-        was ? action.reason : 'host was not paused',
-        action.by,
-      );
-      return view();
-    },
+    guardUpdate(
+      'resume',
+      (action: OperatorAction) => {
+        const was = ledger.paused;
+        ledger = { ...ledger, paused: null };
+        decide(
+          'operator',
+          was !== null,
+          'host resumed',
+          was ? action.reason : 'host was not paused',
+          action.by,
+        );
+        return view();
+      },
+      refuseOperator('resume'),
+    ),
     { validator: validateOperatorAction },
   );
   setHandler(
     acknowledgeRestoreFailureUpdate,
-    (action: OperatorAction) => {
-      const was = ledger.restoreFailure;
-      ledger = { ...ledger, restoreFailure: null };
-      decide(
-        'operator',
-        was !== null,
-        'restore failure acknowledged',
-        was
-          ? `${action.reason} (failure was: ${was.kind}: ${was.message})`
-          : 'no restore failure was latched',
-        action.by,
-      );
-      return view();
-    },
+    guardUpdate(
+      'acknowledgeRestoreFailure',
+      (action: OperatorAction) => {
+        const was = ledger.restoreFailure;
+        ledger = { ...ledger, restoreFailure: null };
+        decide(
+          'operator',
+          was !== null,
+          'restore failure acknowledged',
+          was
+            ? `${action.reason} (failure was: ${was.kind}: ${was.message})`
+            : 'no restore failure was latched',
+          action.by,
+        );
+        return { ...view(), acknowledged: was ? { ...was, at: iso(was.at) } : null };
+      },
+      refuseOperator('acknowledgeRestoreFailure'),
+    ),
     { validator: validateOperatorAction },
   );
+  setHandler(
+    acquireOperatorLeaseUpdate,
+    guardUpdate(
+      'acquireOperatorLease',
+      async (request: OperatorLeaseRequest): Promise<OperatorLeaseAnswer> => {
+        refreshRules();
+        await condition(() => policy !== undefined && window !== undefined);
+        return grantOperatorLease(request);
+      },
+      refuseOperator('acquireOperatorLease'),
+    ),
+    {
+      validator: (request: OperatorLeaseRequest) => {
+        const checked = check(operatorLeaseRequestSchema, request);
+        if (!checked.ok) throw new TypeError(checked.error);
+      },
+    },
+  );
 
+  for (const note of reading.notes) decide('history', false, 'start input refused', note);
   policy = await loadHealingPolicy();
   window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
   const activePolicy = policy;
@@ -234,12 +387,12 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         (ledger.ledger.overrunMs > 0 ? `, overrun ${formatDuration(ledger.ledger.overrunMs)}` : '') +
         (ledger.cooldownUntil !== null ? `; cooldown ${formatDuration(ledger.cooldownUntil - now)}` : ''),
     );
-    if (release.outcome === 'restore_failed') {
+    if (release.outcome === 'restore_failed' || release.outcome === 'rollback_failed') {
       decide(
         'restore',
         false,
         'canaries stopped',
-        `restore failed on ${lease.kind}: ${release.restoreFailure ?? 'unknown'}; acknowledge with healctl ack ${host}`,
+        `${release.outcome === 'restore_failed' ? 'restore' : 'rollback'} failed on ${lease.kind}: ${release.restoreFailure ?? 'unknown'}; acknowledge with healctl ack ${host}`,
       );
     }
     try {
@@ -273,7 +426,8 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       return;
     }
     const now = Date.now();
-    const verdict = decideLease(ledger, request, activePolicy, activeWindow, now, uuid4());
+    const rules = safeRules ? RULES_0_2 : RULES_0_1;
+    const verdict = decideLease(ledger, request, activePolicy, activeWindow, now, uuid4(), rules);
     const figures = {
       budgetLeftMs: budgetLeftMs(ledger, activePolicy, activeWindow, now),
       budgetTotalMs: budgetTotalMs(activePolicy),
@@ -314,34 +468,70 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     }
   };
 
+  /**
+   * The holder vanished or hung: charge what it was allowed to spend and start the cooldown, since a
+   * canary may well have restarted the service. Under the 0.2 rules a canary whose holder no longer runs it
+   * is restored first (its workflow may have been terminated mid-canary), and a failed restore latches.
+   */
+  const expireLease = async (expired: Lease) => {
+    let downtimeMs = expired.predictedDowntimeMs;
+    let outcome: LeaseRelease['outcome'] = 'restored';
+    let restoreFailure: string | undefined;
+    let what = 'predicted downtime charged';
+    if (safeRules && !expired.holderWorkflowId.startsWith('operator:')) {
+      try {
+        const recovery = await recoverAbandonedLease({
+          host,
+          kind: expired.kind,
+          leaseId: expired.leaseId,
+          holderWorkflowId: expired.holderWorkflowId,
+        });
+        if (recovery.action === 'restored') {
+          downtimeMs += recovery.downtimeMs;
+          what = `its holder no longer ran the canary: previous config restored (${formatDuration(recovery.downtimeMs)} downtime); predicted downtime charged as well`;
+        } else if (recovery.action === 'kept_promotion') {
+          what =
+            'its holder no longer ran the canary, which had promoted its candidate: kept; predicted downtime charged';
+        } else {
+          what = `${recovery.detail}, so it restores on its own; predicted downtime charged`;
+        }
+      } catch (err) {
+        outcome = 'restore_failed';
+        restoreFailure = `restoring the abandoned canary of ${expired.kind} failed: ${describeFailure(err)}`;
+        what = `${restoreFailure}; canaries stop on ${host} until an operator acknowledges (healctl ack ${host})`;
+      }
+    }
+    const before = ledger.ledger;
+    ledger = applyRelease(
+      ledger,
+      { leaseId: expired.leaseId, downtimeMs, outcome, ...(restoreFailure ? { restoreFailure } : {}) },
+      activePolicy,
+      Date.now(),
+    );
+    counters.overrunMs += overrunAddedMs(before, ledger.ledger);
+    decide(
+      'lease',
+      false,
+      'lease expired',
+      `${expired.kind} held the lease past ${formatDuration(activePolicy.leaseTtlSeconds * 1000)}; ${what}`,
+    );
+  };
+
   for (;;) {
+    refreshRules();
     publish();
     const lease = ledger.lease;
     const timeout = lease ? Math.max(1, lease.expiresAt - Date.now()) : undefined;
-    const woken = () => requests.length > 0 || releases.length > 0 || shouldContinueAsNew();
+    // Continue-as-new waits for the lease to be released: while one is held, a suggestion to continue
+    // must not wake the loop, or it would spin without ever yielding (the task never completes, and the
+    // worker thread runs out of stack).
+    const woken = () =>
+      requests.length > 0 || releases.length > 0 || (ledger.lease === null && shouldContinueAsNew());
     if (timeout === undefined) await condition(woken);
     else await condition(woken, timeout);
 
     while (releases.length > 0) await handleRelease(releases.shift() as LeaseRelease);
-    if (leaseExpired(ledger.lease, Date.now())) {
-      const expired = ledger.lease!;
-      const before = ledger.ledger;
-      // The holder vanished or hung: charge what it was allowed to spend, and start the cooldown,
-      // since a canary may well have restarted the service.
-      ledger = applyRelease(
-        ledger,
-        { leaseId: expired.leaseId, downtimeMs: expired.predictedDowntimeMs, outcome: 'restored' },
-        activePolicy,
-        Date.now(),
-      );
-      counters.overrunMs += overrunAddedMs(before, ledger.ledger);
-      decide(
-        'lease',
-        false,
-        'lease expired',
-        `${expired.kind} held the lease past ${formatDuration(activePolicy.leaseTtlSeconds * 1000)}; predicted downtime charged`,
-      );
-    }
+    if (leaseExpired(ledger.lease, Date.now())) await expireLease(ledger.lease!);
     while (requests.length > 0) await handleRequest(requests.shift() as LeaseRequest);
 
     if (shouldContinueAsNew() && ledger.lease === null) {

@@ -48,6 +48,7 @@ import {
 } from '../../src/workflows/host-coordinator-messages.js';
 import type { CanaryScript, RestoreScript } from '../support/scripted-gpu.js';
 import { type ChaosGpu, type GpuActivities, chaosGpu } from '../support/chaos-gpu.js';
+import { PAYLOAD_CONVERTER_PATH } from '../../src/workers/host-worker.js';
 import { createTimeSkippingEnv, workflowBundle } from '../support/test-env.js';
 import { connectClosable } from '../support/closable-connection.js';
 import { testPolicy } from '../support/healing-harness.js';
@@ -171,7 +172,11 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
         namespace: env.namespace ?? 'default',
         taskQueue: hostTaskQueue(slot.host),
         workflowBundle: await workflowBundle(),
-        activities: { ...createCoordinationActivities(deps), ...gpu },
+        dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+        activities: {
+          ...createCoordinationActivities({ ...deps, restoreService: gpu.restoreService }),
+          ...gpu,
+        },
       }),
     );
   }
@@ -441,6 +446,10 @@ function randomPolicy(r: Prng): HealingPolicy {
     maxAttempts: r.int(1, 3),
     historyEventsLimit: r.pick([200, 400, 10_000]),
     predictIntervalSeconds: r.pick([0, 300]),
+    // Not drawn (the schedules of a seed stay what they were): every kind of the schedules heals, and the
+    // host-wide cap is out of the way (the invariants here are per canary; kinds.test.ts covers the cap).
+    kindActions: { kv_cache_oom: 'heal', startup_oom: 'heal' },
+    hostMaxCanaries7d: 1000,
   });
 }
 

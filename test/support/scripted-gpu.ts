@@ -14,8 +14,11 @@ import type {
 } from '../../src/activities/types.js';
 import { RESTORE_FAILED } from '../../src/domain/failure-types.js';
 
-/** pass/fail: a result; throw: an activity failure; hang: until cancelled; slow: passes after 1.5 s. */
-export type CanaryScript = 'pass' | 'fail' | 'throw' | 'hang' | 'slow';
+/**
+ * pass/fail: a result; throw: an activity failure; hang: until cancelled; slow: passes after 1.5 s;
+ * gated: passes once the test calls `openGate()` (the canary holds the lease until then).
+ */
+export type CanaryScript = 'pass' | 'fail' | 'throw' | 'hang' | 'slow' | 'gated';
 export type RestoreScript = 'ok' | 'fail';
 
 export interface JournalEntry {
@@ -37,6 +40,8 @@ export interface ScriptedGpu {
   restoreDowntimeMs: number;
   /** Canaries currently running, per host: more than one is an invariant violation. */
   running: Map<string, number>;
+  /** Lets every `gated` canary (running or to come) pass. */
+  openGate(): void;
   maxConcurrentPerHost: number;
 }
 
@@ -56,7 +61,10 @@ export function candidate(predictedDowntimeMs: number): CandidateConfig {
 export function scriptedGpu(
   init: Partial<Pick<ScriptedGpu, 'canaryScripts' | 'restoreScripts' | 'predictedDowntimeMs'>> = {},
 ): ScriptedGpu {
+  let openGate = () => undefined as void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
   const gpu: ScriptedGpu = {
+    openGate: () => openGate(),
     journal: [],
     canaryScripts: init.canaryScripts ?? [],
     restoreScripts: init.restoreScripts ?? [],
@@ -105,6 +113,15 @@ export function scriptedGpu(
         gpu.maxConcurrentPerHost = Math.max(gpu.maxConcurrentPerHost, now);
         log('canary:start', script);
         try {
+          if (script === 'gated') {
+            const ctx = Context.current();
+            let open = false;
+            void gate.then(() => (open = true));
+            while (!open) {
+              ctx.heartbeat('waiting for the gate');
+              await Promise.race([ctx.sleep(100), ctx.cancelled, gate]);
+            }
+          }
           if (script === 'hang') {
             const ctx = Context.current();
             for (;;) {

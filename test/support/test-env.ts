@@ -10,7 +10,7 @@ import {
 } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { ensureTestServer } from '../../src/servers/test-server.js';
-import { WORKFLOWS_PATH } from '../../src/workers/host-worker.js';
+import { PAYLOAD_CONVERTER_PATH, WORKFLOWS_PATH } from '../../src/workers/host-worker.js';
 import { createCoordinationActivities } from '../../src/activities/coordination.js';
 import type { HostActivities } from '../../src/activities/types.js';
 import { hostTaskQueue } from '../../src/domain/identifiers.js';
@@ -49,7 +49,11 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    payloadConverterPath: PAYLOAD_CONVERTER_PATH,
+    logger: quietBundlerLogger,
+  });
   return bundle;
 }
 
@@ -75,6 +79,15 @@ export async function createHostWorker(
     namespace: env.namespace ?? 'default',
     taskQueue: hostTaskQueue(host),
     workflowBundle: await workflowBundle(),
-    activities: { ...createCoordinationActivities({ client: env.client, policy, auditDir }), ...gpu },
+    dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+    activities: {
+      ...createCoordinationActivities({
+        client: env.client,
+        policy,
+        auditDir,
+        restoreService: gpu.restoreService,
+      }),
+      ...gpu,
+    },
   });
 }

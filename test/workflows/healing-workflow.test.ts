@@ -140,8 +140,9 @@ describe('rolling 24 h count and the escalation flag', () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
       assert.equal((await symptom(env.client, host, 'vllm_oom', { id: 'log:42' })).outcome, 'counted');
-      // Redelivered through the client helper: the same update id, answered with the first answer.
+      // Redelivered through the client helper: a new update, answered as a duplicate with today's count.
       const redelivered = await symptom(env.client, host, 'vllm_oom', { id: 'log:42' });
+      assert.equal(redelivered.outcome, 'duplicate');
       assert.equal(redelivered.count24h, 1);
       // Sent again under another update id: the workflow's own idempotency catches it.
       const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
@@ -154,7 +155,7 @@ describe('rolling 24 h count and the escalation flag', () => {
       await signalSymptom(env.client, host, { kind: 'vllm_oom', id: 'log:43' });
       const state = await eventually('both signals handled', async () => {
         const s = await healingState(env.client, host);
-        return s.totals.duplicates === 2 ? s : undefined;
+        return s.totals.duplicates === 3 ? s : undefined;
       });
       assert.equal(state.count24h, 2);
       assert.equal(state.totals.counted, 2);
@@ -205,18 +206,24 @@ describe('rolling 24 h count and the escalation flag', () => {
     });
   });
 
-  test('a flag lapses TTL after the last symptom, before a window that opens later', async () => {
-    const gpu = scriptedGpu();
+  test('a flag lapses TTL after the last symptom once its owed window has passed, and stays lapsed', async () => {
+    // The canary is refused at the window (predicted 90 s > the 60 s budget), so nothing clears the flag.
+    const gpu = scriptedGpu({ predictedDowntimeMs: 90_000 });
     await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
       await skipToUtc(env, 23);
       for (const id of ['a', 'b', 'c']) await symptom(env.client, host, 'vllm_oom', { id });
       assert.equal((await healingState(env.client, host)).armed, true);
-      await env.sleep(3 * HOUR + MINUTE); // 02:01: lapsed at 02:00
-      const state = await healingState(env.client, host);
-      assert.equal(state.armed, false);
+      await env.sleep(3 * HOUR + MINUTE); // 02:01: the TTL has passed, but the 03:00 window is owed
+      assert.equal((await healingState(env.client, host)).armed, true, 'not before its window');
+      await skipToUtc(env, 7, 1); // the window was refused (budget) and has closed: stale now
+      const state = await eventually('lapsed', async () => {
+        const s = await healingState(env.client, host);
+        return s.armed ? undefined : s;
+      });
       assert.equal(state.mode, 'predictive');
       assert.match(decisionsOf(state, 'escalation lapsed')[0]?.reason ?? '', /no symptom since 23:00/);
-      // The 3 old symptoms are still in the window, but only a new one may arm it again: neither
+      assert.equal(state.counters.missedWindows, 1);
+      // The 3 old symptoms may still be in the window, but only a new one may arm it again: neither
       // redeliveries nor time passing do.
       const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       for (const id of ['a', 'b', 'c']) {
@@ -224,7 +231,7 @@ describe('rolling 24 h count and the escalation flag', () => {
         assert.equal(again.outcome, 'duplicate');
         assert.equal(again.armed, false);
       }
-      await env.sleep(2 * HOUR); // through 03:00
+      await env.sleep(2 * HOUR);
       assert.equal(canaryStarts(gpu, host).length, 0, 'no canary for a lapsed escalation');
       const after = await healingState(env.client, host);
       assert.equal(after.armed, false);
@@ -382,6 +389,8 @@ describe('host budget, cooldown and one canary at a time', () => {
       maintenanceWindow: '00:00-23:59',
       escalationFlagTtlSeconds: 0,
       cooldownHours: 0,
+      // A second healable kind beside vllm_oom (docs/kinds.md): both ask the same host for canaries.
+      kindActions: { kv_cache: 'heal' },
     });
     await withHost(policy, gpu, async (host) => {
       await skipToUtc(env, 1);
@@ -489,6 +498,8 @@ describe('host budget, cooldown and one canary at a time', () => {
       maintenanceWindow: '00:00-23:59',
       escalationFlagTtlSeconds: 0,
       cooldownHours: 0,
+      // A second healable kind beside vllm_oom (docs/kinds.md): both ask the same host for canaries.
+      kindActions: { kv_cache: 'heal' },
     });
     await withHost(policy, gpu, async (host) => {
       await skipToUtc(env, 1);

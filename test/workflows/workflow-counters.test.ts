@@ -85,6 +85,8 @@ test('a failed restore: counted as restore_failed, its overrun carried; the latc
     maintenanceWindow: '00:00-23:59',
     escalationFlagTtlSeconds: 0,
     cooldownHours: 0,
+    // A second healable kind beside vllm_oom (docs/kinds.md): both ask the same host for canaries.
+    kindActions: { kv_cache: 'heal' },
   });
   await withHost(policy, gpu, async (host) => {
     await skipToUtc(env, 1);

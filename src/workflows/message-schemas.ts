@@ -1,0 +1,194 @@
+// Schemas of everything a workflow takes in besides symptoms (those are src/domain/symptom.ts): start
+// inputs and the state they carry across continue-as-new, the lease messages between the workflows, and
+// operator actions. Anyone who can reach the namespace can send any of these with any content, so each is
+// checked before the workflow relies on its shape: no payload may fail a workflow task.
+//
+// Carried state is written by this code (or the release before it), so its schemas are loose: unknown
+// fields are kept (a newer release may have added them), only the fields this code reads are checked.
+import { z } from 'zod';
+import { describeIssues, symptomDetailsSchema } from '../domain/symptom.js';
+import { undecodableReason } from './payload-converter.js';
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Validate `payload` with `schema`: the value, or why not (an unreadable payload says so). */
+export function check<T>(schema: z.ZodType<T>, payload: unknown): Checked<T> {
+  const undecodable = undecodableReason(payload);
+  if (undecodable !== null) return { ok: false, error: `payload: ${undecodable}` };
+  const result = schema.safeParse(payload);
+  return result.success
+    ? { ok: true, value: result.data }
+    : { ok: false, error: describeIssues(result.error.issues) };
+}
+
+const finite = z.number().finite();
+const count = z.number().int().min(0);
+const ms = finite;
+const nullableMs = finite.nullable();
+/** One line of printable text of bounded length: it ends up in decisions and the Web UI. */
+const line = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    // eslint-disable-next-line no-control-regex
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
+const text = z.string().max(10_000);
+
+export const operatorActionSchema = z.strictObject({
+  by: line(500).refine((s) => s.trim() !== '', 'expected who asks'),
+  reason: line(500).refine((s) => s.trim() !== '', 'expected why'),
+});
+
+// ------------------------------------------------------------------ lease messages
+
+export const leaseRequestSchema = z.strictObject({
+  requestId: line(200),
+  holderWorkflowId: line(1000),
+  kind: line(64),
+  predictedDowntimeMs: finite.positive().max(86_400_000),
+});
+
+const configValue = z.union([z.string(), finite, z.boolean()]);
+
+const canaryAuditSchema = z.looseObject({
+  candidateId: text,
+  changes: z.record(z.string(), configValue),
+  reason: text,
+  canaryDowntimeMs: ms,
+  restoreDowntimeMs: nullableMs,
+  measuredVramMb: nullableMs,
+});
+
+export const leaseReleaseSchema = z.strictObject({
+  leaseId: line(200),
+  downtimeMs: finite.min(0).max(86_400_000),
+  outcome: z.enum([
+    'promoted',
+    'restored',
+    'restore_failed',
+    'not_started',
+    'rolled_back',
+    'rollback_failed',
+  ]),
+  restoreFailure: text.optional(),
+  canary: canaryAuditSchema.optional(),
+});
+
+export const leaseDecisionSchema = z.looseObject({
+  requestId: line(200),
+  granted: z.boolean(),
+  leaseId: line(200).optional(),
+  reason: text,
+  retryAt: nullableMs.optional(),
+  budgetLeftMs: ms,
+  budgetTotalMs: ms,
+  cooldownUntil: nullableMs,
+});
+
+export const operatorLeaseRequestSchema = z.strictObject({
+  requestId: line(200),
+  purpose: z.literal('rollback'),
+  by: line(500),
+  reason: line(500),
+  predictedDowntimeMs: finite.positive().max(86_400_000),
+});
+
+// ------------------------------------------------------------------ carried state
+
+const decisionSchema = z.looseObject({
+  at: ms,
+  topic: z.string(),
+  taken: z.boolean(),
+  action: text,
+  reason: text,
+  by: text.optional(),
+  repeats: count.optional(),
+});
+
+const histogramSchema = z.looseObject({ counts: z.array(count), sumMs: finite, count: count });
+const countsSchema = z.record(z.string(), count);
+
+const candidateSchema = z.looseObject({
+  id: text,
+  changes: z.record(z.string(), configValue),
+  predictedVramMb: finite,
+  headroomMb: finite,
+  fits: z.boolean(),
+  predictedDowntimeMs: finite,
+  givesUp: text,
+  why: text,
+});
+
+const canaryRecordSchema = z.looseObject({
+  at: ms,
+  candidateId: text,
+  changes: z.record(z.string(), configValue),
+  outcome: z.enum(['promoted', 'restored', 'restore_failed', 'cancelled']),
+  reason: text,
+  downtimeMs: finite,
+  measuredVramMb: nullableMs,
+});
+
+const windowOccurrenceSchema = z.looseObject({ opensAt: ms, closesAt: ms });
+
+export const carriedHealingStateSchema = z.looseObject({
+  window: z.looseObject({
+    events: z.array(ms),
+    buckets: z.array(z.tuple([ms, count])),
+    ids: z.array(z.tuple([z.string(), ms])),
+  }),
+  lastSymptomAt: nullableMs,
+  forced: z.looseObject({ by: text, reason: text, at: ms }).nullable(),
+  armedAt: nullableMs,
+  attempts: count,
+  lastCanary: canaryRecordSchema.nullable(),
+  recommendation: z.looseObject({ at: text, basis: text, candidates: z.array(candidateSchema) }).nullable(),
+  lastPredictedAt: nullableMs,
+  lastSymptomDetails: symptomDetailsSchema.nullable(),
+  hostFigures: z
+    .looseObject({ budgetLeftMs: ms, budgetTotalMs: ms, cooldownUntil: nullableMs, asOf: ms })
+    .nullable(),
+  decisions: z.array(decisionSchema),
+  totals: z.looseObject({ counted: count, duplicates: count, stale: count, rejected: count }),
+  counters: z
+    .looseObject({
+      canaryRuns: countsSchema,
+      canaryDowntime: histogramSchema,
+      refused: countsSchema,
+      missedWindows: count.optional(),
+    })
+    .optional(),
+  /** The window an armed escalation is being offered (missed-window tracking); absent before 0.2. */
+  offered: windowOccurrenceSchema.extend({ canaryRan: z.boolean() }).nullable().optional(),
+  runs: count,
+});
+
+const leaseSchema = z.looseObject({
+  leaseId: text,
+  holderWorkflowId: text,
+  kind: text,
+  grantedAt: ms,
+  expiresAt: ms,
+  predictedDowntimeMs: finite,
+  budgetLeftMs: finite,
+  windowOpensAt: ms,
+  windowClosesAt: ms,
+});
+
+const operatorMarkSchema = z.looseObject({ at: ms, by: text, reason: text });
+
+export const carriedHostStateSchema = z.looseObject({
+  ledger: z.looseObject({
+    ledger: z.looseObject({ windowOpensAt: nullableMs, spentMs: finite, overrunMs: finite, canaries: count }),
+    cooldownUntil: nullableMs,
+    lease: leaseSchema.nullable(),
+    paused: operatorMarkSchema.nullable(),
+    restoreFailure: z.looseObject({ at: ms, kind: text, message: text }).nullable(),
+    canaryStarts: z.array(ms).optional(),
+  }),
+  decisions: z.array(decisionSchema),
+  answered: z.array(z.tuple([z.string(), leaseDecisionSchema])),
+  counters: z.looseObject({ leaseRefusals: countsSchema, overrunMs: finite }).optional(),
+  runs: count,
+});
