@@ -1,6 +1,7 @@
 // Every metric the GPU-host worker exports: names, types and labels in one place, so the exporter,
 // the alert rules, the Grafana dashboard and their tests agree. The first seven are the original
-// design's names (../shared/design.md); the rest are what an operator also needs.
+// design's names and types (../shared/design.md: kloros_canary_duration_seconds is the seed's gauge of the
+// last canary's duration); the rest are what an operator also needs.
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -44,6 +45,12 @@ export const METRICS = {
   },
   canaryDuration: {
     name: 'kloros_canary_duration_seconds',
+    type: 'gauge',
+    help: "Duration of this host's last canary, in seconds: from its start to its promotion, or to the end of the restore that followed it (0 before the first).",
+    labels: [],
+  },
+  canaryDowntime: {
+    name: 'kloros_canary_downtime_seconds',
     type: 'histogram',
     help: 'Measured service downtime of each canary (restart command to healthy), in seconds.',
     labels: [],
@@ -83,6 +90,12 @@ export const METRICS = {
     type: 'counter',
     help: 'Decisions refused by the healing and host workflows, by reason.',
     labels: ['reason'],
+  },
+  missedWindows: {
+    name: 'kloros_escalation_missed_windows_total',
+    type: 'counter',
+    help: 'Maintenance windows an armed escalation was offered and that closed with no canary run, by kind.',
+    labels: ['kind'],
   },
   windowOpen: {
     name: 'kloros_gpu_maintenance_window_open',

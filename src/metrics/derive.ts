@@ -2,8 +2,7 @@
 // state (one "source" per workflow, see counter-ledger.ts); gauges from the current views and the real
 // clock (a query answers with the time of the workflow's last task, so anything that depends on "now"
 // — budget, cooldown, window — is computed here from the stored figures).
-import { budgetLeftMs, initialHostLedgerState, type RefusalCode } from '../domain/host-ledger.js';
-import { currentWindow, parseMaintenanceWindow } from '../domain/maintenance-window.js';
+import { type RefusalCode, hostFiguresAt } from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import {
   CANARY_DOWNTIME_BUCKETS_SECONDS,
@@ -13,7 +12,7 @@ import {
   emptyHostCounters,
 } from '../domain/workflow-counters.js';
 import type { CanaryRecord, HealingStateView } from '../workflows/healing-messages.js';
-import type { HostStateView } from '../workflows/host-coordinator-messages.js';
+import { type HostStateView, hostLedgerOf } from '../workflows/host-coordinator-messages.js';
 import { METRICS } from './catalog.js';
 
 export type Labels = Record<string, string>;
@@ -50,6 +49,8 @@ export const LEASE_REFUSAL_CODES = [
   'budget',
   'window_too_short',
   'invalid_request',
+  'kind_cannot_heal',
+  'host_canary_cap',
 ] as const satisfies readonly RefusalCode[];
 
 export const HEALING_REFUSAL_CODES = [
@@ -105,6 +106,11 @@ export function healingCounts(view: HealingStateView): SourceCounts {
     samples.push({ name: METRICS.decisionsRefused.name, labels: { reason }, value: n });
   }
   samples.push(...histogramSamples(counters.canaryDowntime));
+  samples.push({
+    name: METRICS.missedWindows.name,
+    labels: { kind: view.kind },
+    value: counters.missedWindows ?? 0,
+  });
   return { source: view.workflowId, epoch: view.firstRunId, samples };
 }
 
@@ -125,7 +131,7 @@ export function hostCounts(view: HostStateView): SourceCounts {
 
 /** Cumulative `_bucket{le}`, `_sum` (seconds) and `_count` of a carried downtime histogram. */
 export function histogramSamples(h: { counts: readonly number[]; sumMs: number; count: number }): Sample[] {
-  const name = METRICS.canaryDuration.name;
+  const name = METRICS.canaryDowntime.name;
   const samples: Sample[] = [];
   let cumulative = 0;
   CANARY_DOWNTIME_BUCKETS_SECONDS.forEach((bound, i) => {
@@ -157,6 +163,7 @@ export function zeroCounterSamples(kinds: readonly string[]): Sample[] {
     samples.push({ name: METRICS.leaseWaits.name, labels: { reason }, value: 0 });
   for (const kind of kinds) {
     samples.push({ name: METRICS.symptoms.name, labels: { kind }, value: 0 });
+    samples.push({ name: METRICS.missedWindows.name, labels: { kind }, value: 0 });
     for (const reason of SYMPTOM_REJECTION_REASONS)
       samples.push({ name: METRICS.symptomsRejected.name, labels: { kind, reason }, value: 0 });
   }
@@ -177,12 +184,16 @@ export interface GaugeInput {
 
 export function gaugeSamples(input: GaugeInput): Sample[] {
   const policy = input.host?.policy ?? input.policy;
-  const window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
-  const open = currentWindow(window, input.now) !== null;
-  const ledger = input.host?.ledger ?? initialHostLedgerState().ledger;
-  const budgetMs = budgetLeftMs({ ...initialHostLedgerState(), ledger }, policy, window, input.now);
-  const cooldownUntil = input.host?.cooldownUntil ? Date.parse(input.host.cooldownUntil) : null;
-  const cooldownMs = cooldownUntil === null ? 0 : Math.max(0, cooldownUntil - input.now);
+  const figures = hostFiguresAt(hostLedgerOf(input.host), policy, input.now);
+
+  // The seed's gauge: how long the host's most recent canary took, start to promotion or to restored.
+  const last = input.healing
+    .map((v) => v.lastCanary)
+    .filter((c): c is CanaryRecord => c !== null)
+    .sort((a, b) => b.at - a.at)[0];
+  const lastDurationSeconds = last
+    ? (last.startedAt !== undefined ? last.at - last.startedAt : last.downtimeMs) / 1000
+    : 0;
 
   const armed = new Map<string, boolean>();
   for (const kind of input.knownKinds) armed.set(kind, false);
@@ -192,9 +203,10 @@ export function gaugeSamples(input: GaugeInput): Sample[] {
     ...[...armed.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([kind, on]) => ({ name: METRICS.escalationFlag.name, labels: { kind }, value: on ? 1 : 0 })),
-    { name: METRICS.budgetRemaining.name, labels: {}, value: budgetMs / 1000 },
-    { name: METRICS.cooldown.name, labels: {}, value: cooldownMs / 1000 },
-    { name: METRICS.windowOpen.name, labels: {}, value: open ? 1 : 0 },
+    { name: METRICS.budgetRemaining.name, labels: {}, value: figures.budgetLeftMs / 1000 },
+    { name: METRICS.cooldown.name, labels: {}, value: figures.cooldownLeftMs / 1000 },
+    { name: METRICS.windowOpen.name, labels: {}, value: figures.windowOpen ? 1 : 0 },
+    { name: METRICS.canaryDuration.name, labels: {}, value: lastDurationSeconds },
     {
       name: METRICS.restoreFailureLatched.name,
       labels: {},

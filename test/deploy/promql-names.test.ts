@@ -19,9 +19,9 @@ test('functions, aggregations, by/without and ranges with Grafana variables', ()
   );
   assert.deepEqual(
     metricNames(
-      'histogram_quantile(0.95, sum without (instance) (rate(kloros_canary_duration_seconds_bucket[5m])))',
+      'histogram_quantile(0.95, sum without (instance) (rate(kloros_canary_downtime_seconds_bucket[5m])))',
     ),
-    ['kloros_canary_duration_seconds_bucket'],
+    ['kloros_canary_downtime_seconds_bucket'],
   );
   assert.deepEqual(metricNames('sum(increase(kloros_canary_runs_total[1h])) by (result, mode)'), [
     'kloros_canary_runs_total',
@@ -62,19 +62,20 @@ test('unbalanced brackets and unterminated strings are errors, not silent passes
 
 test('only exported series pass: histogram only with its suffixes', () => {
   const exported = exportedSeriesNames(Object.values(METRICS));
-  assert.ok(exported.includes('kloros_canary_duration_seconds_bucket'));
-  assert.ok(!exported.includes('kloros_canary_duration_seconds'));
+  assert.ok(exported.includes('kloros_canary_downtime_seconds_bucket'));
+  assert.ok(!exported.includes('kloros_canary_downtime_seconds'));
+  assert.ok(exported.includes('kloros_canary_duration_seconds'), "the seed's gauge");
   assert.deepEqual(
     unknownNames(
       [
         'kloros_symptoms_total',
-        'kloros_canary_duration_seconds_sum',
-        'kloros_canary_duration_seconds',
+        'kloros_canary_downtime_seconds_sum',
+        'kloros_canary_downtime_seconds',
         'kloros_symptom_total',
         'up',
       ],
       exported,
     ),
-    ['kloros_canary_duration_seconds', 'kloros_symptom_total', 'up'],
+    ['kloros_canary_downtime_seconds', 'kloros_symptom_total', 'up'],
   );
 });

@@ -234,9 +234,18 @@ test('after the promotion the alert resolves', async () => {
     async () => (await scalar(`kloros_canary_runs_total{result="promoted",mode="canary"}`)) === 1,
     60_000,
   );
-  assert.equal(await scalar(`kloros_canary_duration_seconds_count`), 1);
-  const sum = await scalar(`kloros_canary_duration_seconds_sum`);
+  assert.equal(await scalar(`kloros_canary_downtime_seconds_count`), 1);
+  const sum = await scalar(`kloros_canary_downtime_seconds_sum`);
   assert.ok(sum !== undefined && Math.abs(sum - promoted.lastCanary!.downtimeMs / 1000) < 0.01, `sum ${sum}`);
+  // The seed's gauge: the last canary's duration, start to promotion (longer than its downtime: soak, probe).
+  const duration = await scalar('kloros_canary_duration_seconds');
+  const c = promoted.lastCanary!;
+  assert.ok(c.startedAt !== undefined);
+  assert.ok(
+    duration !== undefined && Math.abs(duration - (c.at - c.startedAt) / 1000) < 0.01,
+    `duration ${duration}`,
+  );
+  assert.ok(duration >= c.downtimeMs / 1000);
   assert.ok(((await scalar('kloros_gpu_budget_seconds_remaining')) ?? 60) < 60, 'budget charged');
   assert.ok(((await scalar('kloros_gpu_canary_cooldown_seconds')) ?? 0) > 0, 'cooldown running');
 });

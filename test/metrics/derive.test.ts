@@ -73,7 +73,7 @@ test('a healing view gives its kind’s symptom totals, canary outcomes, refusal
   assert.equal(value(s, METRICS.canaryRuns.name, { result: 'promoted', mode: 'canary' }), 2);
   assert.equal(value(s, METRICS.restoreFail.name), 1);
   assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'no_fitting_candidate' }), 3);
-  const h = METRICS.canaryDuration.name;
+  const h = METRICS.canaryDowntime.name;
   assert.equal(value(s, `${h}_bucket`, { le: '1' }), 1);
   assert.equal(value(s, `${h}_bucket`, { le: '10' }), 1);
   assert.equal(value(s, `${h}_bucket`, { le: '15' }), 2);
@@ -88,7 +88,7 @@ test('a view carried from a version without counters reads as zero counters', ()
   delete (view as Partial<HealingStateView>).counters;
   const s = healingCounts(view).samples;
   assert.equal(value(s, METRICS.symptoms.name, { kind: 'vllm_oom' }), 1);
-  assert.equal(value(s, `${METRICS.canaryDuration.name}_count`), 0);
+  assert.equal(value(s, `${METRICS.canaryDowntime.name}_count`), 0);
 });
 
 test('the coordinator’s refusals count as refused decisions; only the "not now" ones as lease waits', () => {

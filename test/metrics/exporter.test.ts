@@ -12,7 +12,7 @@ import { parseExposition, valueOf } from '../support/metrics-text.js';
 
 function snapshot(): MetricsSnapshot {
   const counters = [
-    ...zeroCounterSamples(['vllm_oom']).filter((s) => !s.name.startsWith(METRICS.canaryDuration.name)),
+    ...zeroCounterSamples(['vllm_oom']).filter((s) => !s.name.startsWith(METRICS.canaryDowntime.name)),
     ...histogramSamples({ counts: [0, 1, 0, 2], sumMs: 21_500, count: 3 }),
   ].map((s) => (s.name === METRICS.symptoms.name ? { ...s, value: 5 } : s));
   const gauges = gaugeSamples({
@@ -39,7 +39,7 @@ test('the exposition carries every catalog metric with its type, and the stateâ€
     for (const spec of Object.values(METRICS)) assert.equal(e.types.get(spec.name), spec.type, spec.name);
     assert.match(e.text, /^# TYPE kloros_symptoms_total counter$/m);
     assert.equal(valueOf(e, METRICS.symptoms.name, { kind: 'vllm_oom' }), 5);
-    const h = METRICS.canaryDuration.name;
+    const h = METRICS.canaryDowntime.name;
     assert.equal(valueOf(e, `${h}_bucket`, { le: '1' }), 0);
     assert.equal(valueOf(e, `${h}_bucket`, { le: '2.5' }), 1);
     assert.equal(valueOf(e, `${h}_bucket`, { le: '10' }), 3);

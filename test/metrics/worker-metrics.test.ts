@@ -124,7 +124,7 @@ test('every catalog metric is exposed with its type, valued from the workflows',
   assert.equal(valueOf(e, METRICS.windowOpen.name), 0);
   assert.equal(valueOf(e, METRICS.cooldown.name), 0);
   assert.equal(valueOf(e, METRICS.restoreFailureLatched.name), 0);
-  assert.equal(valueOf(e, `${METRICS.canaryDuration.name}_count`), 0);
+  assert.equal(valueOf(e, `${METRICS.canaryDowntime.name}_count`), 0);
   assert.equal(e.types.get('process_cpu_user_seconds_total'), 'counter', 'default process metrics');
 
   const sdk = await scrape(sdkUrl);
