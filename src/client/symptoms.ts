@@ -2,11 +2,11 @@
 import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import {
   HOST_EXPECTED,
-  KIND_EXPECTED,
   healingWorkflowId,
   hostTaskQueue,
   isValidHost,
   isValidKind,
+  kindProblem,
 } from '../domain/identifiers.js';
 import type { SymptomInput } from '../domain/symptom.js';
 import {
@@ -29,7 +29,9 @@ export function healingStartOptions(host: string, kind: unknown) {
   if (!isValidHost(host))
     throw new SymptomAddressError(`host ${JSON.stringify(host)}: expected ${HOST_EXPECTED}`);
   if (typeof kind !== 'string' || !isValidKind(kind))
-    throw new SymptomAddressError(`kind ${JSON.stringify(kind) ?? String(kind)}: expected ${KIND_EXPECTED}`);
+    throw new SymptomAddressError(
+      `kind ${JSON.stringify(kind) ?? String(kind)}: ${kindProblem(typeof kind === 'string' ? kind : '')}`,
+    );
   return {
     workflowId: healingWorkflowId(host, kind),
     taskQueue: hostTaskQueue(host),
@@ -49,11 +51,13 @@ export async function recordSymptom(
     HealingWorkflow,
     healingStartOptions(host, symptom.kind),
   );
+  // Every delivery is an update of its own (the SDK keeps one update id across its own retries of this
+  // call). The symptom's id is what makes a redelivery idempotent: the workflow answers it as a duplicate
+  // with the count as it is now. Reusing the symptom id as the update id would make the server replay the
+  // first delivery's answer instead, however stale.
   return client.workflow.executeUpdateWithStart(recordSymptomUpdate, {
     args: [symptom],
     startWorkflowOperation,
-    // The idempotency id doubles as the update id: a redelivered update is answered, not applied again.
-    ...(symptom.id ? { updateId: `symptom:${symptom.id}` } : {}),
   });
 }
 

@@ -4,7 +4,7 @@
 // repeats of one firing alert count once, while the same alert firing again later counts again.
 import { z } from 'zod';
 import { HOST_EXPECTED, KIND_EXPECTED, isValidHost, isValidKind } from '../domain/identifiers.js';
-import { type SymptomInput, parseSymptom } from '../domain/symptom.js';
+import { type SymptomInput, cleanLine, cleanText, parseSymptom } from '../domain/symptom.js';
 
 export const DEFAULT_KIND_LABEL = 'kloros_kind';
 
@@ -81,17 +81,6 @@ export function hostFromInstance(instance: string): string | null {
   return isValidHost(host) ? host : null;
 }
 
-/** Printable text for a symptom's details (control characters become spaces), at most `max` characters. */
-export function printableText(text: string, max: number): string {
-  return (
-    text
-      // eslint-disable-next-line no-control-regex
-      .replace(/[\u0000-\u001f\u007f]+/g, ' ')
-      .trim()
-      .slice(0, max)
-  );
-}
-
 /** One alert → one symptom for a host, or the reason it cannot be one. */
 export function alertToSymptom(
   alert: Alert,
@@ -136,8 +125,8 @@ export function alertToSymptom(
     eventTime: startsAt.text,
     source: 'alertmanager',
     details: {
-      ...(family !== undefined ? { family: printableText(family, 64) } : {}),
-      ...(summary !== undefined ? { text: printableText(summary, 2000) } : {}),
+      ...(family !== undefined ? { family: cleanLine(family, 64) } : {}),
+      ...(summary !== undefined ? { text: cleanText(summary, 2000) } : {}),
     },
   };
   const parsed = parseSymptom(symptom);

@@ -1,24 +1,11 @@
 // Incident → the symptom the HealingWorkflow receives, with an idempotency id derived from where the
 // incident was read: the same lines re-read after a restart give the same ids, so nothing counts twice.
 import { createHash } from 'node:crypto';
-import type { SymptomInput } from '../domain/symptom.js';
+import { type SymptomInput, cleanText } from '../domain/symptom.js';
 import type { Incident } from './types.js';
 
 const MAX_TEXT = 2000;
 const MAX_ID = 200;
-
-/** Terminal escapes and control characters out; tabs become spaces; at most 2000 characters. */
-export function printableText(text: string, max = MAX_TEXT): string {
-  return (
-    text
-      // eslint-disable-next-line no-control-regex
-      .replace(/\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g, '')
-      .replace(/\t/g, ' ')
-      // eslint-disable-next-line no-control-regex
-      .replace(/[\u0000-\u001f\u007f]/g, '')
-      .slice(0, max)
-  );
-}
 
 /** A short, stable key for a source identity (path + device + inode, or a command line). */
 export function sourceKeyOf(identity: string): string {
@@ -44,7 +31,7 @@ export function incidentToSymptom(
   if (incident.estimatedMaxModelLen !== undefined)
     details.estimatedMaxModelLen = incident.estimatedMaxModelLen;
   if (incident.gpu !== undefined) details.gpu = incident.gpu;
-  const text = printableText(incident.text);
+  const text = cleanText(incident.text, MAX_TEXT);
   if (text !== '') details.text = text;
   return {
     kind: incident.kind,

@@ -8,6 +8,8 @@ import { armedText, formatDecisions, formatHostState } from '../../src/client/cl
 import { buildSymptom } from '../../src/client/commands/symptom.js';
 import { changeKey } from '../../src/client/commands/watch.js';
 import { UsageError } from '../../src/client/cli/errors.js';
+import { DEFAULT_POLICY } from '../../src/domain/policy.js';
+import type { HostStateView } from '../../src/workflows/host-coordinator-messages.js';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 
@@ -62,40 +64,53 @@ test('decisions show refusals, repeats and who asked', () => {
   assert.equal(formatDecisions([]), 'no decisions yet\n');
 });
 
-test('the host view names the latch and what to do about it', () => {
+test('the host view names the latch and what to do about it; budget and cooldown are for now', () => {
   assert.match(formatHostState(null, 'gpu-1', NOW), /no coordinator yet/);
-  const text = formatHostState(
-    {
-      workflowId: 'kloros-host/gpu-1',
-      host: 'gpu-1',
-      now: new Date(NOW).toISOString(),
-      budgetTotalMs: 300_000,
-      budgetLeftMs: 120_000,
-      budgetSpentMs: 180_000,
-      overrunMs: 0,
-      windowOpensAt: null,
-      cooldownUntil: null,
-      cooldownLeftMs: 0,
-      lease: null,
-      paused: { by: 'bob', reason: 'maintenance', at: new Date(NOW).toISOString() },
-      restoreFailure: { kind: 'vllm_oom', message: 'unhealthy', at: new Date(NOW - 60_000).toISOString() },
-      ledger: {} as never,
-      counters: {} as never,
-      firstRunId: 'r',
-      decisions: [],
-      policy: null,
-      runs: 1,
+  // The window 11:00-13:00 UTC opened an hour before NOW, and 3 m of its 5 m were charged; the cooldown
+  // ends 10 min after NOW. The coordinator's own figures (budgetLeftMs, cooldownLeftMs) are stale on purpose.
+  const view: HostStateView = {
+    workflowId: 'kloros-host/gpu-1',
+    host: 'gpu-1',
+    now: new Date(NOW - 3 * 3600_000).toISOString(),
+    budgetTotalMs: 300_000,
+    budgetLeftMs: 300_000,
+    budgetSpentMs: 0,
+    overrunMs: 0,
+    windowOpensAt: null,
+    cooldownUntil: new Date(NOW + 10 * 60_000).toISOString(),
+    cooldownLeftMs: 999_999_999,
+    lease: null,
+    paused: { by: 'bob', reason: 'maintenance', at: new Date(NOW).toISOString() },
+    restoreFailure: { kind: 'vllm_oom', message: 'unhealthy', at: new Date(NOW - 60_000).toISOString() },
+    ledger: { windowOpensAt: NOW - 3600_000, spentMs: 180_000, overrunMs: 0, canaries: 1 },
+    counters: { leaseRefusals: {}, overrunMs: 0 },
+    firstRunId: 'r',
+    decisions: [],
+    policy: {
+      ...DEFAULT_POLICY,
+      maintenanceWindow: '11:00-13:00',
+      maintenanceTimeZone: 'UTC',
+      maxDowntimeSeconds: 300,
     },
-    'gpu-1',
-    NOW,
-  );
+    runs: 1,
+  };
+  const text = formatHostState(view, 'gpu-1', NOW);
   assert.match(text, /paused {10}yes, by bob: maintenance/);
   assert.match(
     text,
     /restore failure {1}LATCHED \(vllm_oom, 1 m ago\): unhealthy — .*healctl ack gpu-1 --reason/,
   );
-  assert.match(text, /budget tonight {2}2 m left of 5 m/);
+  assert.match(text, /budget {10}2 m left of 5 m in the open window/);
+  assert.match(text, /cooldown {8}10 m left \(until 2026-11-28 12:10:00Z\)/);
   assert.match(text, /lease {11}free/);
+  // A day later the window that opens resets the budget, and the cooldown is over: no stale "left".
+  const later = formatHostState(view, 'gpu-1', NOW + 24 * 3600_000);
+  assert.match(later, /budget {10}5 m left of 5 m in the open window/);
+  assert.match(later, /cooldown {8}none/);
+  assert.match(
+    formatHostState({ ...view, policy: null }, 'gpu-1', NOW),
+    /budget {10}unknown until the coordinator has loaded its policy/,
+  );
 });
 
 test('config diffs list changed top-level keys, absent ones included', () => {

@@ -103,10 +103,10 @@ async function serviceDir(name: string, previous: string | null) {
 
 test('rollback puts the previous config back, restarts, waits healthy and writes an audit line', async () => {
   const s = await serviceDir('present', 'model: m\ngpu-memory-utilization: 0.9\n');
-  // Without Temporal it cannot check the lease: refused unless --force.
+  // Without Temporal it cannot take the host's lease: refused unless --force.
   const refused = await healctl(['rollback'], s.env);
   assert.equal(refused.exitCode, 1);
-  assert.match(refused.stderr, /cannot check whether a canary holds gpu-test: .*Pass --force/);
+  assert.match(refused.stderr, /cannot take the lease of gpu-test: .*Pass --force to go on without it/);
   assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.85\n');
 
   const r = await healctl(['rollback', '--force', '--reason', 'too slow'], s.env);

@@ -173,7 +173,14 @@ test('pause, resume and ack change the host coordinator', async () => {
 
   const ack = await healctl(['ack', host, '--reason', 'checked', '--json']);
   assert.equal(ack.exitCode, 0, ack.stderr);
-  assert.equal((JSON.parse(ack.stdout) as { restoreFailure: unknown }).restoreFailure, null);
+  const answer = JSON.parse(ack.stdout) as { restoreFailure: unknown; acknowledged: unknown };
+  assert.equal(answer.restoreFailure, null);
+  assert.equal(answer.acknowledged, null, 'nothing was latched, so nothing was acknowledged');
+  // Issue 13: with nothing latched it says so, instead of "acknowledged".
+  const plain = await healctl(['ack', host, '--reason', 'checked']);
+  assert.equal(plain.exitCode, 0, plain.stderr);
+  assert.match(plain.stdout, new RegExp(`^nothing to acknowledge: no restore failure is latched on ${host}`));
+  assert.doesNotMatch(plain.stdout, /^acknowledged/);
 });
 
 test('start is idempotent and cancel ends the workflow', async () => {

@@ -124,7 +124,7 @@ test('the Web UI lists the healing workflow by its search attributes and shows w
   );
   assert.match(detail, /Symptoms in 24 h: \d+ \/ 3/);
   assert.match(detail, /Maintenance window: window \d\d:\d\d-\d\d:\d\d UTC is open/);
-  assert.match(detail, /Downtime budget: .* left of 1 m tonight/);
+  assert.match(detail, /Downtime budget: .* left of 1 m as of \d\d:\d\d UTC/);
   assert.match(detail, /Next: /);
   await shot(page, 'user-metadata');
 

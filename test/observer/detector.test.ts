@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { IncidentDetector, detectAll } from '../../src/observer/detector.js';
 import { classifyLine } from '../../src/observer/patterns.js';
 import { parseLogTime } from '../../src/observer/log-time.js';
-import { incidentToSymptom, printableText } from '../../src/observer/to-symptom.js';
+import { incidentToSymptom } from '../../src/observer/to-symptom.js';
+import { cleanText } from '../../src/domain/symptom.js';
 import { parseSymptom } from '../../src/domain/symptom.js';
 import type { Incident } from '../../src/observer/types.js';
 
@@ -282,5 +283,8 @@ test('incident → symptom: valid for the workflow, control characters and ANSI 
   assert.ok(!symptom.details?.text?.includes('\u001b'));
   const parsed = parseSymptom(symptom);
   assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
-  assert.equal(printableText('a\tb\u0000c\u001b]0;title\u0007d'), 'a bcd');
+  assert.equal(cleanText('a\tb\u0000c\u001b]0;title\u0007d', 2000), 'a bcd');
+  // Characters a symptom would be refused for are taken out or replaced, never passed on.
+  assert.equal(cleanText('oom \u202Egpu\uD800 x', 2000), 'oom gpu\ufffd x');
+  assert.equal(cleanText('ab\uD83D\uDE00', 3), 'ab', 'a cut never leaves half a character');
 });

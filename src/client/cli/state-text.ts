@@ -3,7 +3,8 @@
 import type { Decision } from '../../domain/decision-log.js';
 import { formatDuration } from '../../domain/duration-text.js';
 import type { HealingStateView } from '../../workflows/healing-messages.js';
-import type { HostStateView } from '../../workflows/host-coordinator-messages.js';
+import { hostFiguresAt } from '../../domain/host-ledger.js';
+import { type HostStateView, hostLedgerOf } from '../../workflows/host-coordinator-messages.js';
 import { formatTable, mib, relativeTime, seconds, timeWithRelative, utcStamp } from './format.js';
 
 export function armedText(view: Pick<HealingStateView, 'armed' | 'flagExpiresAt'>, now: number): string {
@@ -45,7 +46,10 @@ export function formatHealingState(view: HealingStateView, now: number, lastDeci
   );
   const f = view.hostFigures;
   if (f) {
-    push('budget tonight', `${formatDuration(f.budgetLeftMs)} left of ${formatDuration(f.budgetTotalMs)}`);
+    push(
+      'budget tonight',
+      `${formatDuration(f.budgetLeftMs)} left of ${formatDuration(f.budgetTotalMs)} (as the host reported ${relativeTime(f.asOf, now)}; \`healctl status --host\` for now)`,
+    );
     push(
       'cooldown',
       f.cooldownUntil !== null && f.cooldownUntil > now
@@ -98,13 +102,22 @@ export function formatHostState(view: HostStateView | null, host: string, now: n
   push(
     'lease',
     view.lease
-      ? `held by ${view.lease.kind} canary since ${timeWithRelative(view.lease.grantedAt, now)}, expires ${relativeTime(view.lease.expiresAt, now)} (lease ${view.lease.leaseId})`
+      ? `held by ${view.lease.kind === 'rollback' ? `an operator rollback (${view.lease.holderWorkflowId})` : `${view.lease.kind} canary`} since ${timeWithRelative(view.lease.grantedAt, now)}, expires ${relativeTime(view.lease.expiresAt, now)} (lease ${view.lease.leaseId})`
       : 'free',
   );
+  // At the reader's `now`, from what the coordinator stored: its own figures are as of its last task.
+  const figures = view.policy ? hostFiguresAt(hostLedgerOf(view), view.policy, now) : null;
   push(
-    'budget tonight',
-    `${formatDuration(view.budgetLeftMs)} left of ${formatDuration(view.budgetTotalMs)}`,
+    'budget',
+    figures
+      ? `${formatDuration(figures.budgetLeftMs)} left of ${formatDuration(figures.budgetTotalMs)} ${figures.windowOpen ? 'in the open window' : 'for the next window'}`
+      : 'unknown until the coordinator has loaded its policy',
   );
-  push('cooldown', view.cooldownLeftMs > 0 ? `${formatDuration(view.cooldownLeftMs)} left` : 'none');
+  push(
+    'cooldown',
+    figures && figures.cooldownLeftMs > 0 && view.cooldownUntil
+      ? `${formatDuration(figures.cooldownLeftMs)} left (until ${utcStamp(view.cooldownUntil)})`
+      : 'none',
+  );
   return lines.join('\n') + '\n';
 }

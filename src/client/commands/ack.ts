@@ -38,6 +38,15 @@ export function registerAckCommand(program: Command): void {
         }
       });
       if (opts.json) printJson(view);
-      else process.stdout.write(`acknowledged by ${action.by}\n` + formatHostState(view, host, Date.now()));
+      else {
+        // An answer from an older worker has no `acknowledged`: its decisions say it all the same.
+        const what =
+          view.acknowledged === undefined
+            ? `acknowledged by ${action.by}`
+            : view.acknowledged === null
+              ? `nothing to acknowledge: no restore failure is latched on ${host} (recorded all the same)`
+              : `acknowledged by ${action.by}: ${view.acknowledged.kind} restore failure of ${view.acknowledged.at} (${view.acknowledged.message}); canaries may run on ${host} again`;
+        process.stdout.write(`${what}\n` + formatHostState(view, host, Date.now()));
+      }
     });
 }
