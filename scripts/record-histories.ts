@@ -9,8 +9,9 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../src/domain/identifiers.js';
 import type { HealingPolicy } from '../src/domain/policy.js';
@@ -21,6 +22,7 @@ import {
 } from '../src/workflows/healing-messages.js';
 import {
   acknowledgeRestoreFailureUpdate,
+  acquireOperatorLeaseUpdate,
   pauseHostUpdate,
   releaseLeaseSignal,
   requestLeaseSignal,
@@ -51,6 +53,8 @@ const operator = { by: 'recorder', reason: 'recorded scenario' };
 
 interface Scenario {
   name: string;
+  /** The healing workflow's kind (default vllm_oom). */
+  kind?: string;
   policy?: Partial<HealingPolicy>;
   gpu?: Parameters<typeof scriptedGpu>[0];
   /** Drives the host's workflows; returns when the scenario's end state is reached. */
@@ -206,6 +210,130 @@ const SCENARIOS: Scenario[] = [
       );
     },
   },
+  // Added with release 0.2 (what 0.1 histories cannot show).
+  {
+    name: 'alert-kind',
+    kind: 'gpu_xid',
+    async drive(env, host) {
+      await skipToUtc(env, 1);
+      for (let i = 0; i < 3; i++) {
+        await symptom(env.client, host, 'gpu_xid', {
+          id: `xid-${i}`,
+          details: {
+            family: 'gpu_xid',
+            text: 'NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.',
+          },
+        });
+      }
+      await skipToUtc(env, 8, 0);
+      await eventually('lapsed', async () => !(await healingState(env.client, host, 'gpu_xid')).armed);
+    },
+  },
+  {
+    name: 'missed-window',
+    async drive(env, host) {
+      await env.client.workflow.executeUpdateWithStart(pauseHostUpdate, {
+        args: [operator],
+        startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+          workflowId: hostCoordinatorWorkflowId(host),
+          taskQueue: hostTaskQueue(host),
+          args: [{ host }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        }),
+      });
+      await skipToUtc(env, 10, 0);
+      for (let i = 0; i < 3; i++) await symptom(env.client, host, 'vllm_oom', { id: `miss-${i}` });
+      await skipToUtc(env, 7, 1);
+      await eventually(
+        'missed',
+        async () => ((await healingState(env.client, host)).counters.missedWindows ?? 0) > 0,
+      );
+    },
+  },
+  {
+    name: 'rollback-lease',
+    gpu: { canaryScripts: ['gated'] },
+    async drive(env, host, gpu) {
+      await threeSymptoms(env, host);
+      await skipToUtc(env, 3, 1);
+      await eventually(
+        'canary running',
+        async () => (await healingState(env.client, host)).phase === 'canary_running',
+      );
+      const ask = (requestId: string) =>
+        env.client.workflow.executeUpdateWithStart(acquireOperatorLeaseUpdate, {
+          args: [
+            {
+              requestId,
+              purpose: 'rollback',
+              by: 'recorder',
+              reason: 'recorded',
+              predictedDowntimeMs: 20_000,
+            },
+          ],
+          startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+            workflowId: hostCoordinatorWorkflowId(host),
+            taskQueue: hostTaskQueue(host),
+            args: [{ host }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+          }),
+        });
+      await ask('refused-while-canary');
+      gpu.openGate();
+      await lastCanaryIs(env.client, host, 'promoted');
+      await eventually('lease free', async () => (await hostState(env.client, host)).lease === null);
+      const granted = await ask('granted');
+      await env.client.workflow.getHandle(hostCoordinatorWorkflowId(host)).signal(releaseLeaseSignal, {
+        leaseId: granted.leaseId ?? '',
+        downtimeMs: 5_000,
+        outcome: 'rolled_back',
+      });
+      await eventually('released', async () => (await hostState(env.client, host)).lease === null);
+    },
+  },
+  {
+    name: 'abandoned-canary',
+    gpu: { canaryScripts: ['gated'] },
+    async drive(env, host, gpu) {
+      await threeSymptoms(env, host);
+      await skipToUtc(env, 3, 1);
+      await eventually(
+        'canary running',
+        async () => (await healingState(env.client, host)).phase === 'canary_running',
+      );
+      await env.client.workflow
+        .getHandle(healingWorkflowId(host, 'vllm_oom'))
+        .terminate('recorded: holder gone');
+      await eventually('canary stopped', async () => gpu.journal.some((e) => e.action === 'canary:end'));
+      await env.sleep(31 * MINUTE);
+      await eventually('recovered', async () =>
+        (await hostState(env.client, host)).decisions.some((d) => d.action === 'lease expired'),
+      );
+    },
+  },
+  {
+    name: 'hostile-input',
+    async drive(env, host) {
+      await symptom(env.client, host, 'vllm_oom', { id: 'h-1' });
+      const bytes = (text: string) => new TextEncoder().encode(text);
+      for (const [workflowId, signalName] of [
+        [healingWorkflowId(host, 'vllm_oom'), 'symptom'],
+        [healingWorkflowId(host, 'vllm_oom'), 'leaseDecision'],
+      ] as const) {
+        await env.client.workflowService.signalWorkflowExecution({
+          namespace: env.client.options.namespace,
+          workflowExecution: { workflowId },
+          signalName,
+          input: { payloads: [{ metadata: { encoding: bytes('json/plain') }, data: bytes('{not json') }] },
+          identity: 'recorder',
+        });
+      }
+      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      await handle.signal(symptomSignal, { kind: 'vllm_oom', eventTime: 9_000_000_000_000_000 });
+      await handle.signal('leaseDecision', { granted: 'yes' });
+      await eventually('rejected', async () => (await healingState(env.client, host)).totals.rejected >= 2);
+    },
+  },
 ];
 
 /** Every run of a workflow chain, oldest first (continue-as-new links each run to the one before). */
@@ -213,10 +341,11 @@ async function chainHistories(client: Client, workflowId: string) {
   const out: { workflowId: string; runId: string; json: string }[] = [];
   let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
   while (runId) {
-    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const history: History = await client.workflow.getHandle(workflowId, runId).fetchHistory();
     out.unshift({ workflowId, runId, json: historyToJSON(history) });
-    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    runId = started?.continuedExecutionRunId || undefined;
+    const previous: string | null | undefined =
+      history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    runId = previous || undefined;
   }
   return out;
 }
@@ -233,7 +362,7 @@ for (const scenario of SCENARIOS) {
     await worker.runUntil(async () => {
       await scenario.drive(env, host, gpu);
       for (const [role, id] of [
-        ['healing', healingWorkflowId(host, 'vllm_oom')],
+        ['healing', healingWorkflowId(host, scenario.kind ?? 'vllm_oom')],
         ['coordinator', hostCoordinatorWorkflowId(host)],
       ] as const) {
         let runs;
