@@ -30,7 +30,7 @@ import { Progress, type RestorePhase, shorten, waitHealthyWatchingLog } from './
 import type { ServiceSettings } from './service-settings.js';
 import type { RestoreInput, RestoreResult } from './types.js';
 
-/** The workflow's retry policy for restoreService allows this many attempts (src/workflows/healing-workflow.ts). */
+/** The retry policy for restoreService allows this many attempts (RESTORE_ACTIVITY_OPTIONS, src/workflows/activity-options.ts). */
 export const RESTORE_MAX_ATTEMPTS = 6;
 
 /** ApplicationFailure type of a restore attempt that failed but may work when retried. */

@@ -27,7 +27,7 @@ import type {
   Recommendation,
   VramSnapshot,
 } from '../activities/types.js';
-import { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
+import { VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import { flagExpiresAt as flagExpiry } from '../domain/escalation.js';
@@ -64,6 +64,7 @@ import {
   emptyHealingCounters,
   observeDuration,
 } from '../domain/workflow-counters.js';
+import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
 import { guardSignal, guardUpdate } from './handler-guard.js';
 import {
@@ -107,19 +108,7 @@ const { requestCanaryLease } = proxyActivities<HostActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
-// Restoring is what keeps the service alive: retried with backoff, and when it finally cannot, it
-// fails non-retryably so that the host is latched and a person is paged.
-const { restoreService } = proxyActivities<HostActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: {
-    initialInterval: '5 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 6,
-    nonRetryableErrorTypes: [RESTORE_FAILED],
-  },
-});
+const { restoreService } = proxyActivities<HostActivities>(RESTORE_ACTIVITY_OPTIONS);
 
 /** The canary is not idempotent: never retried; a failure of any kind leads to the restore. */
 function canaryActivity(healthDeadlineMs: number, soakMs: number) {

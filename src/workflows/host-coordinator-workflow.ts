@@ -17,7 +17,6 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/types.js';
-import { RESTORE_FAILED } from '../domain/failure-types.js';
 import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import {
@@ -53,6 +52,7 @@ import {
   overrunAddedMs,
 } from '../domain/workflow-counters.js';
 import { type LeaseDecision, type OperatorAction, leaseDecisionSignal } from './healing-messages.js';
+import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
 import { guardSignal, guardUpdate } from './handler-guard.js';
 import {
@@ -87,17 +87,7 @@ const { reportBudget } = proxyActivities<HostActivities>({
 });
 
 // The restore of an abandoned canary: the same timeouts and retries as the healing workflow's restore.
-const { recoverAbandonedLease } = proxyActivities<HostActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: {
-    initialInterval: '5 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 6,
-    nonRetryableErrorTypes: [RESTORE_FAILED],
-  },
-});
+const { recoverAbandonedLease } = proxyActivities<HostActivities>(RESTORE_ACTIVITY_OPTIONS);
 
 const ANSWERED_CAP = 200;
 /** The same patch as HealingWorkflow's: the 0.2 lease rules (kind policy, host-wide canary cap). */

@@ -6,15 +6,10 @@
 //  - a redelivered symptom is answered with the count as it is now and counted as a duplicate;
 //  - operator text cannot format the Web UI's details;
 //  - a canary whose workflow was terminated mid-canary is restored by the coordinator when its lease expires.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
-import type { HealingPolicy } from '../../src/domain/policy.js';
 import { forceEscalationUpdate } from '../../src/workflows/healing-messages.js';
 import {
   acquireOperatorLeaseUpdate,
@@ -23,8 +18,8 @@ import {
 } from '../../src/workflows/host-coordinator-messages.js';
 import { holderBusy } from '../../src/activities/recover-lease.js';
 import { HostCoordinatorWorkflow } from '../../src/workflows/host-coordinator-workflow.js';
-import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
-import { type ScriptedGpu, scriptedGpu } from '../support/scripted-gpu.js';
+import { freshHosts } from '../support/fresh-host.js';
+import { scriptedGpu } from '../support/scripted-gpu.js';
 import {
   decisionsOf,
   eventually,
@@ -33,34 +28,10 @@ import {
   skipToUtc,
   symptom,
   testPolicy,
-  uniqueHost,
 } from '../support/healing-harness.js';
 
-let env: TestWorkflowEnvironment;
-let auditDir: string;
-
-before(async () => {
-  auditDir = await mkdtemp(join(tmpdir(), 'klr-races-'));
-});
-
-after(async () => {
-  await rm(auditDir, { recursive: true, force: true });
-});
-
-async function withHost(
-  policy: HealingPolicy,
-  gpu: ScriptedGpu,
-  body: (host: string) => Promise<void>,
-): Promise<void> {
-  env = await createTimeSkippingEnv();
-  try {
-    const host = uniqueHost('races');
-    const worker = await createHostWorker(env, host, policy, gpu.activities, auditDir);
-    await worker.runUntil(body(host));
-  } finally {
-    await env.teardown();
-  }
-}
+const hosts = freshHosts('races');
+const withHost = hosts.withHost.bind(hosts);
 
 const coordinatorStart = (host: string) =>
   new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
@@ -71,7 +42,7 @@ const coordinatorStart = (host: string) =>
   });
 
 const rollbackLease = (host: string, requestId: string) =>
-  env.client.workflow.executeUpdateWithStart(acquireOperatorLeaseUpdate, {
+  hosts.env.client.workflow.executeUpdateWithStart(acquireOperatorLeaseUpdate, {
     args: [
       { requestId, purpose: 'rollback', by: 'tester', reason: 'slow prompts', predictedDowntimeMs: 20_000 },
     ],
@@ -81,11 +52,11 @@ const rollbackLease = (host: string, requestId: string) =>
 test('a rollback holds the lease: refused while a canary runs; while it holds it, no canary starts; its downtime is charged', async () => {
   const gpu = scriptedGpu({ canaryScripts: ['gated', 'pass'] });
   await withHost(testPolicy({ cooldownHours: 0, escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
-    await skipToUtc(env, 3, 1);
-    for (let i = 0; i < 3; i++) await symptom(env.client, host, 'vllm_oom', { id: `r-${i}` });
+    await skipToUtc(hosts.env, 3, 1);
+    for (let i = 0; i < 3; i++) await symptom(hosts.env.client, host, 'vllm_oom', { id: `r-${i}` });
     await eventually(
       'canary running',
-      async () => (await healingState(env.client, host)).phase === 'canary_running',
+      async () => (await healingState(hosts.env.client, host)).phase === 'canary_running',
     );
 
     const refused = await rollbackLease(host, 'rb-1');
@@ -103,28 +74,28 @@ test('a rollback holds the lease: refused while a canary runs; while it holds it
     gpu.openGate();
     await eventually(
       'promoted',
-      async () => (await healingState(env.client, host)).lastCanary?.outcome === 'promoted',
+      async () => (await healingState(hosts.env.client, host)).lastCanary?.outcome === 'promoted',
     );
-    await eventually('lease free', async () => (await hostState(env.client, host)).lease === null);
+    await eventually('lease free', async () => (await hostState(hosts.env.client, host)).lease === null);
 
     const granted = await rollbackLease(host, 'rb-2');
     assert.equal(granted.granted, true, granted.reason);
     assert.ok(granted.leaseId && granted.expiresAt);
     // A canary asked for meanwhile is refused: one change of the live service at a time.
-    const healing = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+    const healing = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
     await healing.executeUpdate(forceEscalationUpdate, { args: [{ by: 'tester', reason: 'again' }] });
     await eventually('canary refused: busy', async () => {
-      const s = await hostState(env.client, host);
+      const s = await hostState(hosts.env.client, host);
       return (s.counters.leaseRefusals.busy ?? 0) > 0 ? s : undefined;
     });
     assert.equal(gpu.journal.filter((e) => e.action === 'canary:start').length, 1);
 
-    const before = await hostState(env.client, host);
-    await env.client.workflow
+    const before = await hostState(hosts.env.client, host);
+    await hosts.env.client.workflow
       .getHandle(hostCoordinatorWorkflowId(host))
       .signal(releaseLeaseSignal, { leaseId: granted.leaseId, downtimeMs: 7_000, outcome: 'rolled_back' });
     const after = await eventually('rollback charged', async () => {
-      const s = await hostState(env.client, host);
+      const s = await hostState(hosts.env.client, host);
       return s.lease === null && s.budgetSpentMs > before.budgetSpentMs ? s : undefined;
     });
     assert.equal(after.budgetSpentMs - before.budgetSpentMs, 7_000);
@@ -135,14 +106,14 @@ test('a rollback holds the lease: refused while a canary runs; while it holds it
 test('a coordinator asked to continue as new while a canary holds the lease keeps answering, then continues as new', async () => {
   const gpu = scriptedGpu({ canaryScripts: ['gated'] });
   await withHost(testPolicy({ historyEventsLimit: 200, escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
-    await skipToUtc(env, 3, 1);
-    for (let i = 0; i < 3; i++) await symptom(env.client, host, 'vllm_oom', { id: `c-${i}` });
+    await skipToUtc(hosts.env, 3, 1);
+    for (let i = 0; i < 3; i++) await symptom(hosts.env.client, host, 'vllm_oom', { id: `c-${i}` });
     await eventually(
       'canary running',
-      async () => (await healingState(env.client, host)).phase === 'canary_running',
+      async () => (await healingState(hosts.env.client, host)).phase === 'canary_running',
     );
     // 60 stray releases: 4 × 60 events ≥ the limit of 200, so the coordinator wants to continue as new.
-    const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+    const coordinator = hosts.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
     for (let i = 0; i < 60; i++) {
       await coordinator.signal(releaseLeaseSignal, {
         leaseId: `stray-${i}`,
@@ -151,17 +122,17 @@ test('a coordinator asked to continue as new while a canary holds the lease keep
       });
     }
     const held = await eventually('strays handled, lease still held', async () => {
-      const s = await hostState(env.client, host);
+      const s = await hostState(hosts.env.client, host);
       return s.lease !== null && decisionsOf(s, 'release ignored').length > 0 ? s : undefined;
     });
     assert.equal(held.runs, 1, 'no continue-as-new while the lease is held');
     gpu.openGate();
     await eventually(
       'promoted',
-      async () => (await healingState(env.client, host)).lastCanary?.outcome === 'promoted',
+      async () => (await healingState(hosts.env.client, host)).lastCanary?.outcome === 'promoted',
     );
     // The first run ends as continued-as-new (asked of the run itself: a query would wait for the new run).
-    const firstRun = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host), held.firstRunId);
+    const firstRun = hosts.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host), held.firstRunId);
     await eventually(
       'continued as new',
       async () => (await firstRun.describe()).status.name === 'CONTINUED_AS_NEW',
@@ -172,20 +143,20 @@ test('a coordinator asked to continue as new while a canary holds the lease keep
 test('a redelivered symptom is answered with the count as it is now, as a duplicate', async () => {
   const gpu = scriptedGpu();
   await withHost(testPolicy({ threshold24h: 100 }), gpu, async (host) => {
-    const first = await symptom(env.client, host, 'vllm_oom', { id: 'dup-a' });
+    const first = await symptom(hosts.env.client, host, 'vllm_oom', { id: 'dup-a' });
     assert.deepEqual([first.outcome, first.count24h], ['counted', 1]);
-    await symptom(env.client, host, 'vllm_oom', { id: 'dup-b' });
-    const again = await symptom(env.client, host, 'vllm_oom', { id: 'dup-a' });
+    await symptom(hosts.env.client, host, 'vllm_oom', { id: 'dup-b' });
+    const again = await symptom(hosts.env.client, host, 'vllm_oom', { id: 'dup-a' });
     assert.deepEqual([again.outcome, again.count24h], ['duplicate', 2], 'not the first answer replayed');
-    assert.equal((await healingState(env.client, host)).totals.duplicates, 1);
+    assert.equal((await healingState(hosts.env.client, host)).totals.duplicates, 1);
   });
 });
 
 test('operator text is shown as text in the Web UI details: no HTML, no Markdown formatting', async () => {
   const gpu = scriptedGpu();
   await withHost(testPolicy({ threshold24h: 100 }), gpu, async (host) => {
-    await symptom(env.client, host, 'vllm_oom', { id: 'md-1' });
-    const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+    await symptom(hosts.env.client, host, 'vllm_oom', { id: 'md-1' });
+    const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
     const reason = '<img src=x onerror=alert(1)> **urgent** [click](http://evil.example)';
     await handle.executeUpdate(forceEscalationUpdate, { args: [{ by: '<b>eve</b>', reason }] });
     const details = await eventually('details written', async () => {
@@ -203,20 +174,20 @@ test('operator text is shown as text in the Web UI details: no HTML, no Markdown
 test('an abandoned canary: its holder gone, the coordinator restores the service when the lease expires', async () => {
   const gpu = scriptedGpu({ canaryScripts: ['gated'] });
   await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
-    await skipToUtc(env, 3, 1);
-    for (let i = 0; i < 3; i++) await symptom(env.client, host, 'vllm_oom', { id: `t-${i}` });
+    await skipToUtc(hosts.env, 3, 1);
+    for (let i = 0; i < 3; i++) await symptom(hosts.env.client, host, 'vllm_oom', { id: `t-${i}` });
     await eventually(
       'canary running',
-      async () => (await healingState(env.client, host)).phase === 'canary_running',
+      async () => (await healingState(hosts.env.client, host)).phase === 'canary_running',
     );
     // While the holder runs its canary it is busy: a lease expiring now would be left to it.
     const healingId = healingWorkflowId(host, 'vllm_oom');
-    assert.match((await holderBusy(env.client, healingId)) ?? '', /still runs runCanary$/);
+    assert.match((await holderBusy(hosts.env.client, healingId)) ?? '', /still runs runCanary$/);
     // What an operator's `temporal workflow terminate`, or the server's history-size limit after a flood of
     // big signals, does: the workflow is gone, and its restore will never run.
-    await env.client.workflow.getHandle(healingId).terminate('test: holder gone');
-    assert.equal(await holderBusy(env.client, healingId), null);
-    assert.equal(await holderBusy(env.client, 'kloros-healing/nobody/vllm_oom'), null);
+    await hosts.env.client.workflow.getHandle(healingId).terminate('test: holder gone');
+    assert.equal(await holderBusy(hosts.env.client, healingId), null);
+    assert.equal(await holderBusy(hosts.env.client, 'kloros-healing/nobody/vllm_oom'), null);
     gpu.openGate(); // the orphaned canary activity runs on to its end; its result has nobody to go to
   });
 });
@@ -224,11 +195,11 @@ test('an abandoned canary: its holder gone, the coordinator restores the service
 test('a lease whose holder never releases it: the coordinator restores the service at its expiry, then frees the host', async () => {
   const gpu = scriptedGpu();
   await withHost(testPolicy(), gpu, async (host) => {
-    await skipToUtc(env, 3, 1);
+    await skipToUtc(hosts.env, 3, 1);
     // The lease is granted to a holder that ignores the answer (here the coordinator itself, which has no
     // canary or restore pending): the situation of a holder whose workflow was terminated mid-canary.
     const coordinatorId = hostCoordinatorWorkflowId(host);
-    await env.client.workflow.signalWithStart(HostCoordinatorWorkflow, {
+    await hosts.env.client.workflow.signalWithStart(HostCoordinatorWorkflow, {
       workflowId: coordinatorId,
       taskQueue: hostTaskQueue(host),
       args: [{ host }],
@@ -237,10 +208,10 @@ test('a lease whose holder never releases it: the coordinator restores the servi
         { requestId: 'lost', holderWorkflowId: coordinatorId, kind: 'vllm_oom', predictedDowntimeMs: 20_000 },
       ],
     });
-    await eventually('granted', async () => (await hostState(env.client, host)).lease !== null);
-    await env.sleep(31 * 60_000); // past KLR_CANARY_LEASE_TTL (30 min)
+    await eventually('granted', async () => (await hostState(hosts.env.client, host)).lease !== null);
+    await hosts.env.sleep(31 * 60_000); // past KLR_CANARY_LEASE_TTL (30 min)
     const s = await eventually('expired and restored', async () => {
-      const v = await hostState(env.client, host);
+      const v = await hostState(hosts.env.client, host);
       return v.lease === null && decisionsOf(v, 'lease expired').length > 0 ? v : undefined;
     });
     assert.match(

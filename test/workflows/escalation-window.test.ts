@@ -2,18 +2,14 @@
 // 24 h, flag TTL 4 h, window 03:00-07:00 UTC, 60 s budget — on the time-skipping server: OOMs at noon get
 // that night's canary; a night burst gets the 03:00 window; an escalation whose window was refused (paused
 // host, budget too small) is recorded as a missed window when the window closes, and then lapses as stale.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
 import { pauseHostUpdate } from '../../src/workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../../src/workflows/host-coordinator-workflow.js';
 import { hostTaskQueue } from '../../src/domain/identifiers.js';
 import { WithStartWorkflowOperation } from '@temporalio/client';
-import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
+import { freshHosts } from '../support/fresh-host.js';
 import { type ScriptedGpu, scriptedGpu } from '../support/scripted-gpu.js';
 import {
   decisionsOf,
@@ -22,44 +18,24 @@ import {
   skipToUtc,
   symptom,
   testPolicy,
-  uniqueHost,
 } from '../support/healing-harness.js';
 
 const HOUR = 3600_000;
 const MINUTE = 60_000;
-let env: TestWorkflowEnvironment;
-let auditDir: string;
-
-before(async () => {
-  auditDir = await mkdtemp(join(tmpdir(), 'klr-owed-window-'));
-});
-
-after(async () => {
-  await rm(auditDir, { recursive: true, force: true });
-});
-
+const hosts = freshHosts('owed');
 /** The seed's defaults: only what the time-skipping harness needs differs (UTC, no predict interval, no soak). */
 const DEFAULTS = testPolicy();
-
-async function withHost(gpu: ScriptedGpu, body: (host: string) => Promise<void>): Promise<void> {
-  env = await createTimeSkippingEnv();
-  try {
-    const host = uniqueHost('owed');
-    const worker = await createHostWorker(env, host, DEFAULTS, gpu.activities, auditDir);
-    await worker.runUntil(body(host));
-  } finally {
-    await env.teardown();
-  }
-}
+const withHost = (gpu: ScriptedGpu, body: (host: string) => Promise<void>) =>
+  hosts.withHost(DEFAULTS, gpu, body);
 
 const canaryStarts = (gpu: ScriptedGpu) => gpu.journal.filter((e) => e.action === 'canary:start');
 
 /** Three OOMs, `gapMs` apart, starting at the next hh:00 UTC. */
 async function burst(host: string, hour: number, gapMs: number): Promise<number> {
-  const first = await skipToUtc(env, hour);
+  const first = await skipToUtc(hosts.env, hour);
   for (let i = 0; i < 3; i++) {
-    if (i > 0) await env.sleep(gapMs);
-    await symptom(env.client, host, 'vllm_oom', { id: `burst-${hour}-${i}` });
+    if (i > 0) await hosts.env.sleep(gapMs);
+    await symptom(hosts.env.client, host, 'vllm_oom', { id: `burst-${hour}-${i}` });
   }
   return first;
 }
@@ -68,16 +44,16 @@ test('defaults: OOMs at 10:00, 12:00 and 14:00 arm the flag, which lives to the 
   const gpu = scriptedGpu();
   await withHost(gpu, async (host) => {
     await burst(host, 10, 2 * HOUR);
-    const armed = await healingState(env.client, host);
+    const armed = await healingState(hosts.env.client, host);
     assert.equal(armed.armed, true);
     assert.match(armed.flagExpiresAt ?? '', /T07:00:00\.000Z$/, 'not before the owed window closes');
-    await skipToUtc(env, 18, 1); // TTL passed 4 h after the last OOM: still armed, tonight's window is owed
-    const evening = await healingState(env.client, host);
+    await skipToUtc(hosts.env, 18, 1); // TTL passed 4 h after the last OOM: still armed, tonight's window is owed
+    const evening = await healingState(hosts.env.client, host);
     assert.equal(evening.armed, true, 'the TTL must not cancel tonight’s canary');
     assert.equal(decisionsOf(evening, 'escalation lapsed').length, 0);
-    await skipToUtc(env, 3, 1);
+    await skipToUtc(hosts.env, 3, 1);
     const done = await eventually('promoted', async () => {
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       return s.lastCanary?.outcome === 'promoted' ? s : undefined;
     });
     assert.equal(canaryStarts(gpu).length, 1);
@@ -89,12 +65,12 @@ test('defaults: OOMs at 23:00, 23:30 and 00:00 get the 03:00 window', async () =
   const gpu = scriptedGpu();
   await withHost(gpu, async (host) => {
     await burst(host, 23, 30 * MINUTE);
-    await skipToUtc(env, 2, 59);
+    await skipToUtc(hosts.env, 2, 59);
     assert.equal(canaryStarts(gpu).length, 0, 'nothing before the window');
-    await env.sleep(2 * MINUTE);
+    await hosts.env.sleep(2 * MINUTE);
     await eventually(
       'promoted',
-      async () => (await healingState(env.client, host)).lastCanary?.outcome === 'promoted',
+      async () => (await healingState(hosts.env.client, host)).lastCanary?.outcome === 'promoted',
     );
   });
 });
@@ -102,7 +78,7 @@ test('defaults: OOMs at 23:00, 23:30 and 00:00 get the 03:00 window', async () =
 test('defaults: a burst a week ago whose window was refused (host paused) is a missed window, then lapses; no canary since', async () => {
   const gpu = scriptedGpu();
   await withHost(gpu, async (host) => {
-    await env.client.workflow.executeUpdateWithStart(pauseHostUpdate, {
+    await hosts.env.client.workflow.executeUpdateWithStart(pauseHostUpdate, {
       args: [{ by: 'tester', reason: 'driver update' }],
       startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
         workflowId: hostCoordinatorWorkflowId(host),
@@ -112,9 +88,9 @@ test('defaults: a burst a week ago whose window was refused (host paused) is a m
       }),
     });
     await burst(host, 10, 2 * HOUR);
-    await skipToUtc(env, 7, 1); // the owed window opened at 03:00 (refused: paused) and closed at 07:00
+    await skipToUtc(hosts.env, 7, 1); // the owed window opened at 03:00 (refused: paused) and closed at 07:00
     const after = await eventually('window missed', async () => {
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       return decisionsOf(s, 'window missed').length > 0 ? s : undefined;
     });
     assert.equal(after.counters.missedWindows, 1);
@@ -124,8 +100,8 @@ test('defaults: a burst a week ago whose window was refused (host paused) is a m
     );
     assert.equal(after.armed, false, 'stale: no symptom for the TTL, and its window has passed');
     assert.equal(decisionsOf(after, 'escalation lapsed').length, 1);
-    await env.sleep(7 * 24 * HOUR);
-    const week = await healingState(env.client, host);
+    await hosts.env.sleep(7 * 24 * HOUR);
+    const week = await healingState(hosts.env.client, host);
     assert.equal(week.armed, false);
     assert.equal(week.counters.missedWindows, 1, 'a lapsed escalation misses no more windows');
     assert.equal(canaryStarts(gpu).length, 0);
@@ -136,15 +112,15 @@ test('defaults: a window refused for budget (predicted 90 s > 60 s) is recorded 
   const gpu = scriptedGpu({ predictedDowntimeMs: 90_000 });
   await withHost(gpu, async (host) => {
     await burst(host, 10, 2 * HOUR);
-    await skipToUtc(env, 3, 1);
+    await skipToUtc(hosts.env, 3, 1);
     const refused = await eventually('refused', async () => {
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
     });
     assert.match(decisionsOf(refused, 'canary refused')[0]!.reason, /^budget 1 m left < predicted 1 m 30 s/);
-    await skipToUtc(env, 7, 1);
+    await skipToUtc(hosts.env, 7, 1);
     const closed = await eventually('window missed', async () => {
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       return (s.counters.missedWindows ?? 0) > 0 ? s : undefined;
     });
     assert.equal(closed.counters.missedWindows, 1);

@@ -1,15 +1,11 @@
 // HealingWorkflow and HostCoordinatorWorkflow on Temporal's time-skipping test server, with the real
 // durations of the design: hours are skipped, never shortened.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
-import type { HealingPolicy } from '../../src/domain/policy.js';
 import type { BudgetReport } from '../../src/activities/types.js';
 import { signalSymptom } from '../../src/client/symptoms.js';
 import {
@@ -23,7 +19,7 @@ import {
   pauseHostUpdate,
   resumeHostUpdate,
 } from '../../src/workflows/host-coordinator-messages.js';
-import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
+import { freshHosts } from '../support/fresh-host.js';
 import { type ScriptedGpu, scriptedGpu } from '../support/scripted-gpu.js';
 import {
   decisionsOf,
@@ -34,7 +30,6 @@ import {
   skipToUtc,
   symptom,
   testPolicy,
-  uniqueHost,
 } from '../support/healing-harness.js';
 
 const HOUR = 3600_000;
@@ -42,36 +37,12 @@ const MINUTE = 60_000;
 
 // Each test gets a server of its own: workflows a finished test leaves behind (and their workers'
 // shutdown) must not stall the next test's time skipping.
-let env: TestWorkflowEnvironment;
-let auditDir: string;
-
-before(async () => {
-  auditDir = await mkdtemp(join(tmpdir(), 'klr-audit-'));
-});
-
-after(async () => {
-  await rm(auditDir, { recursive: true, force: true });
-});
-
-/** Run `body` on a fresh time-skipping server with a worker for a fresh host under `policy`. */
-async function withHost(
-  policy: HealingPolicy,
-  gpu: ScriptedGpu,
-  body: (host: string, worker: Worker) => Promise<void>,
-): Promise<void> {
-  env = await createTimeSkippingEnv();
-  try {
-    const host = uniqueHost();
-    const worker = await createHostWorker(env, host, policy, gpu.activities, auditDir);
-    await worker.runUntil(body(host, worker));
-  } finally {
-    await env.teardown();
-  }
-}
+const hosts = freshHosts('gpu');
+const withHost = hosts.withHost.bind(hosts);
 
 /** The threshold's worth of symptoms, one after the other. */
 async function threeSymptoms(host: string, kind = 'vllm_oom'): Promise<void> {
-  for (let i = 0; i < 3; i++) await symptom(env.client, host, kind);
+  for (let i = 0; i < 3; i++) await symptom(hosts.env.client, host, kind);
 }
 
 const canaryStarts = (gpu: ScriptedGpu, host: string) =>
@@ -81,16 +52,16 @@ describe('rolling 24 h count and the escalation flag', () => {
   test('3 symptoms within 23 h arm the flag', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
-      assert.equal((await symptom(env.client, host)).count24h, 1);
-      await env.sleep(11.5 * HOUR);
-      assert.equal((await symptom(env.client, host)).armed, false);
-      await env.sleep(11.5 * HOUR);
-      const third = await symptom(env.client, host);
+      assert.equal((await symptom(hosts.env.client, host)).count24h, 1);
+      await hosts.env.sleep(11.5 * HOUR);
+      assert.equal((await symptom(hosts.env.client, host)).armed, false);
+      await hosts.env.sleep(11.5 * HOUR);
+      const third = await symptom(hosts.env.client, host);
       assert.equal(third.count24h, 3);
       assert.equal(third.threshold, 3);
       assert.equal(third.armed, true);
       assert.equal(third.mode, 'canary');
-      const state = await healingState(env.client, host);
+      const state = await healingState(hosts.env.client, host);
       assert.equal(state.armed, true);
       assert.equal(decisionsOf(state, 'escalation armed').length, 1);
     });
@@ -99,11 +70,11 @@ describe('rolling 24 h count and the escalation flag', () => {
   test('3 symptoms spread over 25 h do not arm it', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
-      await symptom(env.client, host);
-      await env.sleep(12.5 * HOUR);
-      await symptom(env.client, host);
-      await env.sleep(12.5 * HOUR);
-      const third = await symptom(env.client, host);
+      await symptom(hosts.env.client, host);
+      await hosts.env.sleep(12.5 * HOUR);
+      await symptom(hosts.env.client, host);
+      await hosts.env.sleep(12.5 * HOUR);
+      const third = await symptom(hosts.env.client, host);
       assert.equal(third.count24h, 2, 'the first symptom left the window after 24 h');
       assert.equal(third.armed, false);
       assert.equal(third.mode, 'predictive');
@@ -113,22 +84,22 @@ describe('rolling 24 h count and the escalation flag', () => {
   test('event times place symptoms in the window; stale ones are ignored, future ones rejected', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
-      const now = await env.currentTimeMs();
-      const stale = await symptom(env.client, host, 'vllm_oom', {
+      const now = await hosts.env.currentTimeMs();
+      const stale = await symptom(hosts.env.client, host, 'vllm_oom', {
         eventTime: new Date(now - 25 * HOUR).toISOString(),
       });
       assert.equal(stale.outcome, 'stale');
       assert.equal(stale.count24h, 0);
-      const old = await symptom(env.client, host, 'vllm_oom', { eventTime: now - 23 * HOUR });
+      const old = await symptom(hosts.env.client, host, 'vllm_oom', { eventTime: now - 23 * HOUR });
       assert.equal(old.outcome, 'counted');
-      await env.sleep(1.5 * HOUR);
+      await hosts.env.sleep(1.5 * HOUR);
       assert.equal(
-        (await healingState(env.client, host)).count24h,
+        (await healingState(hosts.env.client, host)).count24h,
         0,
         'counted by event time, so it left after 24 h of event time',
       );
       await assert.rejects(
-        symptom(env.client, host, 'vllm_oom', { eventTime: new Date(now + 3 * HOUR).toISOString() }),
+        symptom(hosts.env.client, host, 'vllm_oom', { eventTime: new Date(now + 3 * HOUR).toISOString() }),
         (err: unknown) =>
           err instanceof WorkflowUpdateFailedError &&
           /eventTime: .* in the future/.test(String(err.cause?.message)),
@@ -139,22 +110,22 @@ describe('rolling 24 h count and the escalation flag', () => {
   test('the same idempotency id counts once, by update and by signal', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
-      assert.equal((await symptom(env.client, host, 'vllm_oom', { id: 'log:42' })).outcome, 'counted');
+      assert.equal((await symptom(hosts.env.client, host, 'vllm_oom', { id: 'log:42' })).outcome, 'counted');
       // Redelivered through the client helper: a new update, answered as a duplicate with today's count.
-      const redelivered = await symptom(env.client, host, 'vllm_oom', { id: 'log:42' });
+      const redelivered = await symptom(hosts.env.client, host, 'vllm_oom', { id: 'log:42' });
       assert.equal(redelivered.outcome, 'duplicate');
       assert.equal(redelivered.count24h, 1);
       // Sent again under another update id: the workflow's own idempotency catches it.
-      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       const again = await handle.executeUpdate(recordSymptomUpdate, {
         args: [{ kind: 'vllm_oom', id: 'log:42' }],
       });
       assert.equal(again.outcome, 'duplicate');
       assert.equal(again.count24h, 1);
-      await signalSymptom(env.client, host, { kind: 'vllm_oom', id: 'log:43' });
-      await signalSymptom(env.client, host, { kind: 'vllm_oom', id: 'log:43' });
+      await signalSymptom(hosts.env.client, host, { kind: 'vllm_oom', id: 'log:43' });
+      await signalSymptom(hosts.env.client, host, { kind: 'vllm_oom', id: 'log:43' });
       const state = await eventually('both signals handled', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.totals.duplicates === 3 ? s : undefined;
       });
       assert.equal(state.count24h, 2);
@@ -165,8 +136,8 @@ describe('rolling 24 h count and the escalation flag', () => {
   test('malformed payloads are rejected with the bad field named, and the workflow keeps working', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
-      await symptom(env.client, host);
-      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      await symptom(hosts.env.client, host);
+      const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       const bad: [unknown, RegExp][] = [
         [{ kind: 'vllm_oom', details: { deficitMb: -5 } }, /details\.deficitMb: expected a size ≥ 0 MiB/],
         [{ kind: 'vllm_oom', details: { deficitMb: 'lots' } }, /details\.deficitMb/],
@@ -188,10 +159,10 @@ describe('rolling 24 h count and the escalation flag', () => {
         );
         await handle.signal(symptomSignal, payload as never);
       }
-      const ok = await symptom(env.client, host);
+      const ok = await symptom(hosts.env.client, host);
       assert.equal(ok.count24h, 2, 'rejections changed nothing; the workflow still counts');
       const state = await eventually('signals recorded as rejected', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.totals.rejected === bad.length ? s : undefined;
       });
       assert.ok(decisionsOf(state, 'symptom rejected').length >= 1);
@@ -210,14 +181,14 @@ describe('rolling 24 h count and the escalation flag', () => {
     // The canary is refused at the window (predicted 90 s > the 60 s budget), so nothing clears the flag.
     const gpu = scriptedGpu({ predictedDowntimeMs: 90_000 });
     await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
-      await skipToUtc(env, 23);
-      for (const id of ['a', 'b', 'c']) await symptom(env.client, host, 'vllm_oom', { id });
-      assert.equal((await healingState(env.client, host)).armed, true);
-      await env.sleep(3 * HOUR + MINUTE); // 02:01: the TTL has passed, but the 03:00 window is owed
-      assert.equal((await healingState(env.client, host)).armed, true, 'not before its window');
-      await skipToUtc(env, 7, 1); // the window was refused (budget) and has closed: stale now
+      await skipToUtc(hosts.env, 23);
+      for (const id of ['a', 'b', 'c']) await symptom(hosts.env.client, host, 'vllm_oom', { id });
+      assert.equal((await healingState(hosts.env.client, host)).armed, true);
+      await hosts.env.sleep(3 * HOUR + MINUTE); // 02:01: the TTL has passed, but the 03:00 window is owed
+      assert.equal((await healingState(hosts.env.client, host)).armed, true, 'not before its window');
+      await skipToUtc(hosts.env, 7, 1); // the window was refused (budget) and has closed: stale now
       const state = await eventually('lapsed', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.armed ? undefined : s;
       });
       assert.equal(state.mode, 'predictive');
@@ -225,15 +196,15 @@ describe('rolling 24 h count and the escalation flag', () => {
       assert.equal(state.counters.missedWindows, 1);
       // The 3 old symptoms may still be in the window, but only a new one may arm it again: neither
       // redeliveries nor time passing do.
-      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       for (const id of ['a', 'b', 'c']) {
         const again = await handle.executeUpdate(recordSymptomUpdate, { args: [{ kind: 'vllm_oom', id }] });
         assert.equal(again.outcome, 'duplicate');
         assert.equal(again.armed, false);
       }
-      await env.sleep(2 * HOUR);
+      await hosts.env.sleep(2 * HOUR);
       assert.equal(canaryStarts(gpu, host).length, 0, 'no canary for a lapsed escalation');
-      const after = await healingState(env.client, host);
+      const after = await healingState(hosts.env.client, host);
       assert.equal(after.armed, false);
       assert.equal(after.totals.duplicates, 3);
       assert.equal(decisionsOf(after, 'escalation armed').length, 1);
@@ -245,18 +216,18 @@ describe('maintenance window', () => {
   test('an escalation at 23:00 sleeps until 03:00 and not a minute less', async () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy({ escalationFlagTtlSeconds: 0 }), gpu, async (host) => {
-      const elevenPm = await skipToUtc(env, 23);
+      const elevenPm = await skipToUtc(hosts.env, 23);
       await threeSymptoms(host);
       const waiting = await eventually('waiting for the window', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.phase === 'waiting_for_window' ? s : undefined;
       });
       assert.match(waiting.next, /window opens 03:00 UTC, in (4 h|3 h 59 m)$/);
-      await env.sleep(4 * HOUR - MINUTE); // 02:59
+      await hosts.env.sleep(4 * HOUR - MINUTE); // 02:59
       assert.equal(canaryStarts(gpu, host).length, 0, 'nothing before the window opens');
-      await env.sleep(2 * MINUTE);
+      await hosts.env.sleep(2 * MINUTE);
       const done = await eventually('promoted', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.lastCanary?.outcome === 'promoted' ? s : undefined;
       });
       const started = decisionsOf(done, 'canary started')[0];
@@ -280,18 +251,18 @@ describe('maintenance window', () => {
       cooldownHours: 0,
     });
     await withHost(policy, gpu, async (host) => {
-      const oneThirty = await skipToUtc(env, 1, 30);
+      const oneThirty = await skipToUtc(hosts.env, 1, 30);
       await threeSymptoms(host);
       const first = await eventually('first canary', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.lastCanary ? s : undefined;
       });
       assert.ok((decisionsOf(first, 'canary started')[0]?.at ?? 0) < oneThirty + MINUTE);
-      await skipToUtc(env, 2, 30);
+      await skipToUtc(hosts.env, 2, 30);
       await threeSymptoms(host);
-      await env.sleep(19 * HOUR + 29 * MINUTE); // 21:59
+      await hosts.env.sleep(19 * HOUR + 29 * MINUTE); // 21:59
       assert.equal(canaryStarts(gpu, host).length, 1);
-      await env.sleep(2 * MINUTE);
+      await hosts.env.sleep(2 * MINUTE);
       await eventually('second canary at 22:00', async () => canaryStarts(gpu, host).length === 2);
     });
   });
@@ -301,18 +272,18 @@ describe('maintenance window', () => {
       const gpu = scriptedGpu();
       const policy = testPolicy({ maintenanceTimeZone: 'Europe/Berlin', escalationFlagTtlSeconds: 0 });
       await withHost(policy, gpu, async (host) => {
-        const now = await env.currentTimeMs();
+        const now = await hosts.env.currentTimeMs();
         const sunday = nextDstSunday(now, change === 'spring' ? 2 : 9); // March or October (0-based)
         // Saturday 23:00 local: CET (UTC+1) before the spring change, CEST (UTC+2) before the autumn one.
         const saturday2300 = sunday - (change === 'spring' ? 2 : 3) * HOUR;
         const opening = sunday + (change === 'spring' ? 1 : 2) * HOUR; // 03:00 CEST = 01:00Z; 03:00 CET = 02:00Z
-        await skipTo(env, saturday2300);
+        await skipTo(hosts.env, saturday2300);
         await threeSymptoms(host);
-        await env.sleep(opening - saturday2300 - MINUTE);
+        await hosts.env.sleep(opening - saturday2300 - MINUTE);
         assert.equal(canaryStarts(gpu, host).length, 0);
-        await env.sleep(2 * MINUTE);
+        await hosts.env.sleep(2 * MINUTE);
         const done = await eventually('canary at 03:00 local', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return s.lastCanary ? s : undefined;
         });
         const at = decisionsOf(done, 'canary started')[0]?.at ?? 0;
@@ -332,10 +303,10 @@ describe('host budget, cooldown and one canary at a time', () => {
       testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
       gpu,
       async (host) => {
-        await skipToUtc(env, 1);
+        await skipToUtc(hosts.env, 1);
         await threeSymptoms(host);
         const state = await eventually('refusal', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
         });
         assert.match(
@@ -355,26 +326,26 @@ describe('host budget, cooldown and one canary at a time', () => {
       testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
       gpu,
       async (host) => {
-        await skipToUtc(env, 1);
+        await skipToUtc(hosts.env, 1);
         await threeSymptoms(host);
         const first = await eventually(
           'first canary',
-          async () => (await healingState(env.client, host)).lastCanary ?? undefined,
+          async () => (await healingState(hosts.env.client, host)).lastCanary ?? undefined,
         );
         await threeSymptoms(host);
         const refused = await eventually('cooldown refusal', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
         });
         assert.match(
           decisionsOf(refused, 'canary refused')[0]?.reason ?? '',
           /^cooldown: (6 h|5 h 59 m) left/,
         );
-        await env.sleep(6 * HOUR - 2 * MINUTE);
+        await hosts.env.sleep(6 * HOUR - 2 * MINUTE);
         assert.equal(canaryStarts(gpu, host).length, 1);
-        await env.sleep(3 * MINUTE);
+        await hosts.env.sleep(3 * MINUTE);
         const second = await eventually('second canary after the cooldown', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return decisionsOf(s, 'canary started').length === 2 ? s : undefined;
         });
         const at = decisionsOf(second, 'canary started')[1]?.at ?? 0;
@@ -393,29 +364,31 @@ describe('host budget, cooldown and one canary at a time', () => {
       kindActions: { kv_cache: 'heal' },
     });
     await withHost(policy, gpu, async (host) => {
-      await skipToUtc(env, 1);
+      await skipToUtc(hosts.env, 1);
       await Promise.all(
-        ['vllm_oom', 'kv_cache'].flatMap((kind) => [1, 2, 3].map(() => symptom(env.client, host, kind))),
+        ['vllm_oom', 'kv_cache'].flatMap((kind) =>
+          [1, 2, 3].map(() => symptom(hosts.env.client, host, kind)),
+        ),
       );
       // The second kind is told "busy" and asks again a minute later (workflow time): move the clock.
       for (let i = 0; i < 10; i++) {
         const [a, b] = await Promise.all([
-          healingState(env.client, host, 'vllm_oom'),
-          healingState(env.client, host, 'kv_cache'),
+          healingState(hosts.env.client, host, 'vllm_oom'),
+          healingState(hosts.env.client, host, 'kv_cache'),
         ]);
         if (a.lastCanary && b.lastCanary) break;
-        await env.sleep(2 * MINUTE);
+        await hosts.env.sleep(2 * MINUTE);
       }
       const [a, b] = await Promise.all([
-        healingState(env.client, host, 'vllm_oom'),
-        healingState(env.client, host, 'kv_cache'),
+        healingState(hosts.env.client, host, 'vllm_oom'),
+        healingState(hosts.env.client, host, 'kv_cache'),
       ]);
       assert.equal(a.lastCanary?.outcome, 'promoted');
       assert.equal(b.lastCanary?.outcome, 'promoted');
       const busy = [...a.decisions, ...b.decisions].filter((d) => d.action === 'canary refused');
       assert.match(busy[0]?.reason ?? '', /^another canary holds the host/);
       assert.equal(gpu.maxConcurrentPerHost, 1, 'never two canaries at once on one host');
-      const coordinator = await hostState(env.client, host);
+      const coordinator = await hostState(hosts.env.client, host);
       assert.equal(coordinator.budgetSpentMs, 2 * gpu.canaryDowntimeMs);
       assert.equal(coordinator.lease, null);
     });
@@ -427,10 +400,10 @@ describe('host budget, cooldown and one canary at a time', () => {
       testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
       gpu,
       async (host) => {
-        await skipToUtc(env, 1);
+        await skipToUtc(hosts.env, 1);
         await threeSymptoms(host);
         const state = await eventually('restored', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return s.lastCanary?.outcome === 'restored' ? s : undefined;
         });
         assert.deepEqual(
@@ -441,12 +414,12 @@ describe('host budget, cooldown and one canary at a time', () => {
         assert.equal(state.armed, true, 'still escalated after a failed attempt');
         assert.equal(state.attempts, 1);
         const coordinator = await eventually('release charged', async () => {
-          const h = await hostState(env.client, host);
+          const h = await hostState(hosts.env.client, host);
           return h.lease === null && h.budgetSpentMs > 0 ? h : undefined;
         });
         assert.equal(coordinator.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
         assert.ok(coordinator.cooldownLeftMs > 5.9 * HOUR);
-        const audit = await readFile(join(auditDir, `budget-${host}.jsonl`), 'utf8');
+        const audit = await readFile(join(hosts.auditDir, `budget-${host}.jsonl`), 'utf8');
         const record = JSON.parse(audit.trim().split('\n').pop() as string) as BudgetReport;
         assert.equal(record.event.outcome, 'restored');
         assert.equal(record.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
@@ -468,12 +441,12 @@ describe('host budget, cooldown and one canary at a time', () => {
       testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
       gpu,
       async (host) => {
-        await skipToUtc(env, 1);
+        await skipToUtc(hosts.env, 1);
         await threeSymptoms(host);
-        const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+        const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
         await eventually(
           'canary running',
-          async () => (await healingState(env.client, host)).phase === 'canary_running',
+          async () => (await healingState(hosts.env.client, host)).phase === 'canary_running',
         );
         await handle.cancel();
         await assert.rejects(handle.result(), /cancel/i);
@@ -484,7 +457,7 @@ describe('host budget, cooldown and one canary at a time', () => {
           'restore only after the canary stopped',
         );
         const coordinator = await eventually('lease released', async () => {
-          const h = await hostState(env.client, host);
+          const h = await hostState(hosts.env.client, host);
           return h.lease === null ? h : undefined;
         });
         assert.equal(decisionsOf(coordinator, 'lease released (restored)').length, 1);
@@ -502,36 +475,36 @@ describe('host budget, cooldown and one canary at a time', () => {
       kindActions: { kv_cache: 'heal' },
     });
     await withHost(policy, gpu, async (host) => {
-      await skipToUtc(env, 1);
+      await skipToUtc(hosts.env, 1);
       await threeSymptoms(host);
       const failed = await eventually('restore failed', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.lastCanary?.outcome === 'restore_failed' ? s : undefined;
       });
       assert.match(failed.lastCanary?.reason ?? '', /service did not come up.*restore failed: .*stays down/);
       const latched = await eventually(
         'latched',
-        async () => (await hostState(env.client, host)).restoreFailure ?? undefined,
+        async () => (await hostState(hosts.env.client, host)).restoreFailure ?? undefined,
       );
       assert.equal(latched.kind, 'vllm_oom');
       // Another kind on the same host is refused while the latch holds.
       await threeSymptoms(host, 'kv_cache');
       const refused = await eventually('refused by the latch', async () => {
-        const s = await healingState(env.client, host, 'kv_cache');
+        const s = await healingState(hosts.env.client, host, 'kv_cache');
         return decisionsOf(s, 'canary refused')[0];
       });
       assert.match(
         refused.reason,
         /restore failed at .*canaries stop on this host until an operator acknowledges/,
       );
-      const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+      const coordinator = hosts.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
       const acked = await coordinator.executeUpdate(acknowledgeRestoreFailureUpdate, {
         args: [{ by: 'alice', reason: 'service fixed by hand' }],
       });
       assert.equal(acked.restoreFailure, null);
-      await env.sleep(24 * HOUR);
+      await hosts.env.sleep(24 * HOUR);
       await eventually('canary after the acknowledgement', async () => {
-        const s = await healingState(env.client, host, 'kv_cache');
+        const s = await healingState(hosts.env.client, host, 'kv_cache');
         return s.lastCanary?.outcome === 'promoted' ? s : undefined;
       });
     });
@@ -543,11 +516,11 @@ describe('host budget, cooldown and one canary at a time', () => {
       testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
       gpu,
       async (host) => {
-        await skipToUtc(env, 1);
-        await symptom(env.client, host); // starts the healing workflow
+        await skipToUtc(hosts.env, 1);
+        await symptom(hosts.env.client, host); // starts the healing workflow
         // The coordinator exists from the first lease request on; force one so it can be paused first.
-        const healing = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
-        await env.client.workflow.signalWithStart('HostCoordinatorWorkflow', {
+        const healing = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+        await hosts.env.client.workflow.signalWithStart('HostCoordinatorWorkflow', {
           workflowId: hostCoordinatorWorkflowId(host),
           taskQueue: `kloros-healing.${host}`,
           args: [{ host }],
@@ -556,10 +529,10 @@ describe('host budget, cooldown and one canary at a time', () => {
             { requestId: 'warm-up', holderWorkflowId: 'nobody', kind: 'none', predictedDowntimeMs: 1 },
           ],
         });
-        const coordinator = env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
+        const coordinator = hosts.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
         await eventually(
           'warm-up lease withdrawn',
-          async () => (await hostState(env.client, host)).lease === null,
+          async () => (await hostState(hosts.env.client, host)).lease === null,
         );
         await coordinator.executeUpdate(pauseHostUpdate, {
           args: [{ by: 'bob', reason: 'driver upgrade tonight' }],
@@ -568,15 +541,15 @@ describe('host budget, cooldown and one canary at a time', () => {
           args: [{ by: 'bob', reason: 'test the pause' }],
         });
         const refused = await eventually('refused while paused', async () => {
-          const s = await healingState(env.client, host);
+          const s = await healingState(hosts.env.client, host);
           return decisionsOf(s, 'canary refused')[0];
         });
         assert.match(refused.reason, /host paused by bob .*driver upgrade tonight/);
         await coordinator.executeUpdate(resumeHostUpdate, { args: [{ by: 'bob', reason: 'upgrade done' }] });
-        await env.sleep(24 * HOUR);
+        await hosts.env.sleep(24 * HOUR);
         await eventually(
           'canary after resume',
-          async () => (await healingState(env.client, host)).lastCanary ?? undefined,
+          async () => (await healingState(hosts.env.client, host)).lastCanary ?? undefined,
         );
       },
     );
@@ -588,7 +561,7 @@ describe('operator actions', () => {
     const gpu = scriptedGpu();
     await withHost(testPolicy(), gpu, async (host) => {
       await threeSymptoms(host);
-      const handle = env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+      const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
       const cleared = await handle.executeUpdate(clearEscalationUpdate, {
         args: [{ by: 'carol', reason: 'false alarm: load test' }],
       });

@@ -1,15 +1,10 @@
 // The totals the workflows carry for the metrics (docs/metrics.md), on Temporal's time-skipping test
 // server: canary outcomes and downtimes, refusals by reason, overrun — and all of it carried through
 // continue-as-new under the same first run id, so the exporter neither loses nor double-counts.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { HealingPolicy } from '../../src/domain/policy.js';
-import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
-import { type ScriptedGpu, scriptedGpu } from '../support/scripted-gpu.js';
+import { freshHosts } from '../support/fresh-host.js';
+import { scriptedGpu } from '../support/scripted-gpu.js';
 import {
   eventually,
   healingState,
@@ -17,33 +12,13 @@ import {
   skipToUtc,
   symptom,
   testPolicy,
-  uniqueHost,
 } from '../support/healing-harness.js';
 
-let env: TestWorkflowEnvironment;
-let auditDir: string;
-
-before(async () => {
-  auditDir = await mkdtemp(join(tmpdir(), 'klr-audit-'));
-});
-
-after(async () => {
-  await rm(auditDir, { recursive: true, force: true });
-});
-
-async function withHost(policy: HealingPolicy, gpu: ScriptedGpu, body: (host: string) => Promise<void>) {
-  env = await createTimeSkippingEnv();
-  try {
-    const host = uniqueHost('counters');
-    const worker = await createHostWorker(env, host, policy, gpu.activities, auditDir);
-    await worker.runUntil(body(host));
-  } finally {
-    await env.teardown();
-  }
-}
+const hosts = freshHosts('counters');
+const withHost = hosts.withHost.bind(hosts);
 
 async function threeSymptoms(host: string, kind = 'vllm_oom') {
-  for (let i = 0; i < 3; i++) await symptom(env.client, host, kind);
+  for (let i = 0; i < 3; i++) await symptom(hosts.env.client, host, kind);
 }
 
 test('a promoted canary is counted once with its downtime; the cooldown refusal counts as a lease wait', async () => {
@@ -52,10 +27,10 @@ test('a promoted canary is counted once with its downtime; the cooldown refusal 
     testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
     gpu,
     async (host) => {
-      await skipToUtc(env, 1);
+      await skipToUtc(hosts.env, 1);
       await threeSymptoms(host);
       const promoted = await eventually('a promoted canary', async () => {
-        const s = await healingState(env.client, host);
+        const s = await healingState(hosts.env.client, host);
         return s.lastCanary?.outcome === 'promoted' ? s : undefined;
       });
       assert.deepEqual(promoted.counters.canaryRuns, { 'promoted|canary': 1 });
@@ -67,12 +42,12 @@ test('a promoted canary is counted once with its downtime; the cooldown refusal 
 
       await threeSymptoms(host);
       const host1 = await eventually('the cooldown refusal', async () => {
-        const h = await hostState(env.client, host);
+        const h = await hostState(hosts.env.client, host);
         return (h.counters.leaseRefusals.cooldown ?? 0) > 0 ? h : undefined;
       });
       assert.deepEqual(host1.counters.leaseRefusals, { cooldown: 1 });
       assert.equal(host1.counters.overrunMs, 0);
-      const after = await healingState(env.client, host);
+      const after = await healingState(hosts.env.client, host);
       assert.deepEqual(after.counters.canaryRuns, { 'promoted|canary': 1 }, 'a refusal is not a canary');
       assert.equal(after.totals.counted, 6, 'a promotion forgets the 24 h count, not the total');
     },
@@ -89,22 +64,22 @@ test('a failed restore: counted as restore_failed, its overrun carried; the latc
     kindActions: { kv_cache: 'heal' },
   });
   await withHost(policy, gpu, async (host) => {
-    await skipToUtc(env, 1);
+    await skipToUtc(hosts.env, 1);
     await threeSymptoms(host);
     const failed = await eventually('restore failed', async () => {
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       return s.lastCanary?.outcome === 'restore_failed' ? s : undefined;
     });
     assert.deepEqual(failed.counters.canaryRuns, { 'restore_failed|canary': 1 });
     assert.equal(failed.counters.canaryDowntime.count, 1);
     const latched = await eventually('latched', async () => {
-      const h = await hostState(env.client, host);
+      const h = await hostState(hosts.env.client, host);
       return h.restoreFailure ? h : undefined;
     });
     assert.equal(latched.counters.overrunMs, latched.ledger.overrunMs, 'the window’s overrun, carried');
     await threeSymptoms(host, 'kv_cache');
     const refused = await eventually('refused by the latch', async () => {
-      const h = await hostState(env.client, host);
+      const h = await hostState(hosts.env.client, host);
       return h.counters.leaseRefusals.restore_failure_latched ? h : undefined;
     });
     assert.deepEqual(refused.counters.leaseRefusals, { restore_failure_latched: 1 });
@@ -117,14 +92,14 @@ test('a refusal for the budget is counted by the coordinator that decided it, no
     testPolicy({ maintenanceWindow: '00:00-23:59', escalationFlagTtlSeconds: 0 }),
     gpu,
     async (host) => {
-      await skipToUtc(env, 1);
+      await skipToUtc(hosts.env, 1);
       await threeSymptoms(host);
       const h = await eventually('the budget refusal', async () => {
-        const x = await hostState(env.client, host);
+        const x = await hostState(hosts.env.client, host);
         return x.counters.leaseRefusals.budget ? x : undefined;
       });
       assert.equal(h.counters.leaseRefusals.budget, 1);
-      const s = await healingState(env.client, host);
+      const s = await healingState(hosts.env.client, host);
       assert.deepEqual(s.counters.refused, {}, 'the coordinator’s refusal is counted there only');
     },
   );
@@ -135,14 +110,14 @@ test('continue-as-new carries every total under the same first run id', async ()
   // Closed window, a small history limit: 60 symptoms force several continue-as-new.
   const policy = testPolicy({ maintenanceWindow: '03:00-04:00', historyEventsLimit: 200 });
   await withHost(policy, gpu, async (host) => {
-    await skipToUtc(env, 5);
+    await skipToUtc(hosts.env, 5);
     const first =
-      (await symptom(env.client, host, 'vllm_oom', { id: 'can-0' })) &&
-      (await healingState(env.client, host));
-    for (let i = 1; i < 60; i++) await symptom(env.client, host, 'vllm_oom', { id: `can-${i}` });
-    await symptom(env.client, host, 'vllm_oom', { id: 'can-5' }); // a redelivery
+      (await symptom(hosts.env.client, host, 'vllm_oom', { id: 'can-0' })) &&
+      (await healingState(hosts.env.client, host));
+    for (let i = 1; i < 60; i++) await symptom(hosts.env.client, host, 'vllm_oom', { id: `can-${i}` });
+    await symptom(hosts.env.client, host, 'vllm_oom', { id: 'can-5' }); // a redelivery
     const s = await eventually('a later run', async () => {
-      const x = await healingState(env.client, host);
+      const x = await healingState(hosts.env.client, host);
       return x.runs > 1 ? x : undefined;
     });
     assert.equal(s.firstRunId, first.firstRunId);
