@@ -106,6 +106,7 @@ async function followSource(
     host: settings.host,
     sink: delivery,
     signal,
+    ...(settings.memoryKind ? { memoryKind: settings.memoryKind } : {}),
     onIncident: (incident, symptom) =>
       sourceLog.info(
         { kind: incident.kind, family: incident.family, line: incident.line, id: symptom.id },

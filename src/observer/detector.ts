@@ -3,7 +3,7 @@
 // worker processes (tensor-parallel ranks print it once each) and the engine's death right after all
 // collapse into the incident of the first line.
 import { classifyLine, type LineClass } from './patterns.js';
-import { parseLogTime } from './log-time.js';
+import { kernelClockMs, parseLogTime } from './log-time.js';
 import type { Incident, IncidentFamily } from './types.js';
 
 export const DEFAULT_COLLAPSE_WINDOW_MS = 5_000;
@@ -14,6 +14,23 @@ const MAX_SPAN_WINDOWS = 12;
 const MAX_TEXT = 4000;
 /** Unstamped lines further apart than this are separate events, whatever the clock says. */
 const MAX_UNSTAMPED_LINE_GAP = 500;
+/**
+ * GPU faults: the driver's lines of one fault come within the same second (an Xid 13 over several lines, an
+ * Xid 62 with the 154 and 45 it causes); the same fault again within a minute is the same event going on.
+ * A different fault later, or the same one a minute later, is another incident.
+ */
+const HARDWARE_BURST_MS = 1_000;
+const HARDWARE_REPEAT_MS = 60_000;
+
+/** The kind a server-specific wording implies when the observer was not told the kind of its log. */
+const KIND_OF_FAMILY: Partial<Record<IncidentFamily, string>> = {
+  sglang_mem_fraction: 'sglang_oom',
+  tgi_prefill_tokens: 'tgi_oom',
+  llamacpp_cuda_alloc: 'llamacpp_oom',
+  trtllm_cuda_alloc: 'trtllm_oom',
+  ollama_system_memory: 'ollama_oom',
+};
+const DEFAULT_MEMORY_KIND = 'vllm_oom';
 
 export interface LogLine {
   text: string;
@@ -28,6 +45,11 @@ export interface LogLine {
 export interface DetectorOptions {
   collapseWindowMs?: number;
   attributionWindowMs?: number;
+  /**
+   * The kind of a memory incident: the kind of the server whose log this is (KLR_OBSERVER_KIND). Unset:
+   * vllm_oom, or the server a wording names (ggml's "cudaMalloc failed" → llamacpp_oom, …).
+   */
+  memoryKind?: string;
 }
 
 interface Open {
@@ -37,11 +59,21 @@ interface Open {
   lastLine: number;
 }
 
+/** An open burst of driver lines, on the kernel's own clock when the lines carry it. */
+interface HardwareOpen {
+  incident: Incident;
+  lastMs: number;
+  clock: 'kernel' | 'wall';
+}
+
 export class IncidentDetector {
   private readonly windowMs: number;
   private readonly attributionMs: number;
+  private readonly memoryKind: string | undefined;
   private memory: Open | null = null;
-  private xid: Open | null = null;
+  private hardware: HardwareOpen | null = null;
+  /** When each fault (clock, family, Xid) was last seen: the same fault within a minute is one event. */
+  private readonly hardwareSeen = new Map<string, number>();
   /** Whether the last memory incident's engine death was seen (with it, or reported as engine_dead). */
   private deathReported = false;
   // Lines without a timestamp (traceback frames, raw worker output) run on from the last one that had one.
@@ -54,6 +86,7 @@ export class IncidentDetector {
   constructor(opts: DetectorOptions = {}) {
     this.windowMs = Math.max(0, opts.collapseWindowMs ?? DEFAULT_COLLAPSE_WINDOW_MS);
     this.attributionMs = Math.max(this.windowMs, opts.attributionWindowMs ?? DEFAULT_ATTRIBUTION_WINDOW_MS);
+    this.memoryKind = opts.memoryKind;
   }
 
   /** Feed one line; returns the incident it starts, if any (never more than one). */
@@ -94,13 +127,7 @@ export class IncidentDetector {
   ): Incident | null {
     this.line = line.line;
     this.unstamped = unstamped;
-    if (cls.type === 'xid') {
-      if (this.absorbs(this.xid, nowMs)) return null;
-      const incident = base('gpu_xid', 'gpu_xid', line, at);
-      incident.xid = cls.xid;
-      this.xid = { incident, firstMs: nowMs, lastMs: nowMs, lastLine: line.line };
-      return incident;
-    }
+    if (cls.type === 'hardware') return this.hardwareFault(cls, line, nowMs, at);
     if (cls.type === 'engine_death') {
       if (this.absorbs(this.memory, nowMs)) {
         // The engine died with the failure (V1 prints both within milliseconds): one event.
@@ -113,18 +140,52 @@ export class IncidentDetector {
       if (!last || this.deathReported || nowMs - last.lastMs > this.attributionMs || nowMs < last.firstMs)
         return null;
       this.deathReported = true;
-      const incident = base('vllm_oom', 'engine_dead', line, at);
+      const incident = base(last.incident.kind, 'engine_dead', line, at);
       incident.cause = last.incident.family;
       this.memory = { incident, firstMs: nowMs, lastMs: nowMs, lastLine: line.line };
       return incident;
     }
     if (this.absorbs(this.memory, nowMs)) return null;
-    const incident = base('vllm_oom', cls.family, line, at);
+    const kind = this.memoryKind ?? KIND_OF_FAMILY[cls.family] ?? DEFAULT_MEMORY_KIND;
+    const incident = base(kind, cls.family, line, at);
     incident.sizesMib = cls.sizes;
     if (cls.gpu !== undefined) incident.gpu = cls.gpu;
     if (cls.estimatedMaxModelLen !== undefined) incident.estimatedMaxModelLen = cls.estimatedMaxModelLen;
     this.memory = { incident, firstMs: nowMs, lastMs: nowMs, lastLine: line.line };
     this.deathReported = false;
+    return incident;
+  }
+
+  /**
+   * A driver line: part of the open fault when it comes within the same second, or when it is the same
+   * fault (family, Xid) again within a minute; else a new incident. The kernel's own timestamp
+   * ("[31609.615230]", seconds since boot) is the clock where the line has one: dmesg output often has no
+   * other.
+   */
+  private hardwareFault(
+    cls: Extract<LineClass, { type: 'hardware' }>,
+    line: LogLine,
+    nowMs: number,
+    at: string | null,
+  ): Incident | null {
+    const kernel = kernelClockMs(line.text);
+    const t = kernel ?? nowMs;
+    const clock = kernel === null ? 'wall' : 'kernel';
+    const key = `${clock}|${cls.family}/${cls.xid ?? ''}`;
+    const open = this.hardware;
+    const seen = this.hardwareSeen.get(key);
+    this.hardwareSeen.set(key, t);
+    const near =
+      open !== null && open.clock === clock && t - open.lastMs >= 0 && t - open.lastMs < HARDWARE_BURST_MS;
+    const repeat = seen !== undefined && t - seen >= 0 && t - seen <= HARDWARE_REPEAT_MS;
+    if (near || repeat) {
+      if (open && open.clock === clock) open.lastMs = Math.max(open.lastMs, t);
+      return null;
+    }
+    const incident = base('gpu_xid', cls.family, line, at);
+    if (cls.xid !== undefined) incident.xid = cls.xid;
+    if (cls.pci !== undefined) incident.pci = cls.pci;
+    this.hardware = { incident, lastMs: t, clock };
     return incident;
   }
 

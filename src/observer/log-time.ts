@@ -7,6 +7,11 @@ const VLLM =
   /(?:^|[\s)])(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\b/;
 const SYSLOG =
   /^\s*(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\b/;
+// dmesg -T / --ctime: "[Wed Jul 31 23:14:18 2024]" (local time, with the year).
+const CTIME =
+  /^\s*\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})\]/;
+// The kernel's own "[  219.470994]" (seconds since boot), at the start of dmesg lines or after a syslog header.
+const KERNEL_CLOCK = /(?:^|kernel: )\s*\[\s*(\d+\.\d+)\]/;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAY_MS = 86_400_000;
 
@@ -38,6 +43,19 @@ export function parseLogTime(text: string, referenceMs: number): number | null {
       ).getTime(),
     );
   }
+  m = CTIME.exec(text);
+  if (m) {
+    const [, mon, d, h, mi, s, year] = m;
+    const t = new Date(
+      Number(year),
+      MONTHS.indexOf(mon as string),
+      Number(d),
+      Number(h),
+      Number(mi),
+      Number(s),
+    );
+    return Number.isNaN(t.getTime()) ? null : t.getTime();
+  }
   m = SYSLOG.exec(text);
   if (m) {
     const [, mon, d, h, mi, s] = m;
@@ -54,4 +72,13 @@ function withYear(referenceMs: number, at: (year: number) => number): number | n
   const t = at(year);
   if (Number.isNaN(t)) return null;
   return t > referenceMs + DAY_MS ? at(year - 1) : t;
+}
+
+/**
+ * The kernel's seconds-since-boot stamp of a driver line, in ms, or null. Only a clock between lines of
+ * one boot: it tells two faults apart, it is not an event time.
+ */
+export function kernelClockMs(text: string): number | null {
+  const m = KERNEL_CLOCK.exec(text);
+  return m ? Math.round(Number(m[1]) * 1000) : null;
 }

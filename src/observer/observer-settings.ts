@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
+import { KIND_EXPECTED, isValidKind } from '../domain/identifiers.js';
 import { DEFAULT_KIND_LABEL } from './alertmanager.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './delivery.js';
 import { parseCommandLine } from './sources/command-line.js';
@@ -49,6 +50,11 @@ export interface ObserverSettings {
   attemptTimeoutMs: number;
   /** What to follow; null when only the HTTP door runs. */
   source: ObserverSource | null;
+  /**
+   * The kind of the memory incidents of the followed log (KLR_OBSERVER_KIND): vllm_oom for vLLM's log,
+   * sglang_oom for SGLang's, …; null: vllm_oom, or what a server-specific wording names.
+   */
+  memoryKind: string | null;
   /** The HTTP door, or null when it is off (the default). */
   httpDoor: HttpDoorSettings | null;
   logLevel: string;
@@ -250,6 +256,13 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
       fromStart: readSetting(env, 'KLR_OBSERVER_FROM_START', onOff, '0', ON_OFF_EXPECTED),
     };
   }
+  const memoryKind = readSetting(
+    env,
+    'KLR_OBSERVER_KIND',
+    z.string().refine((k) => k === '' || isValidKind(k)),
+    '',
+    `the kind of the followed log's memory failures: ${KIND_EXPECTED}, e.g. vllm_oom or sglang_oom (blank: vllm_oom, or the server a message names)`,
+  );
   const httpDoor = loadHttpDoorSettings(env);
   if (!source && !httpDoor) {
     throw new SettingsError(
@@ -281,6 +294,7 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
         'whole seconds one delivery attempt may take before the symptom is spooled, 1 to 600',
       ) * 1000,
     source,
+    memoryKind: memoryKind === '' ? null : memoryKind,
     httpDoor,
     logLevel: base.logLevel,
   };

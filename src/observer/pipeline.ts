@@ -23,6 +23,8 @@ export interface ObserveOptions {
   onIncident?: (incident: Incident, symptom: SymptomInput & { id: string }) => void;
   signal?: AbortSignal;
   collapseWindowMs?: number;
+  /** The kind of the memory incidents of this source (KLR_OBSERVER_KIND); unset: see DetectorOptions. */
+  memoryKind?: string;
   /** Persist the position at least this often while lines flow without incidents (default 1 s). */
   commitEveryMs?: number;
   /** The clock for lines without timestamps (tests). */
@@ -33,9 +35,10 @@ export async function observe(opts: ObserveOptions): Promise<ObserveSummary> {
   const { source, host, sink } = opts;
   const now = opts.now ?? Date.now;
   const commitEveryMs = opts.commitEveryMs ?? 1000;
-  const detector = new IncidentDetector(
-    opts.collapseWindowMs === undefined ? {} : { collapseWindowMs: opts.collapseWindowMs },
-  );
+  const detector = new IncidentDetector({
+    ...(opts.collapseWindowMs === undefined ? {} : { collapseWindowMs: opts.collapseWindowMs }),
+    ...(opts.memoryKind === undefined ? {} : { memoryKind: opts.memoryKind }),
+  });
   const summary: ObserveSummary = { lines: 0, bytes: 0, incidents: 0, byFamily: {} };
   let uncommitted: SourceLine | null = null;
   let lastCommit = now();

@@ -11,12 +11,23 @@ export type IncidentFamily =
   | 'startup_free_memory' // vLLM: free memory on device ... is less than desired GPU memory utilization
   | 'no_cache_blocks' // vLLM: No available memory for the cache blocks / cannot auto-fit
   | 'kv_cache_too_small' // vLLM: max seq len needs more KV cache than available (estimated maximum length)
+  | 'cudnn_alloc' // cuDNN: CUDNN_STATUS_ALLOC_FAILED / NOT_INITIALIZED (an allocation at its start)
+  | 'sglang_mem_fraction' // SGLang: not enough memory for the KV pool under --mem-fraction-static
+  | 'tgi_prefill_tokens' // TGI: not enough memory to handle N prefill tokens (warm-up)
+  | 'llamacpp_cuda_alloc' // ggml (llama.cpp, Ollama): cudaMalloc failed: out of memory
+  | 'trtllm_cuda_alloc' // TensorRT-LLM (also under Triton): CUDA runtime error in …: out of memory
+  | 'ollama_system_memory' // Ollama: the model needs more host memory than is available
   | 'engine_dead' // vLLM V1 EngineDeadError / engine core died, caused by one of the above
-  | 'gpu_xid'; // kernel NVRM: Xid — a GPU hardware/driver fault, never tuned by a config canary
+  | 'gpu_xid' // kernel NVRM: Xid — a GPU hardware/driver fault, never tuned by a config canary
+  | 'gpu_fallen_off_bus' // kernel NVRM: the GPU has fallen off the bus (no Xid line)
+  | 'gpu_rm_init_failed'; // kernel NVRM: RmInitAdapter failed — the GPU cannot be initialised
 
 /** One incident: a traceback or a burst of repeats from several workers collapse into one. */
 export interface Incident {
-  /** The symptom kind: `vllm_oom` for memory incidents, `gpu_xid` for Xid faults. */
+  /**
+   * The symptom kind: for memory incidents the kind of the server whose log it is (`vllm_oom` unless the
+   * observer is told otherwise, or the wording names another server), `gpu_xid` for GPU hardware faults.
+   */
   kind: string;
   family: IncidentFamily;
   /** 1-based line number of the incident's first line in its source. */
@@ -35,6 +46,8 @@ export interface Incident {
   cause?: IncidentFamily;
   /** Xid number for gpu_xid incidents. */
   xid?: number;
+  /** PCI address of the faulty GPU (hardware incidents), when the line names one. */
+  pci?: string;
   /** The matched text (the most telling line, trimmed). */
   text: string;
 }

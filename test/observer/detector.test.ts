@@ -288,3 +288,109 @@ test('incident → symptom: valid for the workflow, control characters and ANSI 
   assert.equal(cleanText('oom \u202Egpu\uD800 x', 2000), 'oom gpu\ufffd x');
   assert.equal(cleanText('ab\uD83D\uDE00', 3), 'ab', 'a cut never leaves half a character');
 });
+
+// Issue 14: wordings the first patterns missed, and what real logs put around them. The lines below are
+// composed to show one property each; the real excerpts are in test/fixtures/real-logs (real-corpus.test.ts).
+
+test('a traceback written into one physical line with literal \\n escapes is still read', () => {
+  const panic =
+    '{"level":"error","msg":"engine crashed","stack":"Traceback (most recent call last):\\n  File \\"x.py\\", line 1\\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.00 GiB is free.\\n"}';
+  const [found] = detectAll([panic], { arrivalMs: NOW });
+  assert.deepEqual(pick(found!), {
+    kind: 'vllm_oom',
+    family: 'torch_oom',
+    line: 1,
+    sizesMib: { alloc: 2048, total: 81090.56, free: 1024, deficit: 1024 },
+  });
+  const cap =
+    'panic: worker died: OutOfMemoryError: Allocation on device 1 would exceed allowed memory. (out of memory)\\nCurrently allocated     : 6.89 GiB\\nRequested               : 320.00 MiB\\nDevice limit            : 23.69 GiB\\nFree (according to CUDA): 2.94 MiB';
+  const c = classifyLine(cap);
+  assert.deepEqual(c, {
+    type: 'memory',
+    family: 'torch_oom',
+    sizes: { alloc: 320, total: 24258.56, free: 2.94, deficit: 317.06 },
+    gpu: 1,
+  });
+});
+
+test('the start-up check with a device name, behind a stage tag and a worker prefix, in GiB or GB', () => {
+  const line =
+    '(Worker pid=148) [Stage-0] ERROR 07-01 02:36:18 [multiproc_executor.py:870] ValueError: Free memory on device cuda:0 (22.35/23.56 GiB) on startup is less than desired GPU memory utilization (0.95, 22.38 GiB).';
+  assert.deepEqual(classifyLine(line), {
+    type: 'memory',
+    family: 'startup_free_memory',
+    sizes: { free: 22886.4, total: 24125.44, alloc: 22917.12, deficit: 30.72 },
+  });
+  assert.equal(
+    (classifyLine(line.replaceAll('GiB', 'GB')) as { family: string }).family,
+    'startup_free_memory',
+  );
+});
+
+test('driver faults: one per fault on the kernel clock; the same fault a minute apart, or another one, is another', () => {
+  const lines = [
+    '[31543.449443] NVRM: Xid (PCI:0000:01:00): 31, Ch 0000003a, intr 10000000. MMU Fault',
+    '[31609.615230] NVRM: Xid (PCI:0000:01:00): 13, Graphics Exception: Class 0x0',
+    '[31609.615231] NVRM: Xid (PCI:0000:01:00): 13, Graphics Exception: ESR 0x4041b0=0x0',
+    '[31609.615516] NVRM: Xid (PCI:0000:01:00): 32, Channel ID 00000052 intr 02000000',
+    '[Wed Jul 31 23:14:18 2024] NVRM: Xid (PCI:0000:00:05): 43, pid=1045242, name=pt_main_thread',
+    '[Wed Jul 31 23:15:26 2024] NVRM: Xid (PCI:0000:00:05): 43, pid=1084984, name=pt_main_thread',
+    '[ 1843.308145] NVRM: The NVIDIA GPU 0000:b3:00.0 (PCI ID: 10de:26b5) has fallen off the bus.',
+    'kernel: NVRM: GPU 0000:0a:00.0: RmInitAdapter failed! (0x24:0x72:1568)',
+  ];
+  assert.deepEqual(
+    detectAll(lines, { arrivalMs: NOW }).map((i) => [i.kind, i.family, i.xid ?? null, i.line]),
+    [
+      ['gpu_xid', 'gpu_xid', 31, 1],
+      ['gpu_xid', 'gpu_xid', 13, 2], // 66 s later; the Xid 32 a third of a millisecond after is the same fault
+      ['gpu_xid', 'gpu_xid', 43, 5],
+      ['gpu_xid', 'gpu_xid', 43, 6], // the same fault 68 s later: another incident
+      ['gpu_xid', 'gpu_fallen_off_bus', null, 7],
+      ['gpu_xid', 'gpu_rm_init_failed', null, 8],
+    ],
+  );
+});
+
+test('the servers beside vLLM: their failures, sizes where printed, and their kind', () => {
+  const lines = [
+    'ggml_backend_cuda_buffer_type_alloc_buffer: allocating 45108.64 MiB on device 1: cudaMalloc failed: out of memory',
+    'RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.',
+    'RuntimeError: Not enough memory to handle 4096 prefill tokens. You need to decrease `--max-batch-prefill-tokens`',
+    '[TensorRT-LLM][ERROR] CUDA runtime error in ::cudaMallocAsync(ptr, n, mCudaStream->get()): out of memory (tllmBuffers.h:112)',
+    'Error: model requires more system memory (164.8 GiB) than is available (13.4 GiB)',
+  ];
+  // Far apart: each its own incident. Unconfigured, the wording names the server.
+  const spaced = lines.flatMap((l) => [l, ...Array<string>(600).fill('ok')]);
+  assert.deepEqual(
+    detectAll(spaced, { arrivalMs: NOW }).map((i) => [i.kind, i.family, i.sizesMib, i.gpu ?? null]),
+    [
+      ['llamacpp_oom', 'llamacpp_cuda_alloc', { alloc: 45108.64 }, 1],
+      ['sglang_oom', 'sglang_mem_fraction', {}, null],
+      ['tgi_oom', 'tgi_prefill_tokens', {}, null],
+      ['trtllm_oom', 'trtllm_cuda_alloc', {}, null],
+      ['ollama_oom', 'ollama_system_memory', { alloc: 168755.2, free: 13721.6, deficit: 155033.6 }, null],
+    ],
+  );
+  // An observer told the kind of its log (KLR_OBSERVER_KIND) uses it, for generic failures too.
+  const sglang = detectAll(['RuntimeError: CUDA error: out of memory'], {
+    arrivalMs: NOW,
+    memoryKind: 'sglang_oom',
+  });
+  assert.deepEqual(
+    sglang.map((i) => [i.kind, i.family]),
+    [['sglang_oom', 'cuda_error_oom']],
+  );
+});
+
+test('near misses stay quiet: memory lines of healthy starts in every server', () => {
+  const quiet = [
+    'INFO 11-28 03:04:05 [gpu_worker.py:227] Available KV cache memory: 9.61 GiB',
+    'INFO 11-28 03:04:05 [kv_cache_utils.py:716] Maximum concurrency for 8192 tokens per request: 15.07x',
+    '[TensorRT-LLM][INFO] [MemUsageChange] Allocated 37812.51 MiB for execution context memory.',
+    '[2025-06-19 15:12:27] KV Cache is allocated. #tokens: 132681, K size: 9.11 GB, V size: 9.11 GB',
+    'llama_kv_cache_init:      CUDA0 KV buffer size =  1024.00 MiB',
+    'WARNING: consider --mem-fraction-static 0.85 for more KV cache',
+    'NVRM: loading NVIDIA UNIX x86_64 Kernel Module  535.183.01',
+  ];
+  assert.deepEqual(detectAll(quiet, { arrivalMs: NOW }), []);
+});

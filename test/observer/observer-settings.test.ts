@@ -33,6 +33,13 @@ describe('observer settings', () => {
       KLR_OBSERVER_FROM_START: '1',
     });
     assert.deepEqual(s.source, { type: 'file', path: '/var/log/vllm.log', fromStart: true });
+    assert.equal(s.memoryKind, null, 'unset: vllm_oom, or what a message names');
+    const sglang = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_OBSERVER_FILE: '/var/log/sglang.log',
+      KLR_OBSERVER_KIND: 'sglang_oom',
+    });
+    assert.equal(sglang.memoryKind, 'sglang_oom');
   });
 
   test('a command is split into arguments; no shell ever runs it', () => {
@@ -82,6 +89,10 @@ describe('observer settings', () => {
       ],
       [{ KLR_OBSERVER_FILE: 'a.log', KLR_HTTP_DOOR: '1' }, /KLR_HTTP_DOOR_TOKEN/],
       [{ KLR_OBSERVER_FILE: 'a.log', KLR_HOST: 'bad host' }, /KLR_HOST="bad host"/],
+      [
+        { KLR_OBSERVER_FILE: 'a.log', KLR_OBSERVER_KIND: 'SGLang-OOM' },
+        /KLR_OBSERVER_KIND="SGLang-OOM": expected the kind of the followed log's memory failures/,
+      ],
     ];
     for (const [env, message] of cases) {
       assert.throws(

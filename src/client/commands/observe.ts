@@ -3,6 +3,7 @@
 // (no Temporal connection at all); otherwise symptoms go through the observer's delivery (and its spool).
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { isValidKind, kindProblem } from '../../domain/identifiers.js';
 import { loadSettings } from '../../config/settings.js';
 import { createLogger } from '../../config/logger.js';
 import { observe, type ObserveSummary } from '../../observer/pipeline.js';
@@ -26,6 +27,7 @@ interface ObserveOpts {
   host?: string;
   stateDir?: string;
   collapseWindow?: string;
+  kind?: string;
 }
 
 export function registerObserveCommand(program: Command): void {
@@ -57,6 +59,10 @@ export function registerObserveCommand(program: Command): void {
       'where file positions (and the spool) are kept (default $KLR_DATA_DIR/observer)',
     )
     .option('--collapse-window <ms>', 'repeats within this many ms of log time are one incident', '5000')
+    .option(
+      '--kind <kind>',
+      "the kind of this log's memory failures, e.g. sglang_oom for an SGLang log (default: vllm_oom, or the server a message names)",
+    )
     .addHelpText(
       'after',
       [
@@ -97,6 +103,9 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
     throw new UsageError(
       `healctl observe: --collapse-window ${JSON.stringify(opts.collapseWindow)} is not valid; expected whole milliseconds, 0 to 3600000`,
     );
+  }
+  if (opts.kind !== undefined && !isValidKind(opts.kind)) {
+    throw new UsageError(`healctl observe: --kind ${JSON.stringify(opts.kind)}: ${kindProblem(opts.kind)}`);
   }
   if (opts.fromStart && opts.file === undefined) {
     throw new UsageError('healctl observe: --from-start applies to --file only');
@@ -157,6 +166,7 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
       ...(sink ? { sink } : {}),
       signal: controller.signal,
       collapseWindowMs,
+      ...(opts.kind !== undefined ? { memoryKind: opts.kind } : {}),
       onIncident: (incident, symptom) =>
         process.stdout.write(opts.json ? formatJson(incident, symptom) : formatHuman(incident, symptom)),
     });
