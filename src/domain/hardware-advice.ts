@@ -27,9 +27,23 @@ const XID_ADVICE: Readonly<Record<number, string>> = {
   120: 'GSP firmware error: reset the GPU or reboot; update the driver if it repeats',
 };
 
+/** Driver messages that come without an Xid number. */
+const NO_XID_ADVICE: readonly [RegExp, string, string][] = [
+  [/fallen off the bus/i, 'the GPU fell off the bus', XID_ADVICE[79] as string],
+  [
+    /RmInitAdapter failed|rm_init_adapter failed/i,
+    'the GPU failed to initialise',
+    'drain the host and reboot it; if it fails again, reseat or replace the GPU (check nvidia-smi -q and the BMC)',
+  ],
+];
+
 /** One sentence for an operator about a hardware fault (the Xid number when the symptom shows one). */
 export function hardwareAdvice(kind: string, text: string | undefined): string {
   const xid = kind === 'gpu_xid' ? xidFromText(text) : null;
+  if (kind === 'gpu_xid' && xid === null) {
+    const known = NO_XID_ADVICE.find(([re]) => re.test(text ?? ''));
+    if (known) return `${known[1]}: ${known[2]}. A hardware fault is never retuned by a config canary.`;
+  }
   const specific = xid !== null ? XID_ADVICE[xid] : undefined;
   const what = xid !== null ? `Xid ${xid}` : kind;
   return specific
