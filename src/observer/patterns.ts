@@ -11,6 +11,7 @@
 // server's panic), case changes ("CUDA Error") and error numbers ("Cuda failure 2 'out of memory'").
 // The corpus these were checked against is test/fixtures/real-logs (public excerpts, with sources).
 import type { IncidentFamily } from './types.js';
+import { withoutEchoedInput } from '../domain/echoed-input.js';
 import { SIZE_SOURCE, roundMib, toMib } from './sizes.js';
 
 /** Families a hardware (kernel driver) line can have: never retuned by a config canary. */
@@ -160,8 +161,11 @@ function memory(family: MemoryFamily, sizes: Sizes = {}, gpu?: number): LineClas
 }
 
 /** What one line says, or null for the (vast majority of) lines that say nothing about GPU failures. */
-export function classifyLine(raw: string): LineClass | null {
-  if (!CANDIDATE.test(raw)) return null;
+export function classifyLine(line: string): LineClass | null {
+  if (!CANDIDATE.test(line)) return null;
+  // What a caller sent (a prompt, a stop string, a generated text the server logs) is never read as a fault.
+  const raw = withoutEchoedInput(line);
+  if (raw !== line && !CANDIDATE.test(raw)) return null;
   // A traceback written into one physical line (a JSON log, another process's panic) keeps its newlines as
   // the two characters "\n": read them as the line breaks they were.
   const text = raw.includes('\\n') ? raw.replace(/\\r?\\n/g, '\n') : raw;
