@@ -3,6 +3,7 @@
 import type { Client } from '@temporalio/client';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { formatDuration } from '../../src/domain/duration-text.js';
+import { gibText, signedPercent } from '../../src/domain/memory-text.js';
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 
 export interface StageEvent {
@@ -49,7 +50,11 @@ export function stagesBetween(
       canary.outcome === 'promoted'
         ? {
             stage: 'promoted',
-            line: `promoted: the service now runs ${changes}; downtime ${formatDuration(canary.downtimeMs)}`,
+            line:
+              `promoted: the service now runs ${changes}; downtime ${formatDuration(canary.downtimeMs)}` +
+              (canary.prediction
+                ? `; KV cache ${gibText(canary.prediction.predictedKvMb)} predicted, ${gibText(canary.prediction.measuredKvMb)} measured by vLLM (${signedPercent(canary.prediction.errorRatio)})`
+                : ''),
           }
         : { stage: 'not-promoted', line: `canary ${canary.outcome}: ${canary.reason}` },
     );

@@ -45,6 +45,7 @@ export function createGpuActivities(env: Env, settings: Settings, auditDir: stri
       configPath: service.configPath,
       ...(env.KLR_MODEL_PROFILE ? { modelProfilePath: env.KLR_MODEL_PROFILE } : {}),
       ...(service.candidateFloors ? { floors: service.candidateFloors } : {}),
+      logPath: service.logPath,
       restartEstimateMs: createRestartEstimate({
         auditDir,
         host: settings.host,

@@ -10,10 +10,24 @@ import {
   type CandidateFloorSettings,
   type CandidateInput,
 } from '../domain/candidates.js';
-import { SERVING_KEYS, planMemory, type ServingConfig } from '../domain/vllm-memory-model.js';
+import {
+  SERVING_KEYS,
+  planMemory,
+  weightsPerGpuMb,
+  type ServingConfig,
+} from '../domain/vllm-memory-model.js';
+import { gibText, signedPercent } from '../domain/memory-text.js';
+import { measuredKvMb, readServiceStartupReport, reportMismatch } from '../service/startup-log.js';
 import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
 import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
-import type { GpuMemory, GpuProcess, PredictInput, Recommendation, VramSnapshot } from './types.js';
+import type {
+  Calibration,
+  GpuMemory,
+  GpuProcess,
+  PredictInput,
+  Recommendation,
+  VramSnapshot,
+} from './types.js';
 
 /** ApplicationFailure type when no prediction can be made from what is known (not retried). */
 export const PREDICTION_IMPOSSIBLE = 'PredictionImpossible';
@@ -31,6 +45,8 @@ export interface PredictCandidatesOptions {
   isServiceProcess?: (p: GpuProcess) => boolean;
   /** KLR_CANDIDATE_MIN_*: floors no candidate goes below; unset knobs take a default derived from the config. */
   floors?: CandidateFloorSettings;
+  /** The service's log (KLR_SERVICE_LOG): vLLM's start-up report there calibrates the predictions. */
+  logPath?: string | null;
   /** Environment for HF_HOME and friends (default: the process's). */
   env?: Record<string, string | undefined>;
   now?: () => Date;
@@ -221,6 +237,8 @@ export function createPredictCandidates(
     if (!Number.isFinite(restartEstimateMs) || restartEstimateMs < 0) {
       throw new RangeError(`restartEstimateMs must be a number of ms ≥ 0, got ${restartEstimateMs}`);
     }
+    // What vLLM printed at the start of the running config: the baseline the candidates are predicted from.
+    const calibration = await calibrate(opts.logPath ?? null, model, current, gpu.totalMb);
     const candidateInput: CandidateInput = {
       model,
       current,
@@ -228,6 +246,9 @@ export function createPredictCandidates(
       symptom,
       restartEstimateMs: Math.round(restartEstimateMs),
       ...(opts.floors ? { floors: opts.floors } : {}),
+      ...(calibration.value?.measuredKvMb != null
+        ? { measured: { kvCacheMb: calibration.value.measuredKvMb } }
+        : {}),
     };
     let plan;
     let family;
@@ -247,11 +268,58 @@ export function createPredictCandidates(
       `${Math.round(gpu.usedByOthersMb)} MiB held by other processes (${gpu.how}), ${free}; ` +
       `model ${model.name} from ${model.source}; current ${describeConfig(current)}; ` +
       `floors ${describeFloors(plan.floors)}; ` +
+      `${calibration.text}; ` +
       `${candidates.length} candidates, ${fitting} predicted to fit` +
       (belowFloor.length > 0
         ? `${fitting === 0 ? ': no fitting candidate within the floors' : ''}; ${leftOutText(belowFloor)}`
         : '') +
       '.';
-    return { at: now().toISOString(), basis, candidates };
+    return {
+      at: now().toISOString(),
+      basis,
+      candidates,
+      ...(calibration.value ? { calibration: calibration.value } : {}),
+    };
   };
+}
+
+/** Measured against predicted for the running config, and a few words on it for the basis. */
+async function calibrate(
+  logPath: string | null,
+  model: LoadedModelProfile,
+  current: ServingConfig,
+  gpuTotalMb: number,
+): Promise<{ value: Calibration | null; text: string }> {
+  if (logPath === null) return { value: null, text: 'not calibrated (no KLR_SERVICE_LOG)' };
+  const report = await readServiceStartupReport(logPath);
+  if (report === null) return { value: null, text: `not calibrated (no vLLM start-up report in ${logPath})` };
+  const mismatch = reportMismatch(report, current);
+  if (mismatch !== null) return { value: null, text: `not calibrated: ${mismatch}` };
+  let predicted;
+  try {
+    predicted = planMemory(model, current, gpuTotalMb);
+  } catch {
+    return { value: null, text: 'not calibrated (the model cannot plan the running config)' };
+  }
+  const kv = measuredKvMb(report, model, current);
+  if (kv !== null && !(Math.abs(kv) <= gpuTotalMb)) {
+    return {
+      value: null,
+      text: `not calibrated: the log's KV cache of ${gibText(kv)} cannot be on a ${gibText(gpuTotalMb)} GPU`,
+    };
+  }
+  const value: Calibration = {
+    vllmVersion: report.version ?? null,
+    measuredKvMb: kv === null ? null : Math.round(kv),
+    measuredKvTokens: report.kvTokens ?? null,
+    measuredWeightsMb: report.weightsGiB === undefined ? null : Math.round(report.weightsGiB * 1024),
+    predictedKvMb: Math.round(predicted.kvCacheMb),
+    predictedWeightsMb: Math.round(weightsPerGpuMb(model, current)),
+    kvErrorRatio: kv === null || kv === 0 ? null : (predicted.kvCacheMb - kv) / Math.abs(kv),
+  };
+  const text =
+    kv === null
+      ? `vLLM${report.version ? ` ${report.version}` : ''} printed no KV cache figure: not calibrated`
+      : `calibrated to vLLM${report.version ? ` ${report.version}` : ''}'s own start-up report: KV cache ${gibText(kv)} measured, ${gibText(predicted.kvCacheMb)} modelled (${signedPercent(value.kvErrorRatio!)})`;
+  return { value, text };
 }

@@ -36,10 +36,11 @@ import {
 import { LogWatcher } from '../service/log-watch.js';
 import { planProbe } from '../service/probe-size.js';
 import { RestartCommandError, runRestartCommand } from '../service/restart-command.js';
+import { readServiceStartupReport, startMeasurement } from '../service/startup-log.js';
 import { ServingConfigError, applyChanges } from '../service/vllm-config.js';
 import { crashPoint } from './crash-point.js';
 import type { ServiceSettings } from './service-settings.js';
-import type { CanaryInput, CanaryResult, VramSnapshot } from './types.js';
+import type { CanaryInput, CanaryResult, StartMeasurement, VramSnapshot } from './types.js';
 
 /** ApplicationFailure type of a canary the host could not carry out (config unwritable, restart impossible). */
 export const CANARY_HOST_FAILED = 'CanaryHostFailed';
@@ -272,9 +273,24 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       leaseId: input.leaseId,
       candidateId: input.candidate.id,
     }).start();
+    // What vLLM printed about its memory when the candidate started (the prediction's check), once read.
+    let measured: StartMeasurement | null = null;
+    const readMeasurement = async (logOffset: number | null) => {
+      if (service.logPath === null || logOffset === null) return;
+      measured = startMeasurement(
+        await readServiceStartupReport(service.logPath, logOffset),
+        input.candidate,
+      );
+    };
     const failed = (reason: string, downtimeMs: number | null, measuredVramMb: number | null = null) => {
       ctx.log.warn('canary failed', { leaseId: input.leaseId, candidate: input.candidate.id, reason });
-      return { outcome: 'failed' as const, reason: sentence(reason), downtimeMs, measuredVramMb };
+      return {
+        outcome: 'failed' as const,
+        reason: sentence(reason),
+        downtimeMs,
+        measuredVramMb,
+        ...(measured ? { measured } : {}),
+      };
     };
 
     try {
@@ -354,6 +370,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
         logOffset,
         onPoll: (lastAnswer) => progress.note({ lastAnswer }),
       });
+      await readMeasurement(logOffset);
       if (!health.healthy) {
         const waited = Math.round(performance.now() - restartStarted);
         return failed(
@@ -464,6 +481,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
         ),
         downtimeMs,
         measuredVramMb: vram.peakMb,
+        ...(measured ? { measured } : {}),
       };
     } catch (err) {
       if (signal.aborted) throw abortReason(signal);

@@ -37,6 +37,10 @@ export interface CandidateConfig {
   changes: Record<string, string | number | boolean>;
   /** Predicted peak VRAM of the service on this config, MiB. */
   predictedVramMb: number;
+  /** KV cache vLLM is predicted to keep with this config, MiB (after calibration to what it measured). */
+  predictedKvMb?: number;
+  /** Tokens that KV cache holds. */
+  predictedKvTokens?: number;
   /** What the GPU keeps free with this config, MiB (negative: does not fit). */
   headroomMb: number;
   fits: boolean;
@@ -55,6 +59,29 @@ export interface Recommendation {
   basis: string;
   /** Ranked best first; deterministic for the same inputs. */
   candidates: CandidateConfig[];
+  /** The running config: what vLLM printed at its start and what the model predicts for it. */
+  calibration?: Calibration;
+}
+
+/** Measured (vLLM's start-up report in its log) against predicted (the memory model), for the running config. */
+export interface Calibration {
+  /** vLLM's version, when its log names it. */
+  vllmVersion: string | null;
+  measuredKvMb: number | null;
+  measuredKvTokens: number | null;
+  measuredWeightsMb: number | null;
+  predictedKvMb: number;
+  predictedWeightsMb: number;
+  /** (predicted − measured) / measured of the KV cache, before calibration; null without a measurement. */
+  kvErrorRatio: number | null;
+}
+
+/** What vLLM printed about its memory at a start (a canary's candidate), MiB and tokens. */
+export interface StartMeasurement {
+  vllmVersion: string | null;
+  kvCacheMb: number | null;
+  kvTokens: number | null;
+  weightsMb: number | null;
 }
 
 export interface PredictInput {
@@ -82,6 +109,8 @@ export interface CanaryResult {
   downtimeMs: number | null;
   /** Peak VRAM measured on the candidate, MiB, when measured. */
   measuredVramMb: number | null;
+  /** What vLLM printed about its memory when the candidate started (absent when the log showed none). */
+  measured?: StartMeasurement;
 }
 
 export interface RestoreInput {

@@ -120,6 +120,11 @@ export interface CandidateInput {
   restartEstimateMs: number;
   /** The operator's floors; absent knobs take the default derived from `current`. */
   floors?: CandidateFloorSettings;
+  /**
+   * What vLLM itself printed at the start of the running config (its log): the KV cache it kept, MiB. With
+   * it, predictions start from the measured baseline and only the difference a candidate makes is modelled.
+   */
+  measured?: { kvCacheMb: number };
 }
 
 /** A candidate the floors kept out of the recommendation. */
@@ -312,10 +317,14 @@ export function diagnose(input: CandidateInput): Diagnosis {
     const total = s.totalMb ?? input.gpu.totalMb;
     runtimeExtraMb = Math.max(0, total - s.freeMb - input.gpu.usedByOthersMb - raw.plan.requestedMb);
   }
-  // vLLM's own estimate of the longest length that fits is the truth about the current KV cache.
+  // What vLLM measured for the running config is the truth about its KV cache: the KV cache it printed at
+  // start-up, else its estimate of the longest length that fits. The difference to the model is carried to
+  // every candidate (the model predicts what a change changes, not the level).
   let kvCalibrationMb = 0;
   const est = s?.estimatedMaxModelLen;
-  if (family === 'kv_cache_too_small' && est !== undefined && est < input.current.maxModelLen) {
+  if (input.measured !== undefined && Number.isFinite(input.measured.kvCacheMb)) {
+    kvCalibrationMb = input.measured.kvCacheMb - raw.plan.kvCacheMb;
+  } else if (family === 'kv_cache_too_small' && est !== undefined && est < input.current.maxModelLen) {
     kvCalibrationMb = (est * raw.plan.kvBytesPerToken) / MiB - raw.plan.kvCacheMb;
   }
   const d = { runtime, spikeMb, marginMb, runtimeExtraMb, kvCalibrationMb };
@@ -581,6 +590,8 @@ export function planCandidates(input: CandidateInput): CandidatePlan {
         id,
         changes: Object.fromEntries(changes.map(([f, v]) => [SERVING_KEYS[f], v])),
         predictedVramMb: Math.round(e.predictedVramMb),
+        predictedKvMb: Math.round(e.kvMb),
+        predictedKvTokens: e.kvMb > 0 ? Math.floor((e.kvMb * MiB) / e.plan.kvBytesPerToken) : 0,
         headroomMb: Math.round(e.headroomMb),
         fits: e.fits,
         predictedDowntimeMs: input.restartEstimateMs,

@@ -97,6 +97,12 @@ export const METRICS = {
     help: 'Maintenance windows an armed escalation was offered and that closed with no canary run, by kind.',
     labels: ['kind'],
   },
+  predictionError: {
+    name: 'kloros_prediction_kv_error_ratio',
+    type: 'gauge',
+    help: "How far the memory model was off for this host's last canary: (predicted − measured) / measured KV cache, from what vLLM printed when the candidate started.",
+    labels: [],
+  },
   windowOpen: {
     name: 'kloros_gpu_maintenance_window_open',
     type: 'gauge',

@@ -194,6 +194,11 @@ export function gaugeSamples(input: GaugeInput): Sample[] {
   const lastDurationSeconds = last
     ? (last.startedAt !== undefined ? last.at - last.startedAt : last.downtimeMs) / 1000
     : 0;
+  // How far the memory model was off for the newest canary whose start printed its KV cache.
+  const lastPrediction = input.healing
+    .map((v) => v.lastCanary)
+    .filter((c): c is CanaryRecord => c != null && c.prediction !== undefined)
+    .sort((a, b) => b.at - a.at)[0]?.prediction;
 
   const armed = new Map<string, boolean>();
   for (const kind of input.knownKinds) armed.set(kind, false);
@@ -207,6 +212,9 @@ export function gaugeSamples(input: GaugeInput): Sample[] {
     { name: METRICS.cooldown.name, labels: {}, value: figures.cooldownLeftMs / 1000 },
     { name: METRICS.windowOpen.name, labels: {}, value: figures.windowOpen ? 1 : 0 },
     { name: METRICS.canaryDuration.name, labels: {}, value: lastDurationSeconds },
+    ...(lastPrediction
+      ? [{ name: METRICS.predictionError.name, labels: {}, value: lastPrediction.errorRatio }]
+      : []),
     {
       name: METRICS.restoreFailureLatched.name,
       labels: {},

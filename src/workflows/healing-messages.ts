@@ -51,6 +51,31 @@ export interface CanaryRecord {
   reason: string;
   downtimeMs: number;
   measuredVramMb: number | null;
+  /** The candidate's predicted KV cache against what vLLM printed when it started (absent: not measured). */
+  prediction?: PredictionCheck;
+}
+
+/** How far the memory model was off for a canary's candidate (docs/prediction.md, "Calibration"). */
+export interface PredictionCheck {
+  predictedKvMb: number;
+  measuredKvMb: number;
+  /** (predicted − measured) / measured. */
+  errorRatio: number;
+}
+
+/** The check for a candidate and what its start printed, or null when either figure is missing. */
+export function predictionCheck(
+  candidate: Pick<CandidateConfig, 'predictedKvMb'>,
+  measured: { kvCacheMb: number | null } | undefined,
+): PredictionCheck | null {
+  const predicted = candidate.predictedKvMb;
+  const actual = measured?.kvCacheMb;
+  if (predicted === undefined || actual === undefined || actual === null || actual === 0) return null;
+  return {
+    predictedKvMb: predicted,
+    measuredKvMb: actual,
+    errorRatio: (predicted - actual) / Math.abs(actual),
+  };
 }
 
 export interface CarriedHealingState {

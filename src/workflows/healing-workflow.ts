@@ -36,6 +36,7 @@ import type { CanaryAudit, LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
 import { type KindAction, kindAction } from '../domain/kind-policy.js';
 import { markdownText } from '../domain/markdown-text.js';
+import { gibText, signedPercent } from '../domain/memory-text.js';
 import {
   type MaintenanceWindow,
   type WindowOccurrence,
@@ -81,6 +82,7 @@ import {
   clearEscalationUpdate,
   forceEscalationUpdate,
   leaseDecisionSignal,
+  predictionCheck,
   recordSymptomUpdate,
   stateQuery,
   symptomSignal,
@@ -601,6 +603,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           recommendation?.candidates[0]
             ? `- Recommendation: ${md(recommendation.candidates[0].id)}`
             : '- Recommendation: none yet',
+          calibrationLine(),
         ].join('\n'),
         lastDecision
           ? `**Last decision:** ${md(lastDecision.action)} — ${md(lastDecision.reason)}${lastDecision.by ? ` (by ${md(lastDecision.by, 100)})` : ''}`
@@ -609,6 +612,20 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         .filter(Boolean)
         .join('\n\n'),
     );
+  };
+
+  /** Measured against predicted: the running config's KV cache, and the last canary's candidate. */
+  const calibrationLine = (): string => {
+    const cal = recommendation?.calibration;
+    const parts = [
+      cal && cal.measuredKvMb !== null
+        ? `running config KV ${gibText(cal.measuredKvMb)} measured, ${gibText(cal.predictedKvMb)} modelled (${signedPercent(cal.kvErrorRatio ?? 0)})`
+        : 'running config not measured yet',
+      lastCanary?.prediction
+        ? `last canary KV ${gibText(lastCanary.prediction.predictedKvMb)} predicted, ${gibText(lastCanary.prediction.measuredKvMb)} measured (${signedPercent(lastCanary.prediction.errorRatio)})`
+        : '',
+    ].filter(Boolean);
+    return `- Prediction vs vLLM: ${parts.join('; ')}`;
   };
 
   const setPhase = (p: HealingPhase, sentence: string) => {
@@ -736,16 +753,20 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       failure = isCancellation(err) ? 'workflow cancelled during the canary' : describeFailure(err);
     }
 
-    const record = (outcome: CanaryRecord['outcome'], reason: string, downtimeMs: number): CanaryRecord => ({
-      at: Date.now(),
-      startedAt: started,
-      candidateId: candidate.id,
-      changes: candidate.changes,
-      outcome,
-      reason,
-      downtimeMs,
-      measuredVramMb: result?.measuredVramMb ?? null,
-    });
+    const record = (outcome: CanaryRecord['outcome'], reason: string, downtimeMs: number): CanaryRecord => {
+      const prediction = predictionCheck(candidate, result?.measured);
+      return {
+        at: Date.now(),
+        startedAt: started,
+        candidateId: candidate.id,
+        changes: candidate.changes,
+        outcome,
+        reason,
+        downtimeMs,
+        measuredVramMb: result?.measuredVramMb ?? null,
+        ...(prediction ? { prediction } : {}),
+      };
+    };
 
     const audit = (why: string, canaryDowntimeMs: number, restoreDowntimeMs: number | null): CanaryAudit => ({
       candidateId: candidate.id,

@@ -113,6 +113,8 @@ const candidateSchema = z.looseObject({
   id: text,
   changes: z.record(z.string(), configValue),
   predictedVramMb: finite,
+  predictedKvMb: finite.optional(),
+  predictedKvTokens: finite.optional(),
   headroomMb: finite,
   fits: z.boolean(),
   predictedDowntimeMs: finite,
@@ -128,6 +130,17 @@ const canaryRecordSchema = z.looseObject({
   reason: text,
   downtimeMs: finite,
   measuredVramMb: nullableMs,
+  prediction: z.looseObject({ predictedKvMb: finite, measuredKvMb: finite, errorRatio: finite }).optional(),
+});
+
+const calibrationSchema = z.looseObject({
+  vllmVersion: text.nullable(),
+  measuredKvMb: finite.nullable(),
+  measuredKvTokens: finite.nullable(),
+  measuredWeightsMb: finite.nullable(),
+  predictedKvMb: finite,
+  predictedWeightsMb: finite,
+  kvErrorRatio: finite.nullable(),
 });
 
 const windowOccurrenceSchema = z.looseObject({ opensAt: ms, closesAt: ms });
@@ -143,7 +156,14 @@ export const carriedHealingStateSchema = z.looseObject({
   armedAt: nullableMs,
   attempts: count,
   lastCanary: canaryRecordSchema.nullable(),
-  recommendation: z.looseObject({ at: text, basis: text, candidates: z.array(candidateSchema) }).nullable(),
+  recommendation: z
+    .looseObject({
+      at: text,
+      basis: text,
+      candidates: z.array(candidateSchema),
+      calibration: calibrationSchema.optional(),
+    })
+    .nullable(),
   lastPredictedAt: nullableMs,
   lastSymptomDetails: symptomDetailsSchema.nullable(),
   hostFigures: z

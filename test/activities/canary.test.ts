@@ -340,6 +340,18 @@ test(
     const state = JSON.parse(readFileSync(svc.gpuState, 'utf8')) as { gpus: { usedMb: number }[] };
     assert.equal(result.measuredVramMb, state.gpus[0]?.usedMb);
     assert.ok((result.measuredVramMb ?? 0) > 70_000 && (result.measuredVramMb ?? 0) < 75_000);
+    // What vLLM printed when the candidate started: the prediction's check (the last start in the log).
+    const printed = [
+      ...readFileSync(svc.settings.logPath ?? '', 'utf8').matchAll(/Available KV cache memory: ([\d.]+) GiB/g),
+    ].map((m) => Number(m[1]));
+    assert.ok(printed.length >= 2, "the first start and the candidate's");
+    assert.deepEqual(result.measured, {
+      vllmVersion: '0.10.1.1',
+      kvCacheMb: Math.round((printed.at(-1) ?? 0) * 1024),
+      kvTokens: result.measured?.kvTokens,
+      weightsMb: result.measured?.weightsMb,
+    });
+    assert.ok((result.measured?.kvTokens ?? 0) > 0 && (result.measured?.weightsMb ?? 0) > 0);
 
     // Heartbeats: every phase, in order, never more than ~2 s apart.
     assert.deepEqual(phasesOf(beats), ['backup', 'apply', 'restart', 'health', 'probe', 'soak', 'promote']);

@@ -4,12 +4,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatTable, relativeTime, timeWithRelative, utcStamp } from '../../src/client/cli/format.js';
 import { diffConfigKeys, formatKeyChanges } from '../../src/client/cli/config-diff.js';
-import { armedText, formatDecisions, formatHostState } from '../../src/client/cli/state-text.js';
+import {
+  armedText,
+  formatDecisions,
+  formatHealingState,
+  formatHostState,
+} from '../../src/client/cli/state-text.js';
 import { buildSymptom } from '../../src/client/commands/symptom.js';
 import { changeKey } from '../../src/client/commands/watch.js';
 import { UsageError } from '../../src/client/cli/errors.js';
 import { DEFAULT_POLICY } from '../../src/domain/policy.js';
 import type { HostStateView } from '../../src/workflows/host-coordinator-messages.js';
+import type { HealingStateView } from '../../src/workflows/healing-messages.js';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 
@@ -182,4 +188,66 @@ test('watch sees a change in the state, not in the clock', () => {
   } as never;
   assert.equal(changeKey(base), changeKey(later));
   assert.notEqual(changeKey(base), changeKey(changed));
+});
+
+test("status shows the last canary's prediction against vLLM and the running config's calibration", () => {
+  const now = Date.parse('2026-11-29T08:00:00Z');
+  const view = {
+    workflowId: 'kloros-healing/gpu-1/vllm_oom',
+    host: 'gpu-1',
+    kind: 'vllm_oom',
+    next: 'predictive mode',
+    phase: 'watching',
+    count24h: 1,
+    threshold: 3,
+    armed: false,
+    flagExpiresAt: null,
+    forced: null,
+    mode: 'predictive',
+    nextWindow: {
+      openNow: false,
+      text: 'window opens 03:00 UTC',
+      opensAt: now + 3600_000,
+      closesAt: now + 7200_000,
+    },
+    hostFigures: null,
+    attempts: 1,
+    maxAttempts: 3,
+    lastCanary: {
+      at: now - 60_000,
+      candidateId: 'gpu-memory-utilization=0.88',
+      changes: { 'gpu-memory-utilization': 0.88 },
+      outcome: 'promoted',
+      reason: 'passed.',
+      downtimeMs: 41_000,
+      measuredVramMb: 72_000,
+      prediction: { predictedKvMb: 10_240, measuredKvMb: 9_840.64, errorRatio: 0.0406 },
+    },
+    recommendation: {
+      at: new Date(now - 30_000).toISOString(),
+      basis: 'torch_oom',
+      candidates: [],
+      calibration: {
+        vllmVersion: '0.10.1.1',
+        measuredKvMb: 9_840.64,
+        measuredKvTokens: 78_720,
+        measuredWeightsMb: 15_319,
+        predictedKvMb: 8_857,
+        predictedWeightsMb: 15_317,
+        kvErrorRatio: -0.1,
+      },
+    },
+    decisions: [],
+  } as unknown as HealingStateView;
+  const text = formatHealingState(view, now);
+  assert.match(
+    text,
+    /\n {2}prediction {6}last canary's KV cache 10\.00 GiB predicted, 9\.61 GiB measured by vLLM \(\+4\.1 %\)\n/,
+  );
+  assert.match(
+    text,
+    /\n {2}calibration {5}running config: KV cache 9\.61 GiB measured by vLLM 0\.10\.1\.1, 8\.65 GiB modelled \(−10\.0 %\); candidates are predicted from the measurement\n/,
+  );
+  const plain = formatHealingState({ ...view, lastCanary: null, recommendation: null }, now);
+  assert.doesNotMatch(plain, /prediction|calibration/);
 });

@@ -160,6 +160,14 @@ async function firstRun(run: Run): Promise<void> {
     client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
   );
   assert.equal(state.lastCanary?.outcome, 'promoted', JSON.stringify(state.lastCanary));
+  // The prediction was calibrated to the simulated vLLM's start-up report and checked against the
+  // candidate's own start (docs/prediction.md, "Calibration").
+  assert.ok(state.recommendation?.calibration?.measuredKvMb, JSON.stringify(state.recommendation));
+  assert.ok(state.lastCanary?.prediction, JSON.stringify(state.lastCanary));
+  assert.match(
+    output,
+    /\] promoted: .*; KV cache \d+\.\d\d GiB predicted, \d+\.\d\d GiB measured by vLLM \([+−]\d+\.\d %\)/,
+  );
   // What an operator would run in another terminal.
   const status = await execa(
     process.execPath,

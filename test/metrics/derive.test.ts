@@ -111,7 +111,10 @@ test('zero series exist for every counter and known kind before anything happene
   const gauges = new Set(
     gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0 }).map((s) => s.name),
   );
-  for (const name of METRIC_NAMES) assert.ok(names.has(name) || gauges.has(name), `${name} has a series`);
+  // No canary measured yet: a 0 would read as a perfect prediction, so that gauge has no series until then.
+  const measuredOnly = new Set<string>([METRICS.predictionError.name]);
+  for (const name of METRIC_NAMES)
+    assert.ok(names.has(name) || gauges.has(name) || measuredOnly.has(name), `${name} has a series`);
 });
 
 test('outside the window the budget is the full one; inside it, what the ledger of that window left', () => {
@@ -176,4 +179,31 @@ test('histogram buckets are cumulative and end with +Inf = count', () => {
   assert.deepEqual(buckets.slice(0, 4), [1, 1, 3, 3]);
   assert.equal(buckets.at(-1), 4);
   for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]! >= buckets[i - 1]!);
+});
+
+test("the prediction error is the newest canary's whose start printed its KV cache; absent before any", () => {
+  const canary = (at: number, errorRatio?: number) => ({
+    at,
+    candidateId: 'gpu-memory-utilization=0.88',
+    changes: { 'gpu-memory-utilization': 0.88 },
+    outcome: 'promoted' as const,
+    reason: 'passed.',
+    downtimeMs: 40_000,
+    measuredVramMb: 70_000,
+    ...(errorRatio === undefined
+      ? {}
+      : { prediction: { predictedKvMb: 1000 * (1 + errorRatio), measuredKvMb: 1000, errorRatio } }),
+  });
+  const g = (healing: HealingStateView[]) =>
+    value(gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0 }), METRICS.predictionError.name);
+  assert.equal(g([healingView()]), undefined);
+  assert.equal(g([healingView({ lastCanary: canary(5) })]), undefined, 'a canary whose log printed no figure');
+  assert.equal(
+    g([
+      healingView({ kind: 'a', lastCanary: canary(5, 0.04) }),
+      healingView({ kind: 'b', lastCanary: canary(9, -0.12) }),
+      healingView({ kind: 'c', lastCanary: canary(12) }),
+    ]),
+    -0.12,
+  );
 });

@@ -23,7 +23,7 @@ import type { CandidateConfig, VramSnapshot } from '../../src/activities/types.j
 import { llama3_8b, serving8k } from '../support/model-profiles.js';
 import { prng } from '../support/prng.js';
 import { FAMILIES } from '../../src/domain/candidates.js';
-import type { ServingConfig } from '../../src/domain/vllm-memory-model.js';
+import { SERVING_KEYS, type ServingConfig, planMemory } from '../../src/domain/vllm-memory-model.js';
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
@@ -794,7 +794,7 @@ max-num-seqs: 256
       assert.ok(derived.candidates.every((c) => !c.fits && c.changes['max-model-len'] === undefined));
       assert.match(
         derived.basis,
-        /; floors gpu-memory-utilization ≥ 0\.23 \(derived\), max-model-len ≥ 4096 \(derived\), max-num-batched-tokens ≥ 2048 \(derived\), max-num-seqs ≥ 64 \(derived\); \d+ candidates, 0 predicted to fit: no fitting candidate within the floors; left out below the floors: max-model-len=16 \(it would fit\): max-model-len 16 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\);/,
+        /; floors gpu-memory-utilization ≥ 0\.23 \(derived\), max-model-len ≥ 4096 \(derived\), max-num-batched-tokens ≥ 2048 \(derived\), max-num-seqs ≥ 64 \(derived\); not calibrated \(no KLR_SERVICE_LOG\); \d+ candidates, 0 predicted to fit: no fitting candidate within the floors; left out below the floors: max-model-len=16 \(it would fit\): max-model-len 16 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\);/,
       );
       const set = await createPredictCandidates({
         configPath,
@@ -821,5 +821,138 @@ max-num-seqs: 256
       });
       assert.match(r.basis, /model acme\/llama-3-8b-like from .*llama-3-8b\.profile\.yaml/);
     });
+  });
+});
+
+describe("calibration: vLLM's own start-up report of the running config", () => {
+  const long = { ...current, gpuMemoryUtilization: 0.5, maxModelLen: 131072 };
+  const base = {
+    current: long,
+    gpu: { totalMb: GPU, freeMb: 51920, usedByOthersMb: 30000 },
+    symptom: { family: 'kv_cache_too_small' as const, estimatedMaxModelLen: 98000 },
+  };
+
+  test('the measured KV cache is the baseline: it wins over the estimate in the symptom', () => {
+    // model 23 411.125 MiB (worked above); vLLM printed 11.5 GiB = 11 776 MiB
+    const d = diagnose(input({ ...base, measured: { kvCacheMb: 11776 } }));
+    assert.equal(d.kvCalibrationMb, 11776 - 23411.125);
+    assert.equal(d.baseline.fitLen, 94208); // 11 776 MiB × 8 tokens/MiB = 94 208 tokens, a multiple of 16
+  });
+
+  test("every candidate's KV is the model's difference added to the measurement", () => {
+    const measured = 11776;
+    const plan = planCandidates(input({ ...base, measured: { kvCacheMb: measured } }));
+    const modelCurrent = planMemory(llama, long, GPU).kvCacheMb;
+    assert.ok(plan.candidates.length > 3);
+    for (const c of plan.candidates) {
+      const config = { ...long, ...configOf(c) };
+      const expected = planMemory(llama, config, GPU).kvCacheMb + (measured - modelCurrent);
+      assert.equal(c.predictedKvMb, Math.round(expected), c.id);
+      const perToken = planMemory(llama, config, GPU).kvBytesPerToken;
+      assert.equal(c.predictedKvTokens, expected > 0 ? Math.floor((expected * 1024 * 1024) / perToken) : 0);
+    }
+    // less KV measured than the estimate implied: max-model-len now goes down to what was measured
+    assert.ok(ids(plan.candidates).includes('max-model-len=94208'), ids(plan.candidates).join(' | '));
+  });
+
+  test('a measurement that is not a number is ignored', () => {
+    const d = diagnose(input({ ...base, measured: { kvCacheMb: Number.NaN } }));
+    assert.equal(d.kvCalibrationMb, 12250 - 23411.125); // back to the estimate in the symptom
+  });
+});
+
+/** A candidate's changes as serving-config fields (the inverse of SERVING_KEYS). */
+function configOf(c: CandidateConfig): Partial<ServingConfig> {
+  const fields = Object.fromEntries(Object.entries(SERVING_KEYS).map(([f, k]) => [k, f]));
+  return Object.fromEntries(
+    Object.entries(c.changes).map(([k, v]) => [fields[k], v]),
+  ) as Partial<ServingConfig>;
+}
+
+describe('predictCandidates activity: calibrated to the log (KLR_SERVICE_LOG)', () => {
+  const CONFIG = `model: ${join(MODELS, 'llama-3-8b-like')}
+served-model-name: chat
+gpu-memory-utilization: 0.9
+max-model-len: 8192
+max-num-seqs: 256
+`;
+  /** A V1 0.10 start as vLLM prints it (test/fixtures/vllm-startup-reports has real ones). */
+  const start = (kvGiB: string, len = '8,192') => [
+    'INFO 11-28 02:58:01 [api_server.py:1805] vLLM API server version 0.10.1.1',
+    '(EngineCore_0 pid=311) INFO 11-28 02:59:12 [gpu_model_runner.py:1953] Model loading took 14.9596 GiB and 4.1 seconds',
+    `(EngineCore_0 pid=311) INFO 11-28 02:59:40 [gpu_worker.py:276] Available KV cache memory: ${kvGiB} GiB`,
+    '(EngineCore_0 pid=311) INFO 11-28 02:59:40 [kv_cache_utils.py:849] GPU KV cache size: 421,888 tokens',
+    `(EngineCore_0 pid=311) INFO 11-28 02:59:40 [kv_cache_utils.py:853] Maximum concurrency for ${len} tokens per request: 51.50x`,
+  ];
+
+  async function predictWith(logLines: string[] | null) {
+    const dir = mkdtempSync(join(tmpdir(), 'klr-calibrate-'));
+    try {
+      const configPath = join(dir, 'vllm.yaml');
+      writeFileSync(configPath, CONFIG);
+      const logPath = join(dir, 'vllm.log');
+      if (logLines) writeFileSync(logPath, `${logLines.join('\n')}\n`);
+      const predict = createPredictCandidates({ configPath, logPath, restartEstimateMs: () => 1000 });
+      return await predict({
+        host: 'h',
+        kind: 'vllm_oom',
+        vram: null,
+        symptom: { family: 'torch_oom', allocMb: 4096, totalMb: 81920, freeMb: 2000 },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('the running config measured by vLLM: the recommendation carries both figures and the basis says so', async () => {
+    const r = await predictWith([
+      'INFO noise',
+      ...start('50.00'),
+      'INFO 11-28 03:00:00 [loggers.py:123] Engine 000: Avg prompt throughput: 0.0 tokens/s',
+    ]);
+    const modelled = planMemory(llama3_8b, { ...serving8k, maxNumSeqs: 256 }, 81920).kvCacheMb;
+    assert.ok(r.calibration);
+    assert.equal(r.calibration.vllmVersion, '0.10.1.1');
+    assert.equal(r.calibration.measuredKvMb, 51200);
+    assert.equal(r.calibration.measuredKvTokens, 421888);
+    assert.equal(r.calibration.measuredWeightsMb, Math.round(14.9596 * 1024));
+    assert.ok(
+      Math.abs(r.calibration.predictedKvMb - modelled) <= 1,
+      `${r.calibration.predictedKvMb} vs ${modelled}`,
+    );
+    // (predicted − measured) / measured, from the unrounded prediction
+    assert.ok(Math.abs((r.calibration.kvErrorRatio ?? NaN) - (modelled - 51200) / 51200) < 1e-4);
+    assert.match(
+      r.basis,
+      /calibrated to vLLM 0\.10\.1\.1's own start-up report: KV cache 50\.00 GiB measured, \d+\.\d\d GiB modelled \([+−]\d+\.\d %\)/,
+    );
+    // every candidate's KV is predicted from the 50 GiB measured
+    const current = r.candidates.find((c) => c.id === 'gpu-memory-utilization=0.88');
+    assert.ok(current?.predictedKvMb !== undefined && current.predictedKvMb < 51200);
+  });
+
+  test('only the latest start counts, and a start of another config is not taken for this one', async () => {
+    const r = await predictWith([...start('50.00'), ...start('40.00')]);
+    assert.equal(r.calibration?.measuredKvMb, 40960);
+    const other = await predictWith(start('50.00', '32,768'));
+    assert.equal(other.calibration, undefined);
+    assert.match(
+      other.basis,
+      /not calibrated: the log's last start ran max-model-len 32768, the config says 8192 \(not restarted since\?\)/,
+    );
+  });
+
+  test('no log, no start-up report, an impossible figure: not calibrated, and the basis says why', async () => {
+    const none = await predictWith(null);
+    assert.equal(none.calibration, undefined);
+    assert.match(none.basis, /not calibrated \(no vLLM start-up report in .*vllm\.log\)/);
+    const quiet = await predictWith(['INFO 11-28 02:58:01 nothing about memory']);
+    assert.match(quiet.basis, /not calibrated \(no vLLM start-up report/);
+    const forged = await predictWith(start('500.00'));
+    assert.equal(forged.calibration, undefined);
+    assert.match(
+      forged.basis,
+      /not calibrated: the log's KV cache of 500\.00 GiB cannot be on a 80\.00 GiB GPU/,
+    );
   });
 });

@@ -4,6 +4,7 @@ import type { Decision } from '../../domain/decision-log.js';
 import { formatDuration } from '../../domain/duration-text.js';
 import type { HealingStateView } from '../../workflows/healing-messages.js';
 import { hostFiguresAt } from '../../domain/host-ledger.js';
+import { gibText, signedPercent } from '../../domain/memory-text.js';
 import { type HostStateView, hostLedgerOf } from '../../workflows/host-coordinator-messages.js';
 import { formatTable, mib, relativeTime, seconds, timeWithRelative, utcStamp } from './format.js';
 
@@ -67,6 +68,22 @@ export function formatHealingState(view: HealingStateView, now: number, lastDeci
       ? `${c.outcome} ${relativeTime(c.at, now)}: ${c.candidateId}, downtime ${seconds(c.downtimeMs)}, VRAM ${mib(c.measuredVramMb)} — ${c.reason}`
       : 'none',
   );
+  if (c?.prediction) {
+    const p = c.prediction;
+    push(
+      'prediction',
+      `last canary's KV cache ${gibText(p.predictedKvMb)} predicted, ${gibText(p.measuredKvMb)} measured by vLLM (${signedPercent(p.errorRatio)})`,
+    );
+  }
+  const cal = view.recommendation?.calibration;
+  if (cal) {
+    push(
+      'calibration',
+      cal.measuredKvMb === null
+        ? `vLLM${cal.vllmVersion ? ` ${cal.vllmVersion}` : ''} printed no KV cache figure; model ${gibText(cal.predictedKvMb)}`
+        : `running config: KV cache ${gibText(cal.measuredKvMb)} measured by vLLM${cal.vllmVersion ? ` ${cal.vllmVersion}` : ''}, ${gibText(cal.predictedKvMb)} modelled (${signedPercent(cal.kvErrorRatio ?? 0)}); candidates are predicted from the measurement`,
+    );
+  }
   const r = view.recommendation;
   if (r && r.candidates.length > 0) {
     lines.push(`  recommendation (${relativeTime(r.at, now)}, ${r.basis}):`);
