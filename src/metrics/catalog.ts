@@ -10,6 +10,8 @@ export interface MetricSpec {
   type: MetricType;
   help: string;
   labels: readonly string[];
+  /** No series until there is something measured (a 0 would be read as a value): a gauge of a measurement. */
+  absentUntilMeasured?: true;
 }
 
 export const METRICS = {
@@ -102,6 +104,7 @@ export const METRICS = {
     type: 'gauge',
     help: "How far the memory model was off for this host's last canary: (predicted − measured) / measured KV cache, from what vLLM printed when the candidate started.",
     labels: [],
+    absentUntilMeasured: true,
   },
   windowOpen: {
     name: 'kloros_gpu_maintenance_window_open',

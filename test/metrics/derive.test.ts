@@ -8,7 +8,7 @@ import {
   observeDuration,
   overrunAddedMs,
 } from '../../src/domain/workflow-counters.js';
-import { METRICS, METRIC_NAMES } from '../../src/metrics/catalog.js';
+import { METRICS, METRIC_NAMES, type MetricSpec } from '../../src/metrics/catalog.js';
 import {
   type Sample,
   gaugeSamples,
@@ -111,8 +111,13 @@ test('zero series exist for every counter and known kind before anything happene
   const gauges = new Set(
     gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0 }).map((s) => s.name),
   );
-  // No canary measured yet: a 0 would read as a perfect prediction, so that gauge has no series until then.
-  const measuredOnly = new Set<string>([METRICS.predictionError.name]);
+  // A measurement's gauge (the prediction error: a 0 would read as a perfect prediction) has none yet.
+  const measuredOnly = new Set<string>(
+    Object.values(METRICS as Record<string, MetricSpec>)
+      .filter((m) => m.absentUntilMeasured)
+      .map((m) => m.name),
+  );
+  assert.deepEqual([...measuredOnly], [METRICS.predictionError.name]);
   for (const name of METRIC_NAMES)
     assert.ok(names.has(name) || gauges.has(name) || measuredOnly.has(name), `${name} has a series`);
 });
@@ -195,9 +200,16 @@ test("the prediction error is the newest canary's whose start printed its KV cac
       : { prediction: { predictedKvMb: 1000 * (1 + errorRatio), measuredKvMb: 1000, errorRatio } }),
   });
   const g = (healing: HealingStateView[]) =>
-    value(gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0 }), METRICS.predictionError.name);
+    value(
+      gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0 }),
+      METRICS.predictionError.name,
+    );
   assert.equal(g([healingView()]), undefined);
-  assert.equal(g([healingView({ lastCanary: canary(5) })]), undefined, 'a canary whose log printed no figure');
+  assert.equal(
+    g([healingView({ lastCanary: canary(5) })]),
+    undefined,
+    'a canary whose log printed no figure',
+  );
   assert.equal(
     g([
       healingView({ kind: 'a', lastCanary: canary(5, 0.04) }),
