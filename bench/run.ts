@@ -8,6 +8,7 @@ import { boundedCost } from './bounded-cost.js';
 import { canaryOverhead } from './canary-overhead.js';
 import { fleet } from './fleet.js';
 import { ingestion } from './ingestion.js';
+import { prediction } from './prediction.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { type BenchResult, type Benchmark, machineMarkdown, textTable, writeResult } from './lib/report.js';
 import { REPO_ROOT } from './lib/stack.js';
@@ -17,7 +18,8 @@ const OBSERVER_BENCH = join(REPO_ROOT, 'bench', 'observer-vs-grep.ts');
 
 const USAGE = `usage: npm run bench [-- [NAME ...] [--FLAG=NUMBER ...]]
 
-Benchmarks: ingestion, bounded-cost, canary, fleet, observer (when bench/observer-vs-grep.ts exists).
+Benchmarks: ingestion, bounded-cost, canary, fleet, prediction, observer (when bench/observer-vs-grep.ts
+exists).
 Without a name, all of them run one after the other.
 
 Flags (numbers; each benchmark reads those it knows):
@@ -63,7 +65,7 @@ const observer: Benchmark = {
 };
 
 function benchmarks(): Benchmark[] {
-  const all = [ingestion, boundedCost, canaryOverhead, fleet];
+  const all = [ingestion, boundedCost, canaryOverhead, fleet, prediction];
   if (existsSync(OBSERVER_BENCH)) all.push(observer);
   return all;
 }

@@ -46,6 +46,7 @@ export function createGpuActivities(env: Env, settings: Settings, auditDir: stri
       ...(env.KLR_MODEL_PROFILE ? { modelProfilePath: env.KLR_MODEL_PROFILE } : {}),
       ...(service.candidateFloors ? { floors: service.candidateFloors } : {}),
       logPath: service.logPath,
+      serviceUrl: service.baseUrl,
       restartEstimateMs: createRestartEstimate({
         auditDir,
         host: settings.host,

@@ -17,7 +17,10 @@ import {
   type ServingConfig,
 } from '../domain/vllm-memory-model.js';
 import { gibText, signedPercent } from '../domain/memory-text.js';
+import type { StartupReport } from '../domain/startup-report.js';
+import type { VllmRelease } from '../domain/vllm-release.js';
 import { measuredKvMb, readServiceStartupReport, reportMismatch } from '../service/startup-log.js';
+import { serviceRelease } from '../service/vllm-version.js';
 import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
 import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
 import type {
@@ -47,6 +50,8 @@ export interface PredictCandidatesOptions {
   floors?: CandidateFloorSettings;
   /** The service's log (KLR_SERVICE_LOG): vLLM's start-up report there calibrates the predictions. */
   logPath?: string | null;
+  /** The service's URL (KLR_SERVICE_URL): its GET /version names the release when the log does not. */
+  serviceUrl?: string | null;
   /** Environment for HF_HOME and friends (default: the process's). */
   env?: Record<string, string | undefined>;
   now?: () => Date;
@@ -169,6 +174,9 @@ export function createPredictCandidates(
 
   return async function predictCandidates(input: PredictInput): Promise<Recommendation> {
     const symptom = input.symptom;
+    // vLLM's own report of its latest start, and the release it runs: the plan follows that release.
+    const startup = opts.logPath ? await readServiceStartupReport(opts.logPath) : null;
+    const { release, how: releaseText } = await serviceRelease(startup, opts.serviceUrl ?? null);
     let model: LoadedModelProfile;
     let text: string;
     try {
@@ -191,6 +199,7 @@ export function createPredictCandidates(
         return parseServingConfig(text, opts.configPath, {
           gpuTotalMb,
           gpuName,
+          release,
           maxPositionEmbeddings: model.maxPositionEmbeddings,
         }).serving;
       } catch (e) {
@@ -200,7 +209,8 @@ export function createPredictCandidates(
     };
     const plannedMb = (totalMb: number, gpuName: string | null): number => {
       try {
-        return planMemory(model, servingFor(totalMb, gpuName), totalMb).requestedMb;
+        const plan = planMemory(model, servingFor(totalMb, gpuName), totalMb, { release });
+        return plan.requestedMb + plan.outsideBudgetMb;
       } catch (e) {
         if (e instanceof RangeError) throw impossible(`model profile ${model.source}: ${e.message}`);
         throw e;
@@ -238,12 +248,13 @@ export function createPredictCandidates(
       throw new RangeError(`restartEstimateMs must be a number of ms ≥ 0, got ${restartEstimateMs}`);
     }
     // What vLLM printed at the start of the running config: the baseline the candidates are predicted from.
-    const calibration = await calibrate(opts.logPath ?? null, model, current, gpu.totalMb);
+    const calibration = calibrate(opts.logPath ?? null, startup, model, current, gpu, release);
     const candidateInput: CandidateInput = {
       model,
       current,
       gpu: { totalMb: gpu.totalMb, freeMb: gpu.freeMb, usedByOthersMb: gpu.usedByOthersMb },
       symptom,
+      release,
       restartEstimateMs: Math.round(restartEstimateMs),
       ...(opts.floors ? { floors: opts.floors } : {}),
       ...(calibration.value?.measuredKvMb != null
@@ -268,6 +279,7 @@ export function createPredictCandidates(
       `${Math.round(gpu.usedByOthersMb)} MiB held by other processes (${gpu.how}), ${free}; ` +
       `model ${model.name} from ${model.source}; current ${describeConfig(current)}; ` +
       `floors ${describeFloors(plan.floors)}; ` +
+      `${releaseText}, ${accountingText(model, current, gpu, release)}; ` +
       `${calibration.text}; ` +
       `${candidates.length} candidates, ${fitting} predicted to fit` +
       (belowFloor.length > 0
@@ -283,21 +295,38 @@ export function createPredictCandidates(
   };
 }
 
-/** Measured against predicted for the running config, and a few words on it for the basis. */
-async function calibrate(
-  logPath: string | null,
+/** Which accounting the plan follows, in a few words for the basis. */
+function accountingText(
   model: LoadedModelProfile,
   current: ServingConfig,
-  gpuTotalMb: number,
-): Promise<{ value: Calibration | null; text: string }> {
+  gpu: GpuView,
+  release: VllmRelease | null,
+): string {
+  if (release === null) return 'the conservative plan (graphs and CUDA context inside the budget)';
+  try {
+    return `its ${planMemory(model, current, gpu.totalMb, { release, othersMb: gpu.usedByOthersMb }).accounting.replaceAll('_', ' ')} accounting`;
+  } catch {
+    return 'its accounting';
+  }
+}
+
+/** Measured against predicted for the running config, and a few words on it for the basis. */
+function calibrate(
+  logPath: string | null,
+  report: StartupReport | null,
+  model: LoadedModelProfile,
+  current: ServingConfig,
+  gpu: GpuView,
+  release: VllmRelease | null,
+): { value: Calibration | null; text: string } {
+  const gpuTotalMb = gpu.totalMb;
   if (logPath === null) return { value: null, text: 'not calibrated (no KLR_SERVICE_LOG)' };
-  const report = await readServiceStartupReport(logPath);
   if (report === null) return { value: null, text: `not calibrated (no vLLM start-up report in ${logPath})` };
   const mismatch = reportMismatch(report, current);
   if (mismatch !== null) return { value: null, text: `not calibrated: ${mismatch}` };
   let predicted;
   try {
-    predicted = planMemory(model, current, gpuTotalMb);
+    predicted = planMemory(model, current, gpuTotalMb, { release, othersMb: gpu.usedByOthersMb });
   } catch {
     return { value: null, text: 'not calibrated (the model cannot plan the running config)' };
   }

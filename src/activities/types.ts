@@ -41,6 +41,8 @@ export interface CandidateConfig {
   predictedKvMb?: number;
   /** Tokens that KV cache holds. */
   predictedKvTokens?: number;
+  /** The memory model cannot size this model's KV cache (multimodal) and nothing measured it yet. */
+  mustBeMeasured?: true;
   /** What the GPU keeps free with this config, MiB (negative: does not fit). */
   headroomMb: number;
   fits: boolean;

@@ -32,6 +32,7 @@ import {
   type ModelProfile,
   type ServingConfig,
 } from './vllm-memory-model.js';
+import type { VllmRelease } from './vllm-release.js';
 
 export const FAMILIES = [
   'torch_oom',
@@ -125,6 +126,11 @@ export interface CandidateInput {
    * it, predictions start from the measured baseline and only the difference a candidate makes is modelled.
    */
   measured?: { kvCacheMb: number };
+  /**
+   * The release the service runs (its log banner or /version): the plan follows its accounting. Absent:
+   * the conservative plan (src/domain/vllm-memory-model.ts).
+   */
+  release?: VllmRelease | null;
 }
 
 /** A candidate the floors kept out of the recommendation. */
@@ -236,6 +242,8 @@ interface Evaluation {
   fits: boolean;
   /** Why it does not fit, when it does not. */
   shortfall: string | null;
+  /** The model cannot predict its KV cache and nothing measured it: only a canary can tell. */
+  mustBeMeasured: boolean;
 }
 
 type Knobs = Partial<Omit<ServingConfig, 'tensorParallelSize'>>;
@@ -261,16 +269,22 @@ function evaluate(
   config: ServingConfig,
   d: Pick<Diagnosis, 'runtime' | 'spikeMb' | 'marginMb' | 'runtimeExtraMb' | 'kvCalibrationMb'>,
 ): Evaluation {
-  const plan = planMemory(input.model, config, input.gpu.totalMb);
-  const predictedVramMb = plan.requestedMb + d.runtimeExtraMb;
+  const plan = planMemory(input.model, config, input.gpu.totalMb, {
+    release: input.release ?? null,
+    othersMb: input.gpu.usedByOthersMb,
+  });
+  const predictedVramMb = plan.requestedMb + plan.outsideBudgetMb + d.runtimeExtraMb;
   const headroomMb = input.gpu.totalMb - input.gpu.usedByOthersMb - predictedVramMb;
   const kvMb = plan.kvCacheMb + d.kvCalibrationMb;
   const tokens = kvMb > 0 ? Math.floor((kvMb * MiB) / plan.kvBytesPerToken) : 0;
   const fitLen = Math.min(config.maxModelLen, Math.floor(tokens / KV_BLOCK_SIZE) * KV_BLOCK_SIZE);
   const need = d.marginMb + (d.runtime ? d.spikeMb : 0);
   const valid = validity(config);
+  // A model whose KV cache the memory model cannot size is trusted only as a change from a measurement.
+  const mustBeMeasured = plan.unpredictable !== null && input.measured === undefined;
   let shortfall: string | null = null;
   if (valid !== null) shortfall = valid;
+  else if (mustBeMeasured) shortfall = `it must be measured: ${plan.unpredictable}`;
   else if (headroomMb < need) {
     shortfall = `only ${gib(headroomMb)} GiB would stay free, ${gib(need)} GiB needed${d.runtime ? ` (a ${gib(d.spikeMb)} GiB spike + margin)` : ' (safety margin)'}`;
   } else if (kvMb <= 0) shortfall = 'no memory would be left for the KV cache';
@@ -287,6 +301,7 @@ function evaluate(
     valid,
     fits: shortfall === null,
     shortfall,
+    mustBeMeasured,
   };
 }
 
@@ -315,7 +330,10 @@ export function diagnose(input: CandidateInput): Diagnosis {
   let runtimeExtraMb = 0;
   if (runtime && s?.freeMb !== undefined) {
     const total = s.totalMb ?? input.gpu.totalMb;
-    runtimeExtraMb = Math.max(0, total - s.freeMb - input.gpu.usedByOthersMb - raw.plan.requestedMb);
+    runtimeExtraMb = Math.max(
+      0,
+      total - s.freeMb - input.gpu.usedByOthersMb - raw.plan.requestedMb - raw.plan.outsideBudgetMb,
+    );
   }
   // What vLLM measured for the running config is the truth about its KV cache: the KV cache it printed at
   // start-up, else its estimate of the longest length that fits. The difference to the model is carried to
@@ -590,8 +608,12 @@ export function planCandidates(input: CandidateInput): CandidatePlan {
         id,
         changes: Object.fromEntries(changes.map(([f, v]) => [SERVING_KEYS[f], v])),
         predictedVramMb: Math.round(e.predictedVramMb),
-        predictedKvMb: Math.round(e.kvMb),
-        predictedKvTokens: e.kvMb > 0 ? Math.floor((e.kvMb * MiB) / e.plan.kvBytesPerToken) : 0,
+        ...(e.mustBeMeasured
+          ? { mustBeMeasured: true as const }
+          : {
+              predictedKvMb: Math.round(e.kvMb),
+              predictedKvTokens: e.kvMb > 0 ? Math.floor((e.kvMb * MiB) / e.plan.kvBytesPerToken) : 0,
+            }),
         headroomMb: Math.round(e.headroomMb),
         fits: e.fits,
         predictedDowntimeMs: input.restartEstimateMs,

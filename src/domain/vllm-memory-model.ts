@@ -22,6 +22,11 @@
 //
 // The activation, non-torch and CUDA-graph terms are estimates of what vLLM measures on a real GPU; each
 // is documented where it is computed (and in docs/prediction.md, with the numbers it was checked against).
+// They depend on the release (src/domain/vllm-release.ts): with the release known the plan follows its
+// accounting; without it, the release-blind "conservative" plan (the graphs and the CUDA context inside
+// the budget, the heaviest sampler), which errs towards less KV cache for V1 releases (−2 to −13 % on the
+// real reports, bench/results/prediction.md) but is off either way for V0 ones.
+import { type Accounting, type VllmRelease, releaseRules } from './vllm-release.js';
 
 /** What the model is, independent of how it is served. Comes from the model's config.json / a profile. */
 export interface ModelProfile {
@@ -40,6 +45,12 @@ export interface ModelProfile {
   dtypeBytes: number;
   /** Total weight bytes as MiB (e.g. from model.safetensors.index.json metadata.total_size). */
   weightsMb: number;
+  /**
+   * `pooling`: an embedding/classification model (its profiling run pools, it never samples);
+   * `multimodal`: its profiling run also runs a vision/audio encoder this model does not size. Absent: a
+   * text decoder.
+   */
+  kind?: 'decoder' | 'pooling' | 'multimodal';
 }
 
 /** The vLLM serving knobs that matter for memory (the YAML keys of `vllm serve --config`). */
@@ -66,7 +77,18 @@ export const SERVING_KEYS = {
 
 export type ServingKey = (typeof SERVING_KEYS)[keyof ServingConfig];
 
+/** What a plan needs beyond the model and the config. */
+export interface PlanOptions {
+  /** The release the service runs; absent or null: the conservative plan. */
+  release?: VllmRelease | null;
+  /** Other processes on the GPU, MiB: charged to the KV cache by the releases that count them. */
+  othersMb?: number;
+}
+
 export interface MemoryPlan {
+  /** The release whose accounting the plan follows; null: the conservative plan. */
+  release: string | null;
+  accounting: Accounting | 'conservative';
   totalMb: number;
   requestedMb: number;
   weightsMb: number; // per GPU (weights / tensor_parallel)
@@ -78,6 +100,15 @@ export interface MemoryPlan {
   maxKvTokens: number; // floor(kvCacheMb MiB / kvBytesPerToken), 0 when kvCacheMb ≤ 0
   /** vLLM's estimate of the longest max_model_len that fits (what vLLM prints). */
   estimatedMaxModelLen: number;
+  /** Whether `cudaGraphMb` is inside `requestedMb` (taken off the KV cache) or beside it. */
+  cudaGraphsInBudget: boolean;
+  /**
+   * What the process holds beyond `requestedMb` once it runs, MiB: the CUDA context where the accounting
+   * leaves it out, and the CUDA graphs where they are captured after the KV cache took its share.
+   */
+  outsideBudgetMb: number;
+  /** Why the KV cache cannot be predicted for this model (it must be measured), or null. */
+  unpredictable: string | null;
 }
 
 export const MiB = 1024 * 1024;
@@ -104,8 +135,41 @@ export const NON_TORCH_TP_EXTRA_MB = 512;
  */
 export const SAMPLER_FP32_BUFFERS = 9;
 
-/** CUDA-graph pool per captured batch size and layer, MiB (≈ 0.5 GiB for an 8B model with 67 sizes). */
+/** CUDA-graph pool per captured graph and layer, MiB (≈ 0.5 GiB for an 8B model with 67 sizes). */
 export const CUDA_GRAPH_MB_PER_LAYER_PER_SIZE = 0.25;
+
+/**
+ * Non-torch growth of one rank in a release's profiling run, MiB (cuBLAS and attention workspaces,
+ * torch.compile): vLLM measured 0.24–0.27 GiB at TP = 1 on 0.18/0.19 (0.13 on 0.15–0.17), 0.03 on V0 0.7.
+ */
+export const NON_TORCH_GROWTH_MB = { v0: 64, v1: 256 } as const;
+/**
+ * Non-torch memory of a tensor-parallel rank, MiB: NCCL and custom all-reduce buffers. 2.07–2.21 GiB on
+ * H100s (NVLink: custom all-reduce on) at TP 2–4, 0.25–0.3 GiB on 4090s and L40Ss (PCIe: it stays off).
+ */
+export const NON_TORCH_TP_MB = { nvlinkClass: 2150, pcie: 300 } as const;
+/** The CUDA context, MiB: 0.51 GiB at an H100's first snapshot, ≈ 0.3 GiB on a 3090. */
+export const CUDA_CONTEXT_MB = { large: 512, small: 300 } as const;
+/** GPUs from this size (MiB) are taken to be the NVLink datacenter class (A100/H100/H200/B200). */
+const LARGE_GPU_MB = 70 * 1024;
+
+/** The terms a plan is made of: a release's rules, or the conservative ones. */
+interface PlanRules {
+  samplerExtraBytes: number;
+  samplerWithChunkedPrefill: boolean;
+  forwardHiddenBuffers: number;
+  cudaGraphsInBudget: boolean;
+  graphsPerSize: number;
+}
+
+/** Without a release: the heaviest sampler, four hidden buffers, the graphs in the budget. */
+const CONSERVATIVE: PlanRules = {
+  samplerExtraBytes: 4 * SAMPLER_FP32_BUFFERS,
+  samplerWithChunkedPrefill: true,
+  forwardHiddenBuffers: 4,
+  cudaGraphsInBudget: true,
+  graphsPerSize: 1,
+};
 /** vLLM's cap on the largest captured batch size (max_cudagraph_capture_size = min(2 × max_num_seqs, 512)). */
 export const CUDA_GRAPH_MAX_CAPTURE = 512;
 
@@ -176,11 +240,15 @@ export function weightsPerGpuMb(model: ModelProfile, config: ServingConfig): num
  * projection output 2 × intermediate and the activated intermediate) and the attention block (q, k, v and
  * the attention output), both sharded by tensor parallelism.
  */
-export function forwardBytesPerToken(model: ModelProfile, config: ServingConfig): number {
+export function forwardBytesPerToken(
+  model: ModelProfile,
+  config: ServingConfig,
+  rules: Pick<PlanRules, 'forwardHiddenBuffers'> = CONSERVATIVE,
+): number {
   const tp = config.tensorParallelSize;
   const mlp = (3 * model.intermediateSize) / tp;
   const attention = ((2 * model.attentionHeads + 2 * model.kvHeads) * model.headDim) / tp;
-  return (4 * model.hiddenSize + Math.max(mlp, attention)) * model.dtypeBytes;
+  return (rules.forwardHiddenBuffers * model.hiddenSize + Math.max(mlp, attention)) * model.dtypeBytes;
 }
 
 /**
@@ -188,21 +256,56 @@ export function forwardBytesPerToken(model: ModelProfile, config: ServingConfig)
  * max_num_batched_tokens dummy tokens, then the sampler over min(max_num_seqs, max_num_batched_tokens)
  * requests while the hidden states of all tokens are still alive. The peak is the larger of the two:
  *   forward = tokens × forwardBytesPerToken
- *   sampler = requests × vocab × (dtype bytes + 9 × 4) + tokens × hidden × dtype bytes
+ *   sampler = requests × vocab × (dtype bytes + extra) + tokens × hidden × dtype bytes
+ * with extra = 36 bytes (nine fp32 buffers) up to vLLM 0.16 and without a release, 13 from 0.17. Pooling
+ * models never sample; V0 samples nothing when it profiles in chunks (max_num_batched_tokens < max_model_len).
  */
-export function activationPeakMb(model: ModelProfile, config: ServingConfig): number {
+export function activationPeakMb(
+  model: ModelProfile,
+  config: ServingConfig,
+  rules: Omit<PlanRules, 'cudaGraphsInBudget' | 'graphsPerSize'> = CONSERVATIVE,
+): number {
   const tokens = config.maxNumBatchedTokens;
   const requests = Math.min(config.maxNumSeqs, tokens);
-  const forward = tokens * forwardBytesPerToken(model, config);
-  const sampler =
-    requests * model.vocabSize * (model.dtypeBytes + 4 * SAMPLER_FP32_BUFFERS) +
-    tokens * model.hiddenSize * model.dtypeBytes;
+  const forward = tokens * forwardBytesPerToken(model, config, rules);
+  const samples =
+    model.kind !== 'pooling' && (rules.samplerWithChunkedPrefill || tokens >= config.maxModelLen);
+  const sampler = samples
+    ? requests * model.vocabSize * (model.dtypeBytes + rules.samplerExtraBytes) +
+      tokens * model.hiddenSize * model.dtypeBytes
+    : 0;
   return Math.max(forward, sampler) / MiB;
 }
 
-/** Non-torch memory of one rank, MiB: {@link NON_TORCH_BASE_MB}, plus {@link NON_TORCH_TP_EXTRA_MB} with TP > 1. */
+/** Non-torch memory of one rank in the conservative plan, MiB: {@link NON_TORCH_BASE_MB}, plus {@link NON_TORCH_TP_EXTRA_MB} with TP > 1. */
 export function nonTorchMb(config: ServingConfig): number {
   return NON_TORCH_BASE_MB + (config.tensorParallelSize > 1 ? NON_TORCH_TP_EXTRA_MB : 0);
+}
+
+/** The CUDA context of one process on a GPU of this size, MiB. */
+export function cudaContextMb(gpuTotalMb: number): number {
+  return gpuTotalMb >= LARGE_GPU_MB ? CUDA_CONTEXT_MB.large : CUDA_CONTEXT_MB.small;
+}
+
+/**
+ * Non-torch memory a release charges to the KV cache, MiB: the profiling run's growth, or with tensor
+ * parallelism the communication buffers; plus the CUDA context and the other processes for the
+ * accountings that count everything torch does not own.
+ */
+export function releaseNonTorchMb(
+  accounting: Accounting,
+  engine: 'v0' | 'v1',
+  config: ServingConfig,
+  gpuTotalMb: number,
+  othersMb: number,
+): number {
+  const growth =
+    config.tensorParallelSize > 1
+      ? gpuTotalMb >= LARGE_GPU_MB
+        ? NON_TORCH_TP_MB.nvlinkClass
+        : NON_TORCH_TP_MB.pcie
+      : NON_TORCH_GROWTH_MB[engine];
+  return accounting === 'all_non_torch' ? growth + cudaContextMb(gpuTotalMb) + Math.max(0, othersMb) : growth;
 }
 
 /**
@@ -224,32 +327,59 @@ export function cudaGraphCaptureSizes(config: ServingConfig): number[] {
  * of the largest captured batch, which live in the shared graph pool. Grows with max_num_seqs, which sets
  * the largest captured size.
  */
-export function cudaGraphMb(model: ModelProfile, config: ServingConfig): number {
+export function cudaGraphMb(
+  model: ModelProfile,
+  config: ServingConfig,
+  rules: Pick<PlanRules, 'graphsPerSize' | 'forwardHiddenBuffers'> = CONSERVATIVE,
+): number {
   const sizes = cudaGraphCaptureSizes(config);
   const largest = sizes[sizes.length - 1];
   if (largest === undefined) return 0;
-  const perGraph = sizes.length * model.layers * CUDA_GRAPH_MB_PER_LAYER_PER_SIZE;
-  return perGraph + (largest * forwardBytesPerToken(model, config)) / MiB;
+  const perGraph = rules.graphsPerSize * sizes.length * model.layers * CUDA_GRAPH_MB_PER_LAYER_PER_SIZE;
+  return perGraph + (largest * forwardBytesPerToken(model, config, rules)) / MiB;
 }
+
+/** The multimodal encoder's profiling run is not modelled: its share can only be measured. */
+export const MULTIMODAL_UNPREDICTABLE =
+  "a multimodal model's encoder profiling run (vision/audio) is not modelled: vLLM's start-up report must measure it";
 
 /**
  * How vLLM would size memory for `model` served with `config` on a GPU of `gpuTotalMb` MiB (per GPU; with
- * tensor parallelism every rank gets the same plan). Values are MiB, not rounded.
+ * tensor parallelism every rank gets the same plan), in the accounting of `opts.release` (conservative
+ * without one). Values are MiB, not rounded.
  */
-export function planMemory(model: ModelProfile, config: ServingConfig, gpuTotalMb: number): MemoryPlan {
+export function planMemory(
+  model: ModelProfile,
+  config: ServingConfig,
+  gpuTotalMb: number,
+  opts: PlanOptions = {},
+): MemoryPlan {
   check(model, config, gpuTotalMb);
+  const release = opts.release ?? null;
+  const releaseOf = release ? releaseRules(release) : null;
+  const rules: PlanRules = releaseOf ?? CONSERVATIVE;
   const requestedMb = gpuTotalMb * config.gpuMemoryUtilization;
   const weightsMb = weightsPerGpuMb(model, config);
-  const activation = activationPeakMb(model, config);
-  const nonTorch = nonTorchMb(config);
-  const graphs = cudaGraphMb(model, config);
-  const kvCacheMb = requestedMb - weightsMb - activation - nonTorch - graphs;
+  const activation = activationPeakMb(model, config, rules);
+  const nonTorch =
+    release && releaseOf
+      ? releaseNonTorchMb(releaseOf.accounting, release.engine, config, gpuTotalMb, opts.othersMb ?? 0)
+      : nonTorchMb(config);
+  const graphs = cudaGraphMb(model, config, rules);
+  const kvCacheMb = requestedMb - weightsMb - activation - nonTorch - (rules.cudaGraphsInBudget ? graphs : 0);
+  // What the process holds beyond its budget: the context where the accounting leaves it out, and the graphs
+  // where they come after the KV cache.
+  const contextOutside =
+    releaseOf && releaseOf.accounting !== 'all_non_torch' ? cudaContextMb(gpuTotalMb) : 0;
+  const outsideBudgetMb = contextOutside + (rules.cudaGraphsInBudget ? 0 : graphs);
   const bytesPerToken = kvBytesPerToken(model, config);
   const maxKvTokens = kvCacheMb > 0 ? Math.floor((kvCacheMb * MiB) / bytesPerToken) : 0;
   // vLLM's binary search over [1, max_model_len]: the longest length whose whole blocks fit.
   const blocks = Math.floor(maxKvTokens / KV_BLOCK_SIZE);
   const estimatedMaxModelLen = Math.min(config.maxModelLen, blocks * KV_BLOCK_SIZE);
   return {
+    release: release?.version ?? null,
+    accounting: releaseOf?.accounting ?? 'conservative',
     totalMb: gpuTotalMb,
     requestedMb,
     weightsMb,
@@ -260,6 +390,9 @@ export function planMemory(model: ModelProfile, config: ServingConfig, gpuTotalM
     kvBytesPerToken: bytesPerToken,
     maxKvTokens,
     estimatedMaxModelLen,
+    cudaGraphsInBudget: rules.cudaGraphsInBudget,
+    outsideBudgetMb,
+    unpredictable: model.kind === 'multimodal' ? MULTIMODAL_UNPREDICTABLE : null,
   };
 }
 

@@ -4,6 +4,7 @@
 // Global fetch (Node ≥ 20) with AbortSignal.timeout per request; the caller's AbortSignal stops either at once.
 
 import { probePrompt } from './probe-size.js';
+import { requestSignal } from './request-signal.js';
 
 /** The service did not answer healthy by the deadline. */
 export class HealthTimeoutError extends Error {
@@ -76,11 +77,6 @@ export function describeFetchError(err: unknown): string {
   if (code === 'ECONNREFUSED') return 'connection refused';
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
   return code ?? e.cause?.message ?? e.message;
-}
-
-function requestSignal(timeoutMs: number, signal: AbortSignal | undefined): AbortSignal {
-  const timeout = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
-  return signal ? AbortSignal.any([timeout, signal]) : timeout;
 }
 
 /** One GET /health: 'ok' or what went wrong. Rethrows only the caller's abort. */

@@ -101,11 +101,18 @@ export function readProfileFile(path: string, fallbackName: string | null): Load
       `model profile ${path}: maxPositionEmbeddings: expected a whole number > 0, got ${show(maxPos)}`,
     );
   }
+  const kind = o.kind;
+  if (kind !== undefined && kind !== 'decoder' && kind !== 'pooling' && kind !== 'multimodal') {
+    throw new ModelProfileError(
+      `model profile ${path}: kind: expected decoder, pooling or multimodal, got ${show(kind)}`,
+    );
+  }
   return {
     name,
     ...numbers,
     maxPositionEmbeddings: typeof maxPos === 'number' ? maxPos : null,
     source: path,
+    ...(kind === 'pooling' || kind === 'multimodal' ? { kind } : {}),
   };
 }
 
@@ -235,7 +242,30 @@ export function profileFromHfConfig(
     weightsMb: (opts.checkpointBytes * scale) / (1024 * 1024),
     maxPositionEmbeddings: maxPos,
     source: opts.file,
+    ...kindOf(top),
   };
+}
+
+/** Sub-configs of the encoders a multimodal model profiles beside its language model. */
+const ENCODER_CONFIG_KEYS = ['vision_config', 'audio_config', 'visual', 'vision_tower_config'] as const;
+
+/**
+ * A multimodal model (an encoder config beside the language model's) or a pooling model (an architecture
+ * that embeds or classifies, no language-model head), as vLLM tells them apart; else a text decoder.
+ */
+function kindOf(top: Record<string, unknown>): { kind?: 'pooling' | 'multimodal' } {
+  if (ENCODER_CONFIG_KEYS.some((k) => top[k] !== undefined && top[k] !== null)) return { kind: 'multimodal' };
+  const archs = Array.isArray(top.architectures)
+    ? top.architectures.filter((a) => typeof a === 'string')
+    : [];
+  const pooling =
+    /(ForSequenceClassification|ForTokenClassification|ForEmbedding|EmbeddingModel|RewardModel|^[A-Za-z0-9]+Model)$/;
+  if (
+    archs.length > 0 &&
+    archs.every((a) => pooling.test(a) && !/ForCausalLM|ForConditionalGeneration/.test(a))
+  )
+    return { kind: 'pooling' };
+  return {};
 }
 
 /** Checkpoint bytes: an index's metadata.total_size, else the sum of the weight files' sizes. */

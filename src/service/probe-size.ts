@@ -13,6 +13,7 @@
 // The sizes are capped by the CURRENT config's max-model-len: a probe the running config could not serve
 // says nothing about the candidate.
 import { parseServingConfig } from './vllm-config.js';
+import { requestSignal } from './request-signal.js';
 
 export const DEFAULT_PROBE_PROMPT_TOKENS = 512;
 export const DEFAULT_PROBE_OUTPUT_TOKENS = 128;
@@ -243,11 +244,6 @@ export function configuredMaxModelLen(yamlText: string, source: string): number 
     return null;
   }
 }
-
-const requestSignal = (timeoutMs: number, signal: AbortSignal | undefined): AbortSignal => {
-  const timeout = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
-  return signal ? AbortSignal.any([timeout, signal]) : timeout;
-};
 
 export interface ServiceTraffic {
   metricsText: string | null;

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { type Document, LineCounter, type ParsedNode, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { SERVING_KEYS, type ServingConfig, type ServingKey } from '../domain/vllm-memory-model.js';
+import { type GpuHint, type VllmRelease, batchDefaultsFor, releaseRules } from '../domain/vllm-release.js';
 
 export { SERVING_KEYS, type ServingKey };
 
@@ -41,28 +42,23 @@ export const VLLM_DEFAULTS = {
 } as const;
 
 /**
- * vLLM (V1, OpenAI server) picks max-num-batched-tokens and max-num-seqs by GPU when the config leaves them
- * out: 8192 tokens / 1024 sequences on GPUs with ≥ 70 GiB that are not A100s (H100, H200, MI300x), 2048 / 256
- * elsewhere. Without chunked prefill the token budget is at least max-model-len. max-num-seqs is never more
- * than max-num-batched-tokens.
+ * What the defaults depend on: the GPU (vLLM picks max-num-batched-tokens and max-num-seqs by its size and
+ * name) and the release (src/domain/vllm-release.ts batchDefaultsFor: V0 by max-model-len, V1 by GPU,
+ * changing with releases; the default utilization is 0.92 from 0.20). Unknown → today's V1 rule and 0.9.
  */
-export interface BatchDefaultsHint {
-  /** Total memory of the GPU, MiB; unknown → the small-GPU defaults. */
-  gpuTotalMb?: number | null;
-  /** GPU product name (nvidia-smi's `name`), to tell A100s apart. */
-  gpuName?: string | null;
+export interface BatchDefaultsHint extends GpuHint {
+  /** The release the service runs, when known (its log banner or /version). */
+  release?: VllmRelease | null;
 }
 
+/** max-num-batched-tokens and max-num-seqs vLLM takes when the config leaves them out. */
 export function batchDefaults(
   hint: BatchDefaultsHint,
   maxModelLen: number,
-  chunkedPrefill: boolean,
+  chunkedPrefill: boolean | undefined,
 ): { maxNumBatchedTokens: number; maxNumSeqs: number } {
-  const large = hint.gpuTotalMb != null && hint.gpuTotalMb >= 70 * 1024 && !/a100/i.test(hint.gpuName ?? '');
-  const tokens = large ? 8192 : 2048;
-  const seqs = large ? 1024 : 256;
-  const maxNumBatchedTokens = chunkedPrefill ? tokens : Math.max(maxModelLen, tokens);
-  return { maxNumBatchedTokens, maxNumSeqs: Math.min(seqs, maxNumBatchedTokens) };
+  const d = batchDefaultsFor(hint.release ?? null, hint, maxModelLen, chunkedPrefill);
+  return { maxNumBatchedTokens: d.maxNumBatchedTokens, maxNumSeqs: d.maxNumSeqs };
 }
 
 export interface ServingConfigOptions extends BatchDefaultsHint {
@@ -267,7 +263,7 @@ export function parseServingConfig(
     (opts.maxPositionEmbeddings && opts.maxPositionEmbeddings > 0
       ? opts.maxPositionEmbeddings
       : VLLM_DEFAULTS.maxModelLen);
-  const chunked = num('enable-chunked-prefill', (at) => toBool(source, at)) ?? true;
+  const chunked = num('enable-chunked-prefill', (at) => toBool(source, at));
   const defaults = batchDefaults(opts, maxModelLen, chunked);
   const maxNumBatchedTokens =
     num(SERVING_KEYS.maxNumBatchedTokens, (at) => toInt(source, at, 1, true)) ?? defaults.maxNumBatchedTokens;
@@ -313,7 +309,9 @@ export function parseServingConfig(
     spelling,
     keyStyle: underscores > dashes ? 'underscore' : 'dash',
     serving: {
-      gpuMemoryUtilization: util ?? VLLM_DEFAULTS.gpuMemoryUtilization,
+      gpuMemoryUtilization:
+        util ??
+        (opts.release ? releaseRules(opts.release).defaultUtilization : VLLM_DEFAULTS.gpuMemoryUtilization),
       maxModelLen,
       maxNumBatchedTokens,
       maxNumSeqs,

@@ -115,6 +115,7 @@ const candidateSchema = z.looseObject({
   predictedVramMb: finite,
   predictedKvMb: finite.optional(),
   predictedKvTokens: finite.optional(),
+  mustBeMeasured: z.literal(true).optional(),
   headroomMb: finite,
   fits: z.boolean(),
   predictedDowntimeMs: finite,

@@ -28,6 +28,8 @@ const serving = (over: Partial<ServingConfig> = {}): ServingConfig => ({
 });
 
 const plan = (over: Partial<MemoryPlan> = {}): MemoryPlan => ({
+  release: null,
+  accounting: 'conservative',
   totalMb: 81559,
   requestedMb: 73403.1,
   weightsMb: 15317,
@@ -38,6 +40,9 @@ const plan = (over: Partial<MemoryPlan> = {}): MemoryPlan => ({
   kvBytesPerToken: 131072,
   maxKvTokens: 448688,
   estimatedMaxModelLen: 8192,
+  cudaGraphsInBudget: true,
+  outsideBudgetMb: 0,
+  unpredictable: null,
   ...over,
 });
 

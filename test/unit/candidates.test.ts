@@ -3,6 +3,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +26,7 @@ import { llama3_8b, serving8k } from '../support/model-profiles.js';
 import { prng } from '../support/prng.js';
 import { FAMILIES } from '../../src/domain/candidates.js';
 import { SERVING_KEYS, type ServingConfig, planMemory } from '../../src/domain/vllm-memory-model.js';
+import { parseVllmRelease } from '../../src/domain/vllm-release.js';
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
@@ -794,7 +797,7 @@ max-num-seqs: 256
       assert.ok(derived.candidates.every((c) => !c.fits && c.changes['max-model-len'] === undefined));
       assert.match(
         derived.basis,
-        /; floors gpu-memory-utilization ≥ 0\.23 \(derived\), max-model-len ≥ 4096 \(derived\), max-num-batched-tokens ≥ 2048 \(derived\), max-num-seqs ≥ 64 \(derived\); not calibrated \(no KLR_SERVICE_LOG\); \d+ candidates, 0 predicted to fit: no fitting candidate within the floors; left out below the floors: max-model-len=16 \(it would fit\): max-model-len 16 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\);/,
+        /; floors gpu-memory-utilization ≥ 0\.23 \(derived\), max-model-len ≥ 4096 \(derived\), max-num-batched-tokens ≥ 2048 \(derived\), max-num-seqs ≥ 64 \(derived\); vLLM release unknown \(no banner in the log\), the conservative plan \(graphs and CUDA context inside the budget\); not calibrated \(no KLR_SERVICE_LOG\); \d+ candidates, 0 predicted to fit: no fitting candidate within the floors; left out below the floors: max-model-len=16 \(it would fit\): max-model-len 16 below the floor 4096 \(KLR_CANDIDATE_MIN_MAX_MODEL_LEN\);/,
       );
       const set = await createPredictCandidates({
         configPath,
@@ -910,7 +913,9 @@ max-num-seqs: 256
       ...start('50.00'),
       'INFO 11-28 03:00:00 [loggers.py:123] Engine 000: Avg prompt throughput: 0.0 tokens/s',
     ]);
-    const modelled = planMemory(llama3_8b, { ...serving8k, maxNumSeqs: 256 }, 81920).kvCacheMb;
+    // vLLM 0.10.1.1 (its banner): the three-terms accounting, others outside the budget
+    const release = parseVllmRelease('0.10.1.1');
+    const modelled = planMemory(llama3_8b, { ...serving8k, maxNumSeqs: 256 }, 81920, { release }).kvCacheMb;
     assert.ok(r.calibration);
     assert.equal(r.calibration.vllmVersion, '0.10.1.1');
     assert.equal(r.calibration.measuredKvMb, 51200);
@@ -924,7 +929,7 @@ max-num-seqs: 256
     assert.ok(Math.abs((r.calibration.kvErrorRatio ?? NaN) - (modelled - 51200) / 51200) < 1e-4);
     assert.match(
       r.basis,
-      /calibrated to vLLM 0\.10\.1\.1's own start-up report: KV cache 50\.00 GiB measured, \d+\.\d\d GiB modelled \([+−]\d+\.\d %\)/,
+      /; vLLM 0\.10\.1\.1 \(the log's banner\), its three terms accounting; calibrated to vLLM 0\.10\.1\.1's own start-up report: KV cache 50\.00 GiB measured, \d+\.\d\d GiB modelled \([+−]\d+\.\d %\)/,
     );
     // every candidate's KV is predicted from the 50 GiB measured
     const current = r.candidates.find((c) => c.id === 'gpu-memory-utilization=0.88');
@@ -954,5 +959,110 @@ max-num-seqs: 256
       forged.basis,
       /not calibrated: the log's KV cache of 500\.00 GiB cannot be on a 80\.00 GiB GPU/,
     );
+  });
+});
+
+describe("the release's accounting in the candidates", () => {
+  const release = parseVllmRelease('0.19.0');
+
+  test('predicted VRAM is the budget plus what the release keeps beside it (the context, the graphs)', () => {
+    const withRelease = generateCandidates(
+      input({ release, symptom: { family: 'torch_oom', allocMb: 2048 } }),
+    );
+    const blind = generateCandidates(input({ symptom: { family: 'torch_oom', allocMb: 2048 } }));
+    const c = byId(withRelease, 'gpu-memory-utilization=0.88');
+    const plan = planMemory(llama, { ...current, gpuMemoryUtilization: 0.88 }, GPU, { release });
+    assert.equal(c.predictedVramMb, Math.round(plan.requestedMb + plan.outsideBudgetMb));
+    assert.ok(plan.outsideBudgetMb > 512);
+    assert.equal(byId(blind, 'gpu-memory-utilization=0.88').predictedVramMb, Math.round(0.88 * GPU));
+  });
+
+  test('a multimodal model: no candidate is said to fit until vLLM measured the running config', () => {
+    const vlm = { ...llama, kind: 'multimodal' as const };
+    const unmeasured = generateCandidates(input({ model: vlm, release, symptom: { family: 'torch_oom' } }));
+    assert.ok(unmeasured.length > 0);
+    for (const c of unmeasured) {
+      assert.equal(c.fits, false, c.id);
+      assert.equal(c.mustBeMeasured, true);
+      assert.equal(c.predictedKvMb, undefined);
+      assert.match(c.why, /it must be measured: a multimodal model's encoder profiling run/);
+    }
+    const measured = generateCandidates(
+      input({ model: vlm, release, symptom: { family: 'torch_oom' }, measured: { kvCacheMb: 20_000 } }),
+    );
+    assert.ok(
+      measured.some((c) => c.fits && c.mustBeMeasured === undefined && c.predictedKvMb !== undefined),
+    );
+  });
+});
+
+describe('predictCandidates activity: the release from GET /version when the log names none', () => {
+  const CONFIG = `model: ${join(MODELS, 'llama-3-8b-like')}\nmax-model-len: 8192\n`;
+  async function withVersionServer<T>(
+    answer: (res: ServerResponse) => void,
+    fn: (url: string) => Promise<T>,
+  ) {
+    const server = createServer((req, res) =>
+      req.url === '/version' ? answer(res) : res.writeHead(404).end(),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      return await fn(`http://127.0.0.1:${port}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+  async function basisWith(serviceUrl: string | null): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'klr-version-'));
+    try {
+      const configPath = join(dir, 'vllm.yaml');
+      writeFileSync(configPath, CONFIG);
+      const r = await createPredictCandidates({ configPath, serviceUrl, restartEstimateMs: () => 1000 })({
+        host: 'h',
+        kind: 'vllm_oom',
+        vram: null,
+        symptom: { family: 'startup_free_memory', totalMb: 81920, freeMb: 61920 },
+      });
+      return r.basis;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('the service answers its version: the plan follows that release', async () => {
+    await withVersionServer(
+      (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"version":"0.8.2"}'),
+      async (url) =>
+        assert.match(await basisWith(url), /; vLLM 0\.8\.2 \(GET \/version\), its all non torch accounting;/),
+    );
+  });
+
+  test('a hostile or broken answer leaves the release unknown, and says why', async () => {
+    const cases: Array<[(res: ServerResponse) => void, RegExp]> = [
+      [(res) => res.writeHead(500).end('boom'), /GET \/version: HTTP 500/],
+      [(res) => res.writeHead(200).end('<html>'), /GET \/version: an answer that is not JSON/],
+      [(res) => res.writeHead(200).end('{"version": 42}'), /JSON without a "version" string/],
+      [
+        (res) => res.writeHead(200).end(`{"version":"${'9'.repeat(10_000)}"}`),
+        /an answer of \d+ bytes, not a version/,
+      ],
+      [(res) => res.writeHead(200).end('{"version":"; rm -rf /"}'), /GET \/version answered "; rm -rf \/"/],
+    ];
+    for (const [answer, why] of cases) {
+      await withVersionServer(answer, async (url) => {
+        const basis = await basisWith(url);
+        assert.match(basis, /vLLM release unknown \(no banner in the log; /);
+        assert.match(basis, why);
+        assert.match(basis, /the conservative plan/);
+      });
+    }
+    // Nothing listening (a port just freed): refused, not a hang.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    assert.match(await basisWith(`http://127.0.0.1:${port}`), /GET \/version: connection refused/);
   });
 });

@@ -341,6 +341,25 @@ describe('model profile', () => {
     assert.equal(p.kvHeads, 8);
     assert.equal(p.headDim, 128); // given, not 5120 / 32 = 160
     assert.equal(p.maxPositionEmbeddings, 131072);
+    assert.equal(p.kind, 'multimodal', 'its vision encoder is profiled too: the KV cache must be measured');
+  });
+
+  test('model kinds: a decoder, a pooling model (no LM head), a multimodal one', () => {
+    const kindOf = (cfg: Record<string, unknown>) =>
+      profileFromHfConfig(
+        { num_hidden_layers: 2, num_attention_heads: 4, hidden_size: 64, vocab_size: 100, ...cfg },
+        { file: 'config.json', name: 'm', checkpointBytes: 0 },
+      ).kind;
+    assert.equal(kindOf({ architectures: ['LlamaForCausalLM'] }), undefined);
+    assert.equal(kindOf({ architectures: ['Qwen3ForCausalLM'] }), undefined);
+    assert.equal(kindOf({ architectures: ['BertModel'] }), 'pooling');
+    assert.equal(kindOf({ architectures: ['Qwen2ForSequenceClassification'] }), 'pooling');
+    assert.equal(kindOf({ architectures: ['MistralModel'] }), 'pooling', 'e5-mistral');
+    assert.equal(
+      kindOf({ architectures: ['Qwen2VLForConditionalGeneration'], vision_config: {} }),
+      'multimodal',
+    );
+    assert.equal(kindOf({}), undefined);
   });
 
   test('a config.json without the layer count names the file and the field', () => {

@@ -13,6 +13,7 @@ import {
   nonTorchMb,
   planMemory,
 } from '../../src/domain/vllm-memory-model.js';
+import { parseVllmRelease } from '../../src/domain/vllm-release.js';
 
 const llama = llama3_8b;
 
@@ -113,12 +114,14 @@ describe('non-torch and CUDA-graph memory', () => {
 });
 
 describe('planMemory', () => {
-  test('Llama-3-8B on an 80 GiB GPU at 0.9', () => {
+  test('Llama-3-8B on an 80 GiB GPU at 0.9, release unknown: the conservative plan', () => {
     const plan = planMemory(llama, base, GPU);
     // requested = 81 920 × 0.9 = 73 728
     // kv        = 73 728 − 15 317 − 1253.875 − 512 − 466 = 56 179.125 MiB (54.9 GiB)
     // tokens    = floor(56 179.125 × 1 048 576 / 131 072) = floor(56 179.125 × 8) = 449 433
     assert.deepEqual(plan, {
+      release: null,
+      accounting: 'conservative',
       totalMb: 81920,
       requestedMb: 73728,
       weightsMb: 15317,
@@ -129,6 +132,9 @@ describe('planMemory', () => {
       kvBytesPerToken: 131072,
       maxKvTokens: 449433,
       estimatedMaxModelLen: 8192,
+      cudaGraphsInBudget: true,
+      outsideBudgetMb: 0,
+      unpredictable: null,
     });
     assert.ok(kvFitsMaxModelLen(plan, base));
   });
@@ -200,5 +206,70 @@ describe('planMemory', () => {
     );
     assert.throws(() => planMemory(llama, { ...base, tensorParallelSize: 0 }, GPU), /tensorParallelSize/);
     assert.throws(() => planMemory(llama, base, Number.NaN), /gpuTotalMb/);
+  });
+});
+
+describe("a release's accounting (src/domain/vllm-release.ts)", () => {
+  const r = (v: string) => {
+    const x = parseVllmRelease(v);
+    assert.ok(x);
+    return x;
+  };
+  // An H100 80GB as torch sees it: 79.19 GiB; Llama-3.1-8B with 14.99 GiB of weights (as vLLM 0.19 printed).
+  const H100 = 79.19 * 1024;
+  const llama31 = { ...llama, weightsMb: 14.99 * 1024 };
+  const served = { ...base, gpuMemoryUtilization: 0.95, maxNumSeqs: 1024 };
+
+  test('0.19 on an H100: the light sampler, 256 MiB of non-torch, graphs beside the budget (vLLM printed 58.11 GiB)', () => {
+    const plan = planMemory(llama31, served, H100, { release: r('0.19.0') });
+    // sampler = 1024 × 128 256 × (2 + 13) B + 8192 × 4096 × 2 B = 1878.75 + 64 = 1942.75 MiB (vLLM: 1.89 GiB)
+    assert.equal(plan.activationPeakMb, 1942.75);
+    assert.equal(plan.nonTorchMb, 256);
+    // kv = 0.95 × 81 090.56 − 15 349.76 − 1942.75 − 256 = 59 487.52 MiB = 58.09 GiB
+    assert.ok(Math.abs(plan.kvCacheMb / 1024 - 58.09) < 0.01, `${plan.kvCacheMb / 1024} GiB`);
+    assert.equal(plan.accounting, 'three_terms');
+    assert.equal(plan.cudaGraphsInBudget, false);
+    // beside the budget: the CUDA context and the graphs (2 per size from 0.11)
+    assert.equal(plan.outsideBudgetMb, 512 + plan.cudaGraphMb);
+    assert.equal(plan.cudaGraphMb, 2 * 51 * 32 * 0.25 + (512 * 118784) / 1048576);
+  });
+
+  test('0.20 takes the graph estimate off the KV cache instead', () => {
+    const p19 = planMemory(llama31, served, H100, { release: r('0.19.0') });
+    const p20 = planMemory(llama31, served, H100, { release: r('0.20.0') });
+    assert.equal(p20.kvCacheMb, p19.kvCacheMb - p19.cudaGraphMb);
+    assert.equal(p20.outsideBudgetMb, 512);
+  });
+
+  test('0.15 sorted the whole vocabulary in its dummy sampler: 2 + 36 bytes per entry', () => {
+    const plan = planMemory(llama31, served, H100, { release: r('0.15.0') });
+    assert.equal(plan.activationPeakMb, (1024 * 128256 * 38) / 1048576 + 64);
+  });
+
+  test('V0 0.6.4 on a 3090 at 20 000 tokens: one batch of the whole context; the context and others charged (vLLM printed 3.81 GiB)', () => {
+    const plan = planMemory(
+      llama31,
+      { ...base, maxModelLen: 20000, maxNumBatchedTokens: 20000, maxNumSeqs: 256 },
+      23.58 * 1024,
+      { release: r('0.6.4'), othersMb: 0 },
+    );
+    // forward = 20 000 × (3 × 4096 + 3 × 14 336) × 2 B = 2109.4 MiB (vLLM: 17.06 − 14.99 = 2.07 GiB)
+    assert.equal(plan.activationPeakMb, (20000 * 110592) / 1048576);
+    assert.equal(plan.nonTorchMb, 64 + 300, 'growth + the CUDA context (vLLM: 0.35 GiB)');
+    assert.ok(Math.abs(plan.kvCacheMb / 1024 - 3.81) < 0.02, `${plan.kvCacheMb / 1024} GiB`);
+    const shared = planMemory(
+      llama31,
+      { ...base, maxModelLen: 20000, maxNumBatchedTokens: 20000, maxNumSeqs: 256 },
+      23.58 * 1024,
+      { release: r('0.6.4'), othersMb: 4096 },
+    );
+    assert.equal(shared.kvCacheMb, plan.kvCacheMb - 4096, 'other processes come off the KV cache in 0.6.4');
+  });
+
+  test('pooling models never sample; multimodal ones must be measured', () => {
+    const pooled = planMemory({ ...llama31, kind: 'pooling' }, served, H100, { release: r('0.19.0') });
+    assert.equal(pooled.activationPeakMb, (8192 * 118784) / 1048576); // the forward term alone
+    const vlm = planMemory({ ...llama31, kind: 'multimodal' }, served, H100, { release: r('0.19.0') });
+    assert.match(vlm.unpredictable ?? '', /must measure it/);
   });
 });
