@@ -6,7 +6,8 @@
 // opens its port, fails at start-up with vLLM's own errors when the config does not fit, serves /health,
 // /v1/models, /v1/completions, /v1/chat/completions, /metrics and /version, raises PyTorch's CUDA OOM and
 // dies like vLLM's V1 engine when a request burst does not fit beside its budget, and publishes what
-// nvidia-smi would see to $KLR_SIM_GPU_STATE. Settings: docs/simulator.md.
+// nvidia-smi would see to $KLR_SIM_GPU_STATE. Its start-up log and start-up errors are worded as the release
+// SIM_VLLM_VERSION printed them (V0 0.5 → V1 0.33, sim/lib/startup-wording.ts). Settings: docs/simulator.md.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -14,14 +15,13 @@ import { STATUS_CODES } from 'node:http';
 import { planMemory, type MemoryPlan } from '../src/domain/vllm-memory-model.js';
 import {
   checkFreeMemory,
-  checkKvCache,
   checkServingConfig,
   checkWeightsLoad,
   kvCacheTokens,
   runtimeOom,
   BLOCK_SIZE,
 } from './lib/engine.js';
-import { MiB, fixed, thousands } from './lib/format.js';
+import { MiB, fixed } from './lib/format.js';
 import { foreignProcesses, publishGpuState, simGpuUuid, type GpuStateProcess } from './lib/gpu-state.js';
 import { observe, renderMetrics, tokenHistogram, type EngineStats } from './lib/metrics.js';
 import {
@@ -31,29 +31,46 @@ import {
   streamEvents,
   type GenerationRequest,
 } from './lib/openai.js';
+import { accountedPlan, accountingOf, kvAllocationOom, kvCacheRefusal } from './lib/release-engine.js';
 import {
   ArgError,
   loadModelProfile,
   parseServeArgs,
-  pyRepr,
   type ServeConfig,
   type SimModelProfile,
 } from './lib/serve-config.js';
 import { readSimSettings, SettingsError, type SimSettings } from './lib/settings.js';
+import { othersAccounting } from './lib/sim-release.js';
+import {
+  apiPreamble,
+  compiled,
+  configResolved,
+  engineBanner,
+  engineReady,
+  graphsCaptured,
+  graphsDisabled,
+  kvCacheSize,
+  loadStart,
+  logHeader,
+  memoryProfile,
+  processPrefixes,
+  torchOomException,
+  V0_ENGINE_FAILED,
+  weightsLoaded,
+  type LogRecord,
+  type ServeView,
+} from './lib/startup-wording.js';
 import {
   API_SERVER_BIND_FRAMES,
   API_SERVER_CONFIG_FRAMES,
   API_SERVER_STARTUP_FRAMES,
   EXECUTE_MODEL_FRAMES,
-  INIT_DEVICE_FRAMES,
-  KV_CACHE_FRAMES,
-  LOAD_MODEL_FRAMES,
   OUTPUT_HANDLER_FRAMES,
   engineProcessTraceback,
   traceback,
-  type Frame,
 } from './lib/tracebacks.js';
-import { VllmLog, vllmTimestamp } from './lib/vllm-log.js';
+import { startupFrames, v0StartupFailure, type StartupStep } from './lib/v0-tracebacks.js';
+import { VllmLog, vllmTimestamp, type Level, type Proc } from './lib/vllm-log.js';
 import { ENGINE_DEAD_MESSAGE, errorBody, torchOutOfMemory, type TorchOomInput } from './lib/vllm-messages.js';
 
 const ENGINE_DEAD = 'vllm.v1.engine.exceptions.EngineDeadError';
@@ -159,7 +176,8 @@ class SimulatedVllm {
         usedMb > 0 ? utilizationPct : 0,
       );
     } catch (e) {
-      this.log.engine(
+      this.say(
+        'engine',
         'WARNING',
         'sim',
         `could not write the simulated GPU state to ${path}: ${(e as Error).message}`,
@@ -175,16 +193,34 @@ class SimulatedVllm {
 
   // ---------------------------------------------------------------- start-up
 
+  /** One logger call as the release prints it: its header on every line (VllmLog adds the process prefix). */
+  private say(proc: Proc, level: Level, source: string, message: string): void {
+    const head = logHeader(this.settings.release, level, source, vllmTimestamp(new Date()));
+    this.log.raw(
+      proc,
+      message.split('\n').map((line) => head + line),
+    );
+  }
+
+  private emit(records: LogRecord[]): void {
+    for (const r of records) this.say(r.proc, r.level, r.source, r.message);
+  }
+
+  /** Start-up as the release played (settings.release) logs it: startup-wording.ts has the texts. */
   async start(): Promise<void> {
     const { settings, profile, cfg, log } = this;
+    const r = settings.release;
     const s = cfg.serving;
     const total = settings.startupMs;
-    log.raw(
-      'none',
-      `INFO ${vllmTimestamp(new Date())} [__init__.py:241] Automatically detected platform cuda.`,
-    );
-    log.api('INFO', 'api_server.py:1805', `vLLM API server version ${settings.vllmVersion}`);
-    log.api('INFO', 'utils.py:326', `non-default args: ${pyRepr(cfg.explicit)}`);
+    const view: ServeView = {
+      model: cfg.model,
+      servedName: this.servedName,
+      architecture: profile.architecture,
+      dtype: profile.dtypeBytes === 4 ? 'torch.float32' : 'torch.bfloat16',
+      serving: s,
+      explicit: cfg.explicit,
+    };
+    this.emit(apiPreamble(r, view));
 
     const configFailure = checkServingConfig(profile, s, settings.gpuCount, settings.allowLongMaxModelLen);
     if (configFailure) {
@@ -196,13 +232,7 @@ class SimulatedVllm {
       this.exit(1);
       return;
     }
-    log.api('INFO', '__init__.py:711', `Resolved architecture: ${profile.architecture}`);
-    log.api('INFO', '__init__.py:1750', `Using max model len ${s.maxModelLen}`);
-    log.api(
-      'INFO',
-      'scheduler.py:222',
-      `Chunked prefill is enabled with max_num_batched_tokens=${s.maxNumBatchedTokens}.`,
-    );
+    this.emit(configResolved(r, view));
 
     if (cfg.port !== 0 && !(await this.portIsFree())) {
       log.raw(
@@ -214,124 +244,65 @@ class SimulatedVllm {
       return;
     }
 
-    const plan = planMemory(profile, s, settings.gpuTotalMb);
+    const othersMb = Math.max(...this.gpuIndexes().map((i) => this.othersOn(i).mb));
+    const plan = accountedPlan(r, planMemory(profile, s, settings.gpuTotalMb), s, othersMb);
     this.plan = plan;
-    log.engine('INFO', 'core.py:636', 'Waiting for init message from front-end.');
-    log.engine(
-      'INFO',
-      'core.py:74',
-      `Initializing a V1 LLM engine (v${settings.vllmVersion}) with config: model='${cfg.model}', ` +
-        `speculative_config=None, tokenizer='${cfg.model}', skip_tokenizer_init=False, tokenizer_mode=auto, ` +
-        `revision=None, trust_remote_code=False, dtype=${profile.dtypeBytes === 4 ? 'torch.float32' : 'torch.bfloat16'}, ` +
-        `max_seq_len=${s.maxModelLen}, download_dir=None, load_format=auto, tensor_parallel_size=${s.tensorParallelSize}, ` +
-        `pipeline_parallel_size=1, disable_custom_all_reduce=False, quantization=None, enforce_eager=${s.enforceEager ? 'True' : 'False'}, ` +
-        `kv_cache_dtype=${s.kvCacheDtype}, device_config=cuda, seed=0, served_model_name=${this.servedName}, ` +
-        `enable_prefix_caching=True, chunked_prefill_enabled=True, use_async_output_proc=True`,
-    );
-    log.engine(
-      'INFO',
-      'parallel_state.py:1134',
-      'rank 0 in world size 1 is assigned as DP rank 0, PP rank 0, TP rank 0, EP rank 0',
-    );
+    this.emit(engineBanner(r, view));
 
-    // init_device: the free memory must cover total × utilization on every GPU the engine uses.
-    for (const i of this.gpuIndexes()) {
-      const freeMb = settings.gpuTotalMb - this.othersOn(i).mb;
-      const message = checkFreeMemory(plan, freeMb, s.gpuMemoryUtilization);
-      if (message) return this.failStartup(INIT_DEVICE_FRAMES, 'ValueError', message);
+    // init_device (V1 0.9.1 →): the free memory must cover total × utilization on every GPU the engine uses.
+    if (othersAccounting(r) === 'startup_check') {
+      for (const i of this.gpuIndexes()) {
+        const freeMb = settings.gpuTotalMb - this.othersOn(i).mb;
+        const message = checkFreeMemory(plan, freeMb, s.gpuMemoryUtilization);
+        if (message) return this.failStartup('init_device', 'ValueError', message);
+      }
     }
     const contextMb = 530; // CUDA context + NCCL before any tensor
     this.publish(contextMb, 0);
     if (!(await this.wait(total * 0.1))) return;
 
-    log.engine('INFO', 'gpu_model_runner.py:1953', `Starting to load model ${cfg.model}...`);
-    log.engine('INFO', 'gpu_model_runner.py:1985', 'Loading model from scratch...');
-    log.engine('INFO', 'cuda.py:328', 'Using Flash Attention backend on V1 engine.');
-    log.engine('INFO', 'weight_utils.py:296', "Using model weights format ['*.safetensors']");
-    const loadStart = Date.now();
+    this.emit(loadStart(r, cfg.model));
+    const loadStarted = Date.now();
     for (const i of this.gpuIndexes()) {
       const oom = checkWeightsLoad(plan, profile, settings.gpuTotalMb - this.othersOn(i).mb, i);
       if (oom) {
         if (!(await this.wait(total * 0.2))) return;
-        return this.failStartup(LOAD_MODEL_FRAMES, TORCH_OOM, torchOutOfMemory(oom));
+        return this.failStartup('load_model', torchOomException(r), torchOutOfMemory(oom));
       }
     }
     if (!(await this.wait(total * 0.45))) return;
-    const loadSeconds = (Date.now() - loadStart) / 1000;
-    log.engine(
-      'INFO',
-      'default_loader.py:262',
-      `Loading weights took ${fixed(loadSeconds * 0.93, 2)} seconds`,
-    );
-    log.engine(
-      'INFO',
-      'gpu_model_runner.py:2007',
-      `Model loading took ${fixed(plan.weightsMb / 1024, 4)} GiB and ${fixed(loadSeconds, 6)} seconds`,
-    );
+    this.emit(weightsLoaded(r, plan.weightsMb, (Date.now() - loadStarted) / 1000));
     this.publish(plan.weightsMb + contextMb, 0);
 
     const profileStart = Date.now();
-    if (!s.enforceEager) {
-      const hash = randomBytes(5).toString('hex');
-      log.engine(
-        'INFO',
-        'backends.py:548',
-        `Using cache directory: /root/.cache/vllm/torch_compile_cache/${hash}/rank_0_0/backbone for vLLM's torch.compile`,
-      );
-    }
+    const cacheHash = randomBytes(5).toString('hex');
+    if (!s.enforceEager) this.emit(compiled(r, cacheHash, null));
     if (!(await this.wait(total * 0.2))) return;
-    if (!s.enforceEager) {
-      const compileSeconds = (Date.now() - profileStart) / 1000;
-      log.engine(
-        'INFO',
-        'backends.py:559',
-        `Dynamo bytecode transform time: ${fixed(compileSeconds * 0.6, 2)} s`,
-      );
-      log.engine('INFO', 'monitor.py:34', `torch.compile takes ${fixed(compileSeconds * 0.9, 2)} s in total`);
-    }
-    log.engine(
-      'INFO',
-      'gpu_worker.py:276',
-      `Available KV cache memory: ${fixed(plan.kvCacheMb / 1024, 2)} GiB`,
-    );
-    const kvMessage = checkKvCache(plan, s);
-    if (kvMessage) return this.failStartup(KV_CACHE_FRAMES, 'ValueError', kvMessage);
+    const profileSeconds = (Date.now() - profileStart) / 1000;
+    if (!s.enforceEager) this.emit(compiled(r, cacheHash, profileSeconds));
+    this.emit(memoryProfile(r, accountingOf(plan, s.gpuMemoryUtilization, profileSeconds)));
 
+    // V1 refuses before it prints the cache's size, V0 after (it logs its blocks first).
     this.kvTokens = kvCacheTokens(plan);
-    log.engine('INFO', 'kv_cache_utils.py:849', `GPU KV cache size: ${thousands(this.kvTokens)} tokens`);
-    log.engine(
-      'INFO',
-      'kv_cache_utils.py:853',
-      `Maximum concurrency for ${thousands(s.maxModelLen)} tokens per request: ${fixed(this.kvTokens / s.maxModelLen, 2)}x`,
-    );
+    const refusal = kvCacheRefusal(r, plan, s);
+    if (refusal && r.engine === 'v1') return this.failStartup('kv_cache', 'ValueError', refusal);
+    this.emit(kvCacheSize(r, this.kvTokens, plan.kvBytesPerToken, s.maxModelLen));
+    if (refusal) return this.failStartup('kv_cache', 'ValueError', refusal);
+    for (const i of this.gpuIndexes()) {
+      const oom = kvAllocationOom(r, plan, profile.layers, settings.gpuTotalMb - this.othersOn(i).mb, i);
+      if (oom) return this.failStartup('kv_alloc', torchOomException(r), torchOutOfMemory(oom));
+    }
     this.publish(plan.requestedMb, 0);
     const graphStart = Date.now();
     if (!(await this.wait(total * 0.15))) return;
     if (s.enforceEager) {
-      log.engine('INFO', '__init__.py:3575', 'Cudagraph is disabled under eager mode');
+      this.emit(graphsDisabled(r));
     } else {
-      log.raw(
-        'engine',
-        `Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): 100%|██████████| 67/67 [00:0${Math.min(9, Math.round((Date.now() - graphStart) / 1000))}<00:00, 33.44it/s]`,
-        'stderr',
-      );
-      log.engine(
-        'INFO',
-        'gpu_model_runner.py:2708',
-        `Graph capturing finished in ${Math.max(1, Math.round((Date.now() - graphStart) / 1000))} secs, took ${fixed(plan.cudaGraphMb / 1024, 2)} GiB`,
-      );
+      const graphs = graphsCaptured(r, (Date.now() - graphStart) / 1000, plan.cudaGraphMb);
+      if (graphs.bar !== null) log.raw('engine', graphs.bar, 'stderr');
+      this.emit(graphs.records);
     }
-    log.engine(
-      'INFO',
-      'core.py:214',
-      `init engine (profile, create kv cache, warmup model) took ${fixed((Date.now() - profileStart) / 1000, 2)} seconds`,
-    );
-    log.api(
-      'INFO',
-      'loggers.py:142',
-      `Engine 000: vllm cache_config_info with initialization after num_gpu_blocks is: ${this.kvTokens / BLOCK_SIZE}`,
-    );
-    log.api('INFO', 'api_server.py:1611', "Supported_tasks: ['generate']");
+    this.emit(engineReady(r, (Date.now() - profileStart) / 1000, this.kvTokens));
     if (!(await this.wait(Math.max(0, total - (Date.now() - this.startedAt))))) return;
     await this.listen();
   }
@@ -352,9 +323,25 @@ class SimulatedVllm {
     return this.phase === 'starting';
   }
 
-  private failStartup(frames: Frame[], exception: string, message: string): void {
-    const { log } = this;
-    log.engine(
+  /** Dies at start-up as the release's engine does, `where` naming the step that raised. */
+  private failStartup(where: StartupStep, exception: string, message: string): void {
+    const { log, settings } = this;
+    if (settings.release.engine === 'v0') {
+      const failure = v0StartupFailure(
+        settings.release,
+        startupFrames('v0', where),
+        exception,
+        message,
+        V0_ENGINE_FAILED,
+      );
+      if (failure.logged !== null) this.say('engine', 'ERROR', 'engine.py:366', failure.logged);
+      for (const printed of failure.printed) log.raw('engine', printed, 'stderr');
+      this.exit(1);
+      return;
+    }
+    const frames = startupFrames('v1', where);
+    this.say(
+      'engine',
       'ERROR',
       'core.py:700',
       ['EngineCore failed to start.', ...traceback(frames, exception, message)].join('\n'),
@@ -393,8 +380,13 @@ class SimulatedVllm {
     }
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : cfg.port;
-    log.api('INFO', 'api_server.py:1880', `Starting vLLM API server on http://${this.hostShown}:${port}`);
-    log.api('INFO', 'launcher.py:29', 'Available routes are:');
+    this.say(
+      'api',
+      'INFO',
+      'api_server.py:1880',
+      `Starting vLLM API server on http://${this.hostShown}:${port}`,
+    );
+    this.say('api', 'INFO', 'launcher.py:29', 'Available routes are:');
     for (const [route, methods] of [
       ['/openapi.json', 'GET, HEAD'],
       ['/health', 'GET'],
@@ -404,7 +396,7 @@ class SimulatedVllm {
       ['/v1/chat/completions', 'POST'],
       ['/v1/completions', 'POST'],
     ] as const) {
-      log.api('INFO', 'launcher.py:37', `Route: ${route}, Methods: ${methods}`);
+      this.say('api', 'INFO', 'launcher.py:37', `Route: ${route}, Methods: ${methods}`);
     }
     log.uvicorn(`Started server process [${this.pid}]`);
     log.uvicorn('Waiting for application startup.');
@@ -496,7 +488,8 @@ class SimulatedVllm {
     const generation = (this.stats.generationTokens - this.lastStats.generation) / secs;
     const active = prompt > 0 || generation > 0 || this.stats.running > 0;
     if (active || this.lastStats.active) {
-      this.log.api(
+      this.say(
+        'api',
         'INFO',
         'loggers.py:123',
         `Engine 000: Avg prompt throughput: ${fixed(prompt, 1)} tokens/s, Avg generation throughput: ${fixed(generation, 1)} tokens/s, ` +
@@ -518,7 +511,8 @@ class SimulatedVllm {
     this.phase = 'dead';
     const { log, settings, cfg } = this;
     const message = torchOutOfMemory(oom);
-    log.engine(
+    this.say(
+      'engine',
       'ERROR',
       'dump_input.py:69',
       `Dumping input data for V1 LLM engine (v${settings.vllmVersion}) with config: model='${cfg.model}', ` +
@@ -526,7 +520,8 @@ class SimulatedVllm {
         `enforce_eager=${cfg.serving.enforceEager ? 'True' : 'False'}, kv_cache_dtype=${cfg.serving.kvCacheDtype}, ` +
         `served_model_name=${this.servedName}, `,
     );
-    log.engine(
+    this.say(
+      'engine',
       'ERROR',
       'dump_input.py:76',
       `Dumping scheduler output for model execution: SchedulerOutput(scheduled_new_reqs=[], scheduled_cached_reqs=CachedRequestData(req_ids=[], ` +
@@ -535,7 +530,8 @@ class SimulatedVllm {
         `scheduled_encoder_inputs={}, num_common_prefix_blocks=[0], finished_req_ids=[], free_encoder_input_ids=[], ` +
         'structured_output_request_ids={}, grammar_bitmask=null, kv_connector_metadata=null)',
     );
-    log.engine(
+    this.say(
+      'engine',
       'ERROR',
       'core.py:700',
       ['EngineCore encountered a fatal error.', ...traceback(EXECUTE_MODEL_FRAMES, TORCH_OOM, message)].join(
@@ -543,7 +539,8 @@ class SimulatedVllm {
       ),
     );
     log.raw('engine', engineProcessTraceback(EXECUTE_MODEL_FRAMES, TORCH_OOM, message), 'stderr');
-    log.api(
+    this.say(
+      'api',
       'ERROR',
       'async_llm.py:416',
       [
@@ -702,7 +699,7 @@ class SimulatedVllm {
     const wasReady = this.phase === 'ready';
     this.phase = 'stopping';
     for (const wake of [...this.deathWaiters]) wake();
-    if (wasReady) this.log.api('INFO', 'launcher.py:80', 'Shutting down FastAPI HTTP server.');
+    if (wasReady) this.say('api', 'INFO', 'launcher.py:80', 'Shutting down FastAPI HTTP server.');
     this.shutdown(0, wasReady);
   }
 
@@ -769,7 +766,10 @@ function main(): void {
     }
     throw e;
   }
-  const log = new VllmLog({ pid: process.pid, prefixed: settings.logPrefix });
+  const log = new VllmLog({
+    pid: process.pid,
+    prefixed: settings.logPrefix ?? processPrefixes(settings.release),
+  });
   const sim = new SimulatedVllm(settings, profile, cfg, log);
   process.on('SIGTERM', () => sim.stop());
   process.on('SIGINT', () => sim.stop());

@@ -1,6 +1,7 @@
 // The simulator's own settings (environment). Each bad value stops the process with one line naming the
 // variable, the value and what is expected.
 import { fileURLToPath } from 'node:url';
+import { parseSimRelease, ReleaseError, type SimRelease } from './sim-release.js';
 
 export interface SimSettings {
   /** Memory of each simulated GPU, MiB (nvidia-smi's memory.total; 81559 = H100 80GB). */
@@ -26,9 +27,11 @@ export interface SimSettings {
   eosAfterTokens: number;
   /** GPU utilization reported while requests run. */
   busyUtilizationPct: number;
+  /** The release played: its version in /version and the log, its wording of the start-up (startup-wording.ts). */
   vllmVersion: string;
-  /** "(APIServer pid=N)" prefixes on log lines (vLLM ≥ 0.10). */
-  logPrefix: boolean;
+  release: SimRelease;
+  /** "(APIServer pid=N)" prefixes on log lines; null: as the release printed them (from 0.10). */
+  logPrefix: boolean | null;
   /** Uvicorn access log lines per HTTP request. */
   accessLog: boolean;
   /** Interval of the "Engine 000: Avg prompt throughput" lines, ms; 0 = off. */
@@ -74,12 +77,25 @@ function boolVar(env: Env, name: string, def: boolean): boolean {
   );
 }
 
+function releaseVar(env: Env, name: string, def: string): SimRelease {
+  const raw = strVar(env, name);
+  try {
+    return parseSimRelease(raw?.trim() ?? def);
+  } catch (e) {
+    if (e instanceof ReleaseError) {
+      throw new SettingsError(`${name}=${JSON.stringify(raw)} is not valid: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
 function strVar(env: Env, name: string): string | null {
   const raw = env[name];
   return raw === undefined || raw.trim() === '' ? null : raw;
 }
 
 export function readSimSettings(env: Env = process.env): SimSettings {
+  const release = releaseVar(env, 'SIM_VLLM_VERSION', '0.10.1.1');
   return {
     gpuTotalMb: intVar(env, 'SIM_GPU_TOTAL_MB', 81559, 1),
     gpuOtherUsedMb: intVar(env, 'SIM_GPU_OTHER_USED_MB', 0, 0),
@@ -94,8 +110,9 @@ export function readSimSettings(env: Env = process.env): SimSettings {
     tokenLatencyMs: numVar(env, 'SIM_TOKEN_LATENCY_MS', 2, 0, 10_000),
     eosAfterTokens: intVar(env, 'SIM_EOS_AFTER_TOKENS', 256, 0),
     busyUtilizationPct: Math.round(numVar(env, 'SIM_BUSY_UTILIZATION_PCT', 93, 0, 100)),
-    vllmVersion: strVar(env, 'SIM_VLLM_VERSION') ?? '0.10.1.1',
-    logPrefix: boolVar(env, 'SIM_LOG_PREFIX', true),
+    vllmVersion: release.version,
+    release,
+    logPrefix: env.SIM_LOG_PREFIX?.trim() ? boolVar(env, 'SIM_LOG_PREFIX', true) : null,
     accessLog: boolVar(env, 'SIM_ACCESS_LOG', true),
     statsIntervalMs: intVar(env, 'SIM_STATS_INTERVAL_MS', 10_000, 0),
     allowLongMaxModelLen: boolVar(env, 'VLLM_ALLOW_LONG_MAX_MODEL_LEN', false),
