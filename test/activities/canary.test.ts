@@ -342,7 +342,9 @@ test(
     assert.ok((result.measuredVramMb ?? 0) > 70_000 && (result.measuredVramMb ?? 0) < 75_000);
     // What vLLM printed when the candidate started: the prediction's check (the last start in the log).
     const printed = [
-      ...readFileSync(svc.settings.logPath ?? '', 'utf8').matchAll(/Available KV cache memory: ([\d.]+) GiB/g),
+      ...readFileSync(svc.settings.logPath ?? '', 'utf8').matchAll(
+        /Available KV cache memory: ([\d.]+) GiB/g,
+      ),
     ].map((m) => Number(m[1]));
     assert.ok(printed.length >= 2, "the first start and the candidate's");
     assert.deepEqual(result.measured, {
