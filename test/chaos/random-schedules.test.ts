@@ -174,7 +174,17 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
         workflowBundle: await workflowBundle(),
         dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
         activities: {
-          ...createCoordinationActivities({ ...deps, restoreService: gpu.restoreService }),
+          // Getters, not a copy: each schedule sets its own policy and audit directory on `deps`.
+          ...createCoordinationActivities({
+            client,
+            get policy() {
+              return deps.policy;
+            },
+            get auditDir() {
+              return deps.auditDir;
+            },
+            restoreService: gpu.restoreService,
+          }),
           ...gpu,
         },
       }),
@@ -591,7 +601,9 @@ async function runSchedule(c: ChaosEnv, seed: number): Promise<Schedule> {
     } catch (err) {
       if (err instanceof TimeSkippingStalled) throw err;
       if (serverRefused(err)) throw await refusedStall(c, `step ${step} (${s.steps[step] ?? '?'})`, err);
-      s.violations.push(`step ${step} (${s.steps[step] ?? '?'}) threw: ${(err as Error).message}`);
+      s.violations.push(
+        `step ${step} (${s.steps[step] ?? '?'}) threw: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause?.message})` : ''}`,
+      );
       break;
     }
   }
