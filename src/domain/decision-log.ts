@@ -1,40 +1,42 @@
-// Every decision the loop takes or refuses, with its reason, newest last. Bounded, so it can be carried
-// through continue-as-new and returned by a query at any symptom rate.
+// Every decision the loop takes or refuses, newest last: its typed code and parameters, and the words
+// rendered from them (decision-codes.ts). Bounded, so it can be carried through continue-as-new and
+// returned by a query at any symptom rate.
+import {
+  type DecisionCode,
+  type DecisionEvent,
+  type DecisionText,
+  renderDecision,
+} from './decision-codes.js';
+
+export type { DecisionCode, DecisionTopic } from './decision-codes.js';
 
 export const DECISION_LOG_CAP = 200;
 
-export type DecisionTopic =
-  | 'symptom'
-  | 'escalation'
-  | 'predict'
-  | 'window'
-  | 'lease'
-  | 'canary'
-  | 'restore'
-  | 'operator'
-  | 'budget'
-  | 'history';
+/** Decisions recorded before codes existed (carried from runs of 0.1 and 0.2) have their words only. */
+export const LEGACY_CODE = 'legacy';
 
-export interface Decision {
+export type Decision = DecisionText & {
   /** Epoch ms (workflow time). */
   at: number;
-  topic: DecisionTopic;
-  /** true: the action was taken; false: it was refused or rejected. */
-  taken: boolean;
-  /** What was decided, in a few words ("canary refused", "symptom counted"). */
-  action: string;
-  /** Why, in words a person on call understands. */
-  reason: string;
+  /** What was decided, for tools and tests to match on (never the words). */
+  code: DecisionCode | typeof LEGACY_CODE;
+  params?: DecisionEvent['params'];
   /** Who asked, for operator actions. */
   by?: string;
   /** How many times in a row this same decision was taken (a storm of bad payloads is one entry). */
   repeats?: number;
+};
+
+/** The decision record of an event at `at`, its words rendered. */
+export function decisionOf(event: DecisionEvent, at: number, by?: string): Decision {
+  return { at, code: event.code, params: event.params, ...renderDecision(event), ...(by ? { by } : {}) };
 }
 
 export function appendDecision(log: Decision[], decision: Decision, cap = DECISION_LOG_CAP): void {
   const last = log[log.length - 1];
   if (
     last &&
+    last.code === decision.code &&
     last.topic === decision.topic &&
     last.taken === decision.taken &&
     last.action === decision.action &&

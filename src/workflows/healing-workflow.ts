@@ -28,7 +28,8 @@ import type {
   VramSnapshot,
 } from '../activities/types.js';
 import { VRAM_UNAVAILABLE } from '../domain/failure-types.js';
-import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
+import type { DecisionEvent, RefusedMessage } from '../domain/decision-codes.js';
+import { appendDecision, type Decision, decisionOf } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import { flagExpiresAt as flagExpiry } from '../domain/escalation.js';
 import { hardwareAdvice } from '../domain/hardware-advice.js';
@@ -175,15 +176,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   /** Signals and updates handled by this run: a bound on history that holds even where the server reports no length. */
   let messagesThisRun = 0;
 
-  const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
-    appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
+  const decide = (event: DecisionEvent, by?: string) => {
+    appendDecision(decisions, decisionOf(event, Date.now(), by));
   };
-  for (const note of reading.notes) decide('history', false, 'start input refused', note);
+  for (const note of reading.notes) decide({ code: 'start_input_refused', params: { note } });
 
   /** A canary held back by this workflow: recorded with its reason, and counted for the metrics. */
-  const refuse = (code: HealingRefusalCode, topic: DecisionTopic, action: string, reason: string) => {
+  const refuse = (code: HealingRefusalCode, event: DecisionEvent) => {
     bump(counters.refused, code);
-    decide(topic, false, action, reason);
+    decide(event);
   };
 
   // ---- escalation flag -------------------------------------------------------------------------
@@ -232,12 +233,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     const refusals = decisions.filter((d) => !d.taken && d.at >= missed.opensAt && d.topic !== 'symptom');
     const last = refusals[refusals.length - 1];
     const tz = policy?.maintenanceTimeZone ?? 'UTC';
-    decide(
-      'window',
-      false,
-      'window missed',
-      `armed through the window ${formatLocalTime(missed.opensAt, tz)}-${formatLocalTime(missed.closesAt, tz)} ${tz} and no canary ran${last ? `: ${last.action} (${last.reason})` : ''}`,
-    );
+    decide({
+      code: 'window_missed',
+      params: {
+        opensAt: missed.opensAt,
+        closesAt: missed.closesAt,
+        tz,
+        lastRefusal: last ? `${last.action} (${last.reason})` : null,
+      },
+    });
   };
 
   /**
@@ -261,19 +265,20 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     if (action() === 'count') {
       // Said once per time the count reaches the threshold, not on every symptom above it.
       if (count === policy.threshold24h) {
-        decide('escalation', false, 'escalation not armed', `${count} symptoms in 24 h: ${advice()}`);
+        decide({ code: 'escalation_not_armed', params: { count, advice: advice() ?? '' } });
       }
       return;
     }
     armedAt = now;
     wake = true;
-    decide(
-      'escalation',
-      true,
-      'escalation armed',
-      `${count} symptoms in 24 h ≥ threshold ${policy.threshold24h}` +
-        (action() === 'alert' ? `; alert only, no canary: ${advice()}` : ''),
-    );
+    decide({
+      code: 'escalation_armed',
+      params: {
+        count,
+        threshold: policy.threshold24h,
+        alertOnly: action() === 'alert' ? advice() : null,
+      },
+    });
   };
 
   /** Disarm once the TTL has passed since the last symptom (or force), with the reason. */
@@ -282,17 +287,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     noteMissedWindow(now);
     const expiresAt = flagExpiresAt();
     if (armedAt !== null && expiresAt !== null && expiresAt <= now) {
-      const since =
-        lastSymptomAt === null
-          ? 'the escalation'
-          : formatLocalTime(lastSymptomAt, policy.maintenanceTimeZone);
       disarm();
-      decide(
-        'escalation',
-        false,
-        'escalation lapsed',
-        `no symptom since ${since} (TTL ${formatDuration(policy.escalationFlagTtlSeconds * 1000)})`,
-      );
+      decide({
+        code: 'escalation_lapsed',
+        params: {
+          lastSymptomAt,
+          tz: policy.maintenanceTimeZone,
+          ttlMs: policy.escalationFlagTtlSeconds * 1000,
+        },
+      });
     }
   };
 
@@ -335,12 +338,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       totals.duplicates++;
     } else {
       totals.stale++;
-      decide(
-        'symptom',
-        false,
-        'stale symptom ignored',
-        `event time ${new Date(at).toISOString()} is more than 24 h ago`,
-      );
+      decide({ code: 'symptom_stale', params: { eventTime: at } });
     }
     if (outcome === 'counted') armAtThreshold(now);
     lapseIfExpired(now);
@@ -357,30 +355,26 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   };
 
   /** A message refused by a guard: recorded (and counted as a rejected symptom when it was one). */
-  const refuseMessage = (what: string, isSymptom: boolean) => (message: string) => {
-    if (isSymptom) totals.rejected++;
-    decide(isSymptom ? 'symptom' : 'operator', false, `${what} rejected`, message);
+  const refuseMessage = (what: RefusedMessage) => (problem: string) => {
+    if (what === 'symptom') totals.rejected++;
+    decide({ code: 'message_rejected', params: { message: what, problem } });
   };
 
   setHandler(
     symptomSignal,
-    guardSignal(
-      async (payload: SymptomInput) => {
-        messagesThisRun++;
-        refreshRules();
-        // A signal cannot be answered: a bad payload is recorded, never thrown (that would fail the task).
-        const problem = rejection(payload);
-        if (problem !== null) {
-          totals.rejected++;
-          decide('symptom', false, 'symptom rejected', problem);
-          return;
-        }
-        await condition(() => policy !== undefined);
-        const parsed = parseSymptom(payload);
-        if (parsed.ok) accept(parsed.symptom);
-      },
-      refuseMessage('symptom', true),
-    ),
+    guardSignal(async (payload: SymptomInput) => {
+      messagesThisRun++;
+      refreshRules();
+      // A signal cannot be answered: a bad payload is recorded, never thrown (that would fail the task).
+      const problem = rejection(payload);
+      if (problem !== null) {
+        refuseMessage('symptom')(problem);
+        return;
+      }
+      await condition(() => policy !== undefined);
+      const parsed = parseSymptom(payload);
+      if (parsed.ok) accept(parsed.symptom);
+    }, refuseMessage('symptom')),
   );
 
   setHandler(
@@ -395,7 +389,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         if (!parsed.ok) throw new TypeError(parsed.error); // unreachable: the validator ran first
         return accept(parsed.symptom);
       },
-      refuseMessage('symptom', true),
+      refuseMessage('symptom'),
     ),
     {
       validator: (payload: SymptomInput) => {
@@ -419,17 +413,17 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         disarm();
         symptoms.clearCounts();
         decide(
-          'operator',
-          true,
-          'escalation cleared',
-          `${request.reason} (was ${wasArmed ? 'armed' : 'not armed'}, ${count} symptoms in 24 h forgotten)`,
+          {
+            code: 'escalation_cleared',
+            params: { reason: request.reason, wasArmed, forgotten: count },
+          },
           request.by,
         );
         wake = true;
         publish();
         return view();
       },
-      refuseMessage('clearEscalation', false),
+      refuseMessage('clearEscalation'),
     ),
     { validator: validateOperatorAction },
   );
@@ -449,17 +443,17 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         if (armedAt === null) armedAt = now;
         attempts = 0;
         decide(
-          'operator',
-          true,
-          'escalation forced',
-          action() === 'alert' ? `${request.reason}; alert only, no canary: ${advice()}` : request.reason,
+          {
+            code: 'escalation_forced',
+            params: { reason: request.reason, alertOnly: action() === 'alert' ? advice() : null },
+          },
           request.by,
         );
         wake = true;
         publish();
         return view();
       },
-      refuseMessage('forceEscalation', false),
+      refuseMessage('forceEscalation'),
     ),
     { validator: validateOperatorAction },
   );
@@ -471,40 +465,32 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   setHandler(
     leaseDecisionSignal,
-    guardSignal(
-      async (payload: LeaseDecision) => {
-        refreshRules();
-        const checked = check(leaseDecisionSchema, payload);
-        if (!checked.ok) {
-          decide('lease', false, 'lease answer rejected', checked.error);
-          return;
-        }
-        const decision = checked.value;
-        hostFigures = {
-          budgetLeftMs: decision.budgetLeftMs,
-          budgetTotalMs: decision.budgetTotalMs,
-          cooldownUntil: decision.cooldownUntil,
-          asOf: Date.now(),
-        };
-        if (decision.requestId === awaitedRequestId) {
-          leaseAnswers.set(decision.requestId, decision);
-          return;
-        }
-        // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back —
-        // but only for a request of ours, so that a forged answer cannot release another holder's lease.
-        const ours = !safeRules || abandonedRequests.includes(decision.requestId);
-        if (decision.granted && decision.leaseId && ours) {
-          decide(
-            'lease',
-            false,
-            'late lease returned',
-            `answer to an abandoned request ${decision.requestId}`,
-          );
-          await releaseLease({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
-        }
-      },
-      refuseMessage('leaseDecision', false),
-    ),
+    guardSignal(async (payload: LeaseDecision) => {
+      refreshRules();
+      const checked = check(leaseDecisionSchema, payload);
+      if (!checked.ok) {
+        decide({ code: 'lease_answer_rejected', params: { problem: checked.error } });
+        return;
+      }
+      const decision = checked.value;
+      hostFigures = {
+        budgetLeftMs: decision.budgetLeftMs,
+        budgetTotalMs: decision.budgetTotalMs,
+        cooldownUntil: decision.cooldownUntil,
+        asOf: Date.now(),
+      };
+      if (decision.requestId === awaitedRequestId) {
+        leaseAnswers.set(decision.requestId, decision);
+        return;
+      }
+      // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back —
+      // but only for a request of ours, so that a forged answer cannot release another holder's lease.
+      const ours = !safeRules || abandonedRequests.includes(decision.requestId);
+      if (decision.granted && decision.leaseId && ours) {
+        decide({ code: 'late_lease_returned', params: { requestId: decision.requestId } });
+        await releaseLease({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
+      }
+    }, refuseMessage('leaseDecision')),
   );
 
   setHandler(stateQuery, () => view());
@@ -649,21 +635,19 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     try {
       vram = await measureVram();
     } catch (err) {
-      decide('predict', false, 'VRAM not measured', describeFailure(err));
+      decide({ code: 'vram_not_measured', params: { failure: describeFailure(err) } });
     }
     try {
       const rec = await predictCandidates({ host, kind, vram, symptom: lastSymptomDetails ?? null });
       recommendation = rec;
       const best = rec.candidates.find((c) => c.fits);
-      decide(
-        'predict',
-        true,
-        'recommendation updated',
-        `${why}: ${best ? `best fitting candidate ${best.id} (${best.why})` : 'no candidate is predicted to fit'}; ${rec.basis}`,
-      );
+      decide({
+        code: 'recommendation_updated',
+        params: { why, best: best ? { id: best.id, why: best.why } : null, basis: rec.basis },
+      });
       return rec;
     } catch (err) {
-      decide('predict', false, 'no recommendation', describeFailure(err));
+      decide({ code: 'no_recommendation', params: { failure: describeFailure(err) } });
       return null;
     }
   };
@@ -675,12 +659,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       try {
         await getExternalWorkflowHandle(hostCoordinatorWorkflowId(host)).signal(releaseLeaseSignal, release);
       } catch (err) {
-        decide(
-          'lease',
-          false,
-          'lease not released',
-          `host coordinator unreachable (${describeFailure(err)}); it expires on its own`,
-        );
+        decide({ code: 'lease_not_released', params: { failure: describeFailure(err) } });
       }
     });
   };
@@ -726,12 +705,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       'canary_running',
       `canary ${candidate.id} running (attempt ${attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
     );
-    decide(
-      'canary',
-      true,
-      'canary started',
-      `${candidate.id}: ${candidate.why}; predicted downtime ${formatDuration(candidate.predictedDowntimeMs)}, budget ${formatDuration(lease.budgetLeftMs)} left`,
-    );
+    decide({
+      code: 'canary_started',
+      params: {
+        candidateId: candidate.id,
+        why: candidate.why,
+        predictedDowntimeMs: candidate.predictedDowntimeMs,
+        budgetLeftMs: lease.budgetLeftMs,
+      },
+    });
 
     let result: CanaryResult | null = null;
     let failure: string | null = null;
@@ -783,12 +765,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       tally('promoted', downtime);
       disarm();
       symptoms.clearCounts();
-      decide(
-        'canary',
-        true,
-        'candidate promoted',
-        `${candidate.id}: ${result.reason}; downtime ${formatDuration(downtime)}; escalation cleared`,
-      );
+      decide({
+        code: 'candidate_promoted',
+        params: { candidateId: candidate.id, result: result.reason, downtimeMs: downtime },
+      });
       await releaseLease({
         leaseId: lease.leaseId,
         downtimeMs: downtime,
@@ -804,7 +784,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     const canaryDowntime = result?.downtimeMs ?? Date.now() - started;
     await CancellationScope.nonCancellable(async () => {
       setPhase('restoring', `restoring the previous config after: ${reason}`);
-      decide('canary', false, 'canary failed', reason);
+      decide({ code: 'canary_failed', params: { reason } });
       const restoreStarted = Date.now();
       try {
         const restored = await restoreService({ host, kind, leaseId: lease.leaseId, reason });
@@ -814,12 +794,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           canaryDowntime + restored.downtimeMs,
         );
         tally(lastCanary.outcome, canaryDowntime);
-        decide(
-          'restore',
-          true,
-          'previous config restored',
-          `service healthy again after ${formatDuration(restored.downtimeMs)}`,
-        );
+        decide({ code: 'previous_config_restored', params: { downtimeMs: restored.downtimeMs } });
         await releaseLease({
           leaseId: lease.leaseId,
           downtimeMs: canaryDowntime + restored.downtimeMs,
@@ -835,12 +810,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
           canaryDowntime + restoreDowntime,
         );
         tally('restore_failed', canaryDowntime);
-        decide(
-          'restore',
-          false,
-          'RESTORE FAILED',
-          `${message}; canaries stop on ${host} until an operator acknowledges (healctl ack ${host})`,
-        );
+        decide({ code: 'restore_failed', params: { failure: message, host } });
         await releaseLease({
           leaseId: lease.leaseId,
           downtimeMs: canaryDowntime + restoreDowntime,
@@ -870,47 +840,36 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     }
     const candidate = rec.candidates.find((c) => c.fits);
     if (!candidate) {
-      refuse(
-        'no_fitting_candidate',
-        'canary',
-        'canary refused',
-        `no candidate is predicted to fit (${rec.candidates.length} considered)`,
-      );
+      refuse('no_fitting_candidate', {
+        code: 'canary_refused_no_fit',
+        params: { considered: rec.candidates.length },
+      });
       return null;
     }
     const windowLeft = occurrence.closesAt - Date.now();
     if (windowLeft < candidate.predictedDowntimeMs) {
-      refuse(
-        'window_closing',
-        'canary',
-        'canary refused',
-        `window closes in ${formatDuration(windowLeft)} < predicted ${formatDuration(candidate.predictedDowntimeMs)}`,
-      );
+      refuse('window_closing', {
+        code: 'canary_refused_window_closing',
+        params: { windowLeftMs: windowLeft, predictedDowntimeMs: candidate.predictedDowntimeMs },
+      });
       return null;
     }
     if (attempts >= activePolicy.maxAttempts) return null;
     const answer = await requestLease(candidate);
     if (answer === null) {
-      refuse(
-        'lease_unanswered',
-        'lease',
-        'no answer from the host coordinator',
-        `no answer within ${formatDuration(LEASE_ANSWER_TIMEOUT_MS)}; asking again in 1 m`,
-      );
+      refuse('lease_unanswered', {
+        code: 'lease_unanswered',
+        params: { waitedMs: LEASE_ANSWER_TIMEOUT_MS },
+      });
       return Math.min(Date.now() + 60_000, occurrence.closesAt);
     }
     if (!answer.granted || !answer.leaseId) {
-      decide('canary', false, 'canary refused', answer.reason);
+      decide({ code: 'canary_refused_by_host', params: { reason: answer.reason } });
       return answer.retryAt ?? null;
     }
     // Everything may have changed while we waited for the answer (an operator cleared the flag).
     if (!canaryWanted(Date.now())) {
-      refuse(
-        'escalation_gone',
-        'canary',
-        'canary dropped',
-        'escalation no longer armed when the lease arrived',
-      );
+      refuse('escalation_gone', { code: 'canary_dropped', params: {} });
       await releaseLease({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
       return null;
     }
@@ -965,12 +924,14 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
-      decide(
-        'history',
-        true,
-        'continued as new',
-        `history reached ${workflowInfo().historyLength} events (${messagesThisRun} messages); state carried to run ${runs + 1}`,
-      );
+      decide({
+        code: 'continued_as_new',
+        params: {
+          historyLength: workflowInfo().historyLength,
+          messages: messagesThisRun,
+          nextRun: runs + 1,
+        },
+      });
       await continueAsNew<typeof HealingWorkflow>({
         host,
         kind,
@@ -1012,7 +973,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       if (idleEndsAt !== null && idleEndsAt <= now) {
         await condition(allHandlersFinished);
         if (symptoms.count(Date.now()) === 0) {
-          decide('history', true, 'workflow ended', `no ${kind} symptom in 24 h; ${advice()}`);
+          decide({ code: 'workflow_ended', params: { kind, advice: advice() ?? '' } });
           setPhase('watching', 'ended: it starts again with the next symptom of this kind');
           return;
         }
@@ -1050,7 +1011,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       const sentence = `escalated: ${describeNextWindow(activeWindow, now)}`;
       if (announcedOpening !== opening.opensAt) {
         announcedOpening = opening.opensAt;
-        decide('window', true, 'waiting for the maintenance window', sentence.replace(/^escalated: /, ''));
+        decide({
+          code: 'waiting_for_window',
+          params: { window: sentence.replace(/^escalated: /, '') },
+        });
       }
       setPhase('waiting_for_window', sentence);
       await waitUntil(earliest(opening.opensAt, expiresAt, dueAt, countRefreshAt(now)));

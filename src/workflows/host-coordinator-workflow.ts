@@ -17,7 +17,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/types.js';
-import { appendDecision, type Decision, type DecisionTopic } from '../domain/decision-log.js';
+import {
+  type AbandonedLeaseRecovery,
+  type DecisionEvent,
+  type RefusedMessage,
+  leaseGrantText,
+} from '../domain/decision-codes.js';
+import { appendDecision, type Decision, decisionOf } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import {
   type HostLedgerState,
@@ -115,8 +121,8 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
   let policy: HealingPolicy | undefined;
   let window: MaintenanceWindow | undefined;
 
-  const decide = (topic: DecisionTopic, taken: boolean, action: string, reason: string, by?: string) => {
-    appendDecision(decisions, { at: Date.now(), topic, taken, action, reason, ...(by ? { by } : {}) });
+  const decide = (event: DecisionEvent, by?: string) => {
+    appendDecision(decisions, decisionOf(event, Date.now(), by));
     publish();
   };
 
@@ -200,10 +206,10 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
           ...figures,
         };
         decide(
-          'lease',
-          true,
-          `lease granted to ${request.purpose}`,
-          `${request.reason} — ${decision.reason}`,
+          {
+            code: 'operator_lease_granted',
+            params: { purpose: request.purpose, reason: request.reason, grant: decision.reason },
+          },
           request.by,
         );
       } else {
@@ -215,7 +221,10 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
           budgetLeftMs: budgetLeftMs(ledger, activePolicy, activeWindow, now),
           ...figures,
         };
-        decide('lease', false, `lease refused to ${request.purpose}`, verdict.reason, request.by);
+        decide(
+          { code: 'operator_lease_refused', params: { purpose: request.purpose, reason: verdict.reason } },
+          request.by,
+        );
       }
       answered.set(request.requestId, decision);
       while (answered.size > ANSWERED_CAP) answered.delete(answered.keys().next().value as string);
@@ -232,8 +241,8 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
   };
 
   /** A lease message that does not have the expected shape: recorded, never acted on. */
-  const refuseMessage = (what: string) => (message: string) =>
-    decide('lease', false, `${what} rejected`, message);
+  const refuseMessage = (what: RefusedMessage) => (problem: string) =>
+    decide({ code: 'message_rejected', params: { message: what, problem } });
 
   setHandler(
     requestLeaseSignal,
@@ -256,18 +265,16 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     }, refuseMessage('lease release')),
   );
   setHandler(hostStateQuery, view);
-  const refuseOperator = (what: string) => (message: string) =>
-    decide('operator', false, `${what} rejected`, message);
   setHandler(
     pauseHostUpdate,
     guardUpdate(
       'pause',
       (action: OperatorAction) => {
         ledger = { ...ledger, paused: { at: Date.now(), by: action.by, reason: action.reason } };
-        decide('operator', true, 'host paused', action.reason, action.by);
+        decide({ code: 'host_paused', params: { reason: action.reason } }, action.by);
         return view();
       },
-      refuseOperator('pause'),
+      refuseMessage('pause'),
     ),
     { validator: validateOperatorAction },
   );
@@ -279,15 +286,14 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         const was = ledger.paused;
         ledger = { ...ledger, paused: null };
         decide(
-          'operator',
-          was !== null,
-          'host resumed',
-          was ? action.reason : 'host was not paused',
+          was
+            ? { code: 'host_resumed', params: { reason: action.reason } }
+            : { code: 'host_not_paused', params: {} },
           action.by,
         );
         return view();
       },
-      refuseOperator('resume'),
+      refuseMessage('resume'),
     ),
     { validator: validateOperatorAction },
   );
@@ -299,17 +305,17 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         const was = ledger.restoreFailure;
         ledger = { ...ledger, restoreFailure: null };
         decide(
-          'operator',
-          was !== null,
-          'restore failure acknowledged',
           was
-            ? `${action.reason} (failure was: ${was.kind}: ${was.message})`
-            : 'no restore failure was latched',
+            ? {
+                code: 'restore_failure_acknowledged',
+                params: { reason: action.reason, kind: was.kind, failure: was.message },
+              }
+            : { code: 'no_restore_failure_latched', params: {} },
           action.by,
         );
         return { ...view(), acknowledged: was ? { ...was, at: iso(was.at) } : null };
       },
-      refuseOperator('acknowledgeRestoreFailure'),
+      refuseMessage('acknowledgeRestoreFailure'),
     ),
     { validator: validateOperatorAction },
   );
@@ -322,7 +328,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         await condition(() => policy !== undefined && window !== undefined);
         return grantOperatorLease(request);
       },
-      refuseOperator('acquireOperatorLease'),
+      refuseMessage('acquireOperatorLease'),
     ),
     {
       validator: (request: OperatorLeaseRequest) => {
@@ -332,7 +338,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     },
   );
 
-  for (const note of reading.notes) decide('history', false, 'start input refused', note);
+  for (const note of reading.notes) decide({ code: 'start_input_refused', params: { note } });
   policy = await loadHealingPolicy();
   window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
   const activePolicy = policy;
@@ -357,33 +363,34 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     const now = Date.now();
     const lease = ledger.lease;
     if (!lease || lease.leaseId !== release.leaseId) {
-      decide(
-        'lease',
-        false,
-        'release ignored',
-        `lease ${release.leaseId} is not the one held (already released or expired)`,
-      );
+      decide({ code: 'release_ignored', params: { leaseId: release.leaseId } });
       return;
     }
     const before = ledger.ledger;
     ledger = applyRelease(ledger, release, activePolicy, now);
     counters.overrunMs += overrunAddedMs(before, ledger.ledger);
     const left = Math.max(0, budgetTotalMs(activePolicy) - ledger.ledger.spentMs);
-    decide(
-      'budget',
-      true,
-      `lease released (${release.outcome})`,
-      `${lease.kind}: downtime ${formatDuration(release.downtimeMs)} charged, budget ${formatDuration(left)} left` +
-        (ledger.ledger.overrunMs > 0 ? `, overrun ${formatDuration(ledger.ledger.overrunMs)}` : '') +
-        (ledger.cooldownUntil !== null ? `; cooldown ${formatDuration(ledger.cooldownUntil - now)}` : ''),
-    );
+    decide({
+      code: 'lease_released',
+      params: {
+        kind: lease.kind,
+        outcome: release.outcome,
+        downtimeMs: release.downtimeMs,
+        budgetLeftMs: left,
+        overrunMs: ledger.ledger.overrunMs,
+        cooldownMs: ledger.cooldownUntil !== null ? ledger.cooldownUntil - now : null,
+      },
+    });
     if (release.outcome === 'restore_failed' || release.outcome === 'rollback_failed') {
-      decide(
-        'restore',
-        false,
-        'canaries stopped',
-        `${release.outcome === 'restore_failed' ? 'restore' : 'rollback'} failed on ${lease.kind}: ${release.restoreFailure ?? 'unknown'}; acknowledge with healctl ack ${host}`,
-      );
+      decide({
+        code: 'canaries_stopped',
+        params: {
+          what: release.outcome === 'restore_failed' ? 'restore' : 'rollback',
+          kind: lease.kind,
+          failure: release.restoreFailure ?? 'unknown',
+          host,
+        },
+      });
     }
     try {
       await reportBudget({
@@ -404,7 +411,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         },
       });
     } catch (err) {
-      decide('budget', false, 'budget report failed', `the host could not record the budget: ${String(err)}`);
+      decide({ code: 'budget_report_failed', params: { failure: String(err) } });
     }
   };
 
@@ -434,10 +441,17 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         requestId: request.requestId,
         granted: true,
         leaseId: verdict.lease.leaseId,
-        reason: `granted: predicted ${formatDuration(request.predictedDowntimeMs)} fits budget ${formatDuration(verdict.lease.budgetLeftMs)} left`,
+        reason: leaseGrantText(request.predictedDowntimeMs, verdict.lease.budgetLeftMs),
         ...figures,
       };
-      decide('lease', true, `lease granted to ${request.kind}`, decision.reason);
+      decide({
+        code: 'lease_granted',
+        params: {
+          kind: request.kind,
+          predictedDowntimeMs: request.predictedDowntimeMs,
+          budgetLeftMs: verdict.lease.budgetLeftMs,
+        },
+      });
     } else {
       bump(counters.leaseRefusals, verdict.code);
       decision = {
@@ -447,14 +461,14 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         retryAt: verdict.retryAt,
         ...figures,
       };
-      decide('lease', false, `lease refused to ${request.kind}`, verdict.reason);
+      decide({ code: 'lease_refused', params: { kind: request.kind, reason: verdict.reason } });
     }
     answered.set(request.requestId, decision);
     while (answered.size > ANSWERED_CAP) answered.delete(answered.keys().next().value as string);
     const delivered = await answer(request, decision);
     if (!delivered && verdict.granted && ledger.lease?.leaseId === verdict.lease.leaseId) {
       ledger = { ...ledger, lease: null };
-      decide('lease', false, 'lease withdrawn', `${request.holderWorkflowId} could not be reached`);
+      decide({ code: 'lease_withdrawn', params: { holderWorkflowId: request.holderWorkflowId } });
     }
   };
 
@@ -467,7 +481,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     let downtimeMs = expired.predictedDowntimeMs;
     let outcome: LeaseRelease['outcome'] = 'restored';
     let restoreFailure: string | undefined;
-    let what = 'predicted downtime charged';
+    let recovered: AbandonedLeaseRecovery = { action: 'none' };
     if (safeRules && !expired.holderWorkflowId.startsWith('operator:')) {
       try {
         const recovery = await recoverAbandonedLease({
@@ -478,17 +492,16 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         });
         if (recovery.action === 'restored') {
           downtimeMs += recovery.downtimeMs;
-          what = `its holder no longer ran the canary: previous config restored (${formatDuration(recovery.downtimeMs)} downtime); predicted downtime charged as well`;
+          recovered = { action: 'restored', downtimeMs: recovery.downtimeMs };
         } else if (recovery.action === 'kept_promotion') {
-          what =
-            'its holder no longer ran the canary, which had promoted its candidate: kept; predicted downtime charged';
+          recovered = { action: 'kept_promotion' };
         } else {
-          what = `${recovery.detail}, so it restores on its own; predicted downtime charged`;
+          recovered = { action: 'left_to_holder', detail: recovery.detail };
         }
       } catch (err) {
         outcome = 'restore_failed';
         restoreFailure = `restoring the abandoned canary of ${expired.kind} failed: ${describeFailure(err)}`;
-        what = `${restoreFailure}; canaries stop on ${host} until an operator acknowledges (healctl ack ${host})`;
+        recovered = { action: 'restore_failed', failure: restoreFailure, host };
       }
     }
     const before = ledger.ledger;
@@ -499,12 +512,10 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       Date.now(),
     );
     counters.overrunMs += overrunAddedMs(before, ledger.ledger);
-    decide(
-      'lease',
-      false,
-      'lease expired',
-      `${expired.kind} held the lease past ${formatDuration(activePolicy.leaseTtlSeconds * 1000)}; ${what}`,
-    );
+    decide({
+      code: 'lease_expired',
+      params: { kind: expired.kind, ttlMs: activePolicy.leaseTtlSeconds * 1000, recovery: recovered },
+    });
   };
 
   for (;;) {

@@ -7,6 +7,7 @@
 // fields are kept (a newer release may have added them), only the fields this code reads are checked.
 import { z } from 'zod';
 import { describeIssues, symptomDetailsSchema } from '../domain/symptom.js';
+import { LEGACY_CODE } from '../domain/decision-log.js';
 import { undecodableReason } from './payload-converter.js';
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -96,15 +97,19 @@ export const operatorLeaseRequestSchema = z.strictObject({
 
 // ------------------------------------------------------------------ carried state
 
-const decisionSchema = z.looseObject({
-  at: ms,
-  topic: z.string(),
-  taken: z.boolean(),
-  action: text,
-  reason: text,
-  by: text.optional(),
-  repeats: count.optional(),
-});
+const decisionSchema = z
+  .looseObject({
+    at: ms,
+    // Decisions of 0.1 and 0.2 have no code: they keep their words, coded as legacy.
+    code: z.string().max(64).optional(),
+    topic: z.string(),
+    taken: z.boolean(),
+    action: text,
+    reason: text,
+    by: text.optional(),
+    repeats: count.optional(),
+  })
+  .transform((d) => ({ ...d, code: d.code ?? LEGACY_CODE }));
 
 const histogramSchema = z.looseObject({ counts: z.array(count), sumMs: finite, count: count });
 const countsSchema = z.record(z.string(), count);

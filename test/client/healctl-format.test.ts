@@ -14,6 +14,7 @@ import { buildSymptom } from '../../src/client/commands/symptom.js';
 import { changeKey } from '../../src/client/commands/watch.js';
 import { UsageError } from '../../src/client/cli/errors.js';
 import { DEFAULT_POLICY } from '../../src/domain/policy.js';
+import { decisionOf } from '../../src/domain/decision-log.js';
 import type { HostStateView } from '../../src/workflows/host-coordinator-messages.js';
 import type { HealingStateView } from '../../src/workflows/healing-messages.js';
 
@@ -55,14 +56,10 @@ test('the flag reads armed with its lapse, armed forever, or not armed', () => {
 test('decisions show refusals, repeats and who asked', () => {
   const text = formatDecisions([
     {
-      at: NOW,
-      topic: 'lease',
-      taken: false,
-      action: 'canary refused',
-      reason: 'budget 12 s left',
+      ...decisionOf({ code: 'canary_refused_by_host', params: { reason: 'budget 12 s left' } }, NOW),
       repeats: 3,
     },
-    { at: NOW + 1000, topic: 'operator', taken: true, action: 'host paused', reason: 'driver', by: 'alice' },
+    decisionOf({ code: 'host_paused', params: { reason: 'driver' } }, NOW + 1000, 'alice'),
   ]);
   assert.match(text, /^TIME +ACTION +REPEATS +REASON$/m);
   assert.match(text, /^2026-11-28 12:00:00Z +✗ canary refused +×3 +budget 12 s left$/m);
