@@ -46,7 +46,9 @@ test('gpu_xid arms and says what to do, but never runs a canary, in the window o
     assert.equal(armed.kindAction, 'alert');
     assert.equal(armed.mode, 'predictive', 'never canary mode');
     assert.match(armed.advice ?? '', /^Xid 79: the GPU fell off the bus: drain the host and power-cycle it/);
-    assert.match(decisionsOf(armed, 'escalation armed')[0]!.reason, /alert only, no canary: Xid 79/);
+    const armedDecision = decisionsOf(armed, 'escalation_armed')[0]!;
+    assert.match(armedDecision.params.alertOnly ?? '', /^Xid 79/, 'armed as alert only, no canary');
+    assert.equal(armedDecision.params.alertOnly, armed.advice);
     const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'gpu_xid'));
     await handle.executeUpdate(forceEscalationUpdate, { args: [{ by: 'tester', reason: 'try it' }] });
     await hosts.env.sleep(2 * HOUR);
@@ -70,7 +72,10 @@ test('an invented kind is counted and visible, never arms or acts, and its workf
     assert.equal(s.count24h, 5);
     assert.equal(s.kindAction, 'count');
     assert.match(s.advice ?? '', /only counts: .*KLR_KIND_ACTIONS=made_up_kind=alert or =heal lets it/);
-    assert.equal(decisionsOf(s, 'escalation not armed').length, 1, 'said once, at the threshold');
+    const notArmed = decisionsOf(s, 'escalation_not_armed');
+    assert.equal(notArmed.length, 1, 'said once, at the threshold');
+    assert.equal(notArmed[0]!.params.count, s.threshold);
+    assert.equal(notArmed[0]!.params.advice, s.advice);
     const handle = hosts.env.client.workflow.getHandle(healingWorkflowId(host, 'made_up_kind'));
     await assert.rejects(
       handle.executeUpdate(forceEscalationUpdate, { args: [{ by: 'tester', reason: 'try it' }] }),
@@ -106,10 +111,12 @@ test('kinds an operator lets heal share the host: KLR_HOST_MAX_CANARIES_7D stops
     const third = await healingState(hosts.env.client, host, 'gpu_mem_pressure');
     assert.equal(third.lastCanary, null);
     const coordinator = await hostState(hosts.env.client, host);
-    const refusal = decisionsOf(coordinator, 'lease refused to gpu_mem_pressure')[0];
+    const refusal = decisionsOf(coordinator, 'lease_refused').find(
+      (d) => d.params.kind === 'gpu_mem_pressure',
+    );
     assert.ok(refusal, 'the coordinator refused the third');
     assert.match(
-      refusal.reason,
+      refusal.params.reason,
       /^2 canaries on this host in 7 days \(all kinds\), the most allowed \(KLR_HOST_MAX_CANARIES_7D=2\)/,
     );
     assert.equal(coordinator.counters.leaseRefusals.host_canary_cap, 1);
@@ -136,8 +143,12 @@ test('the coordinator refuses a canary lease for a kind that does not heal, whoe
       return v.counters.leaseRefusals.kind_cannot_heal === 2 ? v : undefined;
     });
     assert.equal(s.lease, null);
+    assert.deepEqual(
+      decisionsOf(s, 'lease_refused').map((d) => d.params.kind),
+      ['gpu_xid', 'made_up_kind'],
+    );
     assert.match(
-      decisionsOf(s, 'lease refused to gpu_xid')[0]!.reason,
+      decisionsOf(s, 'lease_refused').find((d) => d.params.kind === 'gpu_xid')!.params.reason,
       /only alerts \(a hardware fault is never retuned\)/,
     );
   });

@@ -99,7 +99,9 @@ test('a rollback holds the lease: refused while a canary runs; while it holds it
       return s.lease === null && s.budgetSpentMs > before.budgetSpentMs ? s : undefined;
     });
     assert.equal(after.budgetSpentMs - before.budgetSpentMs, 7_000);
-    assert.ok(decisionsOf(after, 'lease released (rolled_back)').length === 1);
+    const released = decisionsOf(after, 'lease_released').filter((d) => d.params.outcome === 'rolled_back');
+    assert.equal(released.length, 1);
+    assert.equal(released[0]!.params.downtimeMs, 7_000);
   });
 });
 
@@ -123,7 +125,7 @@ test('a coordinator asked to continue as new while a canary holds the lease keep
     }
     const held = await eventually('strays handled, lease still held', async () => {
       const s = await hostState(hosts.env.client, host);
-      return s.lease !== null && decisionsOf(s, 'release ignored').length > 0 ? s : undefined;
+      return s.lease !== null && decisionsOf(s, 'release_ignored').length > 0 ? s : undefined;
     });
     assert.equal(held.runs, 1, 'no continue-as-new while the lease is held');
     gpu.openGate();
@@ -212,12 +214,14 @@ test('a lease whose holder never releases it: the coordinator restores the servi
     await hosts.env.sleep(31 * 60_000); // past KLR_CANARY_LEASE_TTL (30 min)
     const s = await eventually('expired and restored', async () => {
       const v = await hostState(hosts.env.client, host);
-      return v.lease === null && decisionsOf(v, 'lease expired').length > 0 ? v : undefined;
+      return v.lease === null && decisionsOf(v, 'lease_expired').length > 0 ? v : undefined;
     });
-    assert.match(
-      decisionsOf(s, 'lease expired')[0]!.reason,
-      /its holder no longer ran the canary: previous config restored \(12 s downtime\)/,
-    );
+    // Its holder no longer ran the canary: previous config restored (12 s downtime).
+    assert.deepEqual(decisionsOf(s, 'lease_expired')[0]!.params, {
+      kind: 'vllm_oom',
+      ttlMs: 30 * 60_000,
+      recovery: { action: 'restored', downtimeMs: 12_000 },
+    });
     assert.deepEqual(
       gpu.journal.map((e) => e.action),
       ['restore:start', 'restore:end'],

@@ -84,8 +84,5 @@ export async function skipTo(env: TestWorkflowEnvironment, targetMs: number): Pr
   if (targetMs > now) await env.sleep(targetMs - now);
 }
 
-export function decisionsOf(state: HealingStateView | HostStateView, action: string | RegExp) {
-  return state.decisions.filter((d) =>
-    typeof action === 'string' ? d.action === action : action.test(d.action),
-  );
-}
+// Decisions are found by their code, never by their words.
+export { codesOf, decisionsOf, hasCode } from './decisions.js';

@@ -15,6 +15,7 @@ import {
   decisionsOf,
   eventually,
   healingState,
+  hostState,
   skipToUtc,
   symptom,
   testPolicy,
@@ -50,7 +51,7 @@ test('defaults: OOMs at 10:00, 12:00 and 14:00 arm the flag, which lives to the 
     await skipToUtc(hosts.env, 18, 1); // TTL passed 4 h after the last OOM: still armed, tonight's window is owed
     const evening = await healingState(hosts.env.client, host);
     assert.equal(evening.armed, true, 'the TTL must not cancel tonight’s canary');
-    assert.equal(decisionsOf(evening, 'escalation lapsed').length, 0);
+    assert.equal(decisionsOf(evening, 'escalation_lapsed').length, 0);
     await skipToUtc(hosts.env, 3, 1);
     const done = await eventually('promoted', async () => {
       const s = await healingState(hosts.env.client, host);
@@ -88,18 +89,21 @@ test('defaults: a burst a week ago whose window was refused (host paused) is a m
       }),
     });
     await burst(host, 10, 2 * HOUR);
-    await skipToUtc(hosts.env, 7, 1); // the owed window opened at 03:00 (refused: paused) and closed at 07:00
+    const sevenOhOne = await skipToUtc(hosts.env, 7, 1); // the owed window opened at 03:00 (refused: paused) and closed at 07:00
     const after = await eventually('window missed', async () => {
       const s = await healingState(hosts.env.client, host);
-      return decisionsOf(s, 'window missed').length > 0 ? s : undefined;
+      return decisionsOf(s, 'window_missed').length > 0 ? s : undefined;
     });
     assert.equal(after.counters.missedWindows, 1);
-    assert.match(
-      decisionsOf(after, 'window missed')[0]!.reason,
-      /^armed through the window 03:00-07:00 UTC and no canary ran: canary refused \(host paused by tester/,
+    // Armed through the window 03:00-07:00 UTC and no canary ran; the last refusal as it was said then.
+    const missed = decisionsOf(after, 'window_missed')[0]!.params;
+    assert.deepEqual(
+      [missed.opensAt, missed.closesAt, missed.tz],
+      [sevenOhOne - MINUTE - 4 * HOUR, sevenOhOne - MINUTE, 'UTC'],
     );
+    assert.match(missed.lastRefusal ?? '', /^canary refused \(host paused by tester/);
     assert.equal(after.armed, false, 'stale: no symptom for the TTL, and its window has passed');
-    assert.equal(decisionsOf(after, 'escalation lapsed').length, 1);
+    assert.equal(decisionsOf(after, 'escalation_lapsed').length, 1);
     await hosts.env.sleep(7 * 24 * HOUR);
     const week = await healingState(hosts.env.client, host);
     assert.equal(week.armed, false);
@@ -115,9 +119,16 @@ test('defaults: a window refused for budget (predicted 90 s > 60 s) is recorded 
     await skipToUtc(hosts.env, 3, 1);
     const refused = await eventually('refused', async () => {
       const s = await healingState(hosts.env.client, host);
-      return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
+      return decisionsOf(s, 'canary_refused_by_host').length > 0 ? s : undefined;
     });
-    assert.match(decisionsOf(refused, 'canary refused')[0]!.reason, /^budget 1 m left < predicted 1 m 30 s/);
+    assert.ok(
+      (await hostState(hosts.env.client, host)).counters.leaseRefusals.budget,
+      'refused for the budget',
+    );
+    assert.match(
+      decisionsOf(refused, 'canary_refused_by_host')[0]!.params.reason,
+      /^budget 1 m left < predicted 1 m 30 s/,
+    );
     await skipToUtc(hosts.env, 7, 1);
     const closed = await eventually('window missed', async () => {
       const s = await healingState(hosts.env.client, host);

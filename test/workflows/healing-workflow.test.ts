@@ -63,7 +63,9 @@ describe('rolling 24 h count and the escalation flag', () => {
       assert.equal(third.mode, 'canary');
       const state = await healingState(hosts.env.client, host);
       assert.equal(state.armed, true);
-      assert.equal(decisionsOf(state, 'escalation armed').length, 1);
+      const armed = decisionsOf(state, 'escalation_armed');
+      assert.equal(armed.length, 1);
+      assert.deepEqual(armed[0]!.params, { count: 3, threshold: 3, alertOnly: null });
     });
   });
 
@@ -165,13 +167,9 @@ describe('rolling 24 h count and the escalation flag', () => {
         const s = await healingState(hosts.env.client, host);
         return s.totals.rejected === bad.length ? s : undefined;
       });
-      assert.ok(decisionsOf(state, 'symptom rejected').length >= 1);
-      assert.match(
-        decisionsOf(state, 'symptom rejected')
-          .map((d) => d.reason)
-          .join('\n'),
-        /details\.deficitMb/,
-      );
+      const rejected = decisionsOf(state, 'message_rejected').filter((d) => d.params.message === 'symptom');
+      assert.ok(rejected.length >= 1);
+      assert.match(rejected.map((d) => d.params.problem).join('\n'), /details\.deficitMb/);
       const { status } = await handle.describe();
       assert.equal(status.name, 'RUNNING');
     });
@@ -181,7 +179,7 @@ describe('rolling 24 h count and the escalation flag', () => {
     // The canary is refused at the window (predicted 90 s > the 60 s budget), so nothing clears the flag.
     const gpu = scriptedGpu({ predictedDowntimeMs: 90_000 });
     await withHost(testPolicy({ escalationFlagTtlSeconds: 3 * 3600 }), gpu, async (host) => {
-      await skipToUtc(hosts.env, 23);
+      const elevenPm = await skipToUtc(hosts.env, 23);
       for (const id of ['a', 'b', 'c']) await symptom(hosts.env.client, host, 'vllm_oom', { id });
       assert.equal((await healingState(hosts.env.client, host)).armed, true);
       await hosts.env.sleep(3 * HOUR + MINUTE); // 02:01: the TTL has passed, but the 03:00 window is owed
@@ -192,7 +190,15 @@ describe('rolling 24 h count and the escalation flag', () => {
         return s.armed ? undefined : s;
       });
       assert.equal(state.mode, 'predictive');
-      assert.match(decisionsOf(state, 'escalation lapsed')[0]?.reason ?? '', /no symptom since 23:00/);
+      const lapsed = decisionsOf(state, 'escalation_lapsed')[0];
+      assert.ok(lapsed);
+      // No symptom since 23:00, TTL 3 h.
+      const { lastSymptomAt, tz, ttlMs } = lapsed.params;
+      assert.ok(
+        lastSymptomAt !== null && lastSymptomAt >= elevenPm && lastSymptomAt < elevenPm + MINUTE,
+        `last symptom at ${lastSymptomAt === null ? 'none' : new Date(lastSymptomAt).toISOString()}, expected 23:00`,
+      );
+      assert.deepEqual([tz, ttlMs], ['UTC', 3 * HOUR]);
       assert.equal(state.counters.missedWindows, 1);
       // The 3 old symptoms may still be in the window, but only a new one may arm it again: neither
       // redeliveries nor time passing do.
@@ -207,7 +213,7 @@ describe('rolling 24 h count and the escalation flag', () => {
       const after = await healingState(hosts.env.client, host);
       assert.equal(after.armed, false);
       assert.equal(after.totals.duplicates, 3);
-      assert.equal(decisionsOf(after, 'escalation armed').length, 1);
+      assert.equal(decisionsOf(after, 'escalation_armed').length, 1);
     });
   });
 });
@@ -230,7 +236,7 @@ describe('maintenance window', () => {
         const s = await healingState(hosts.env.client, host);
         return s.lastCanary?.outcome === 'promoted' ? s : undefined;
       });
-      const started = decisionsOf(done, 'canary started')[0];
+      const started = decisionsOf(done, 'canary_started')[0];
       assert.ok(started);
       assert.ok(
         started.at >= elevenPm + 4 * HOUR,
@@ -257,7 +263,7 @@ describe('maintenance window', () => {
         const s = await healingState(hosts.env.client, host);
         return s.lastCanary ? s : undefined;
       });
-      assert.ok((decisionsOf(first, 'canary started')[0]?.at ?? 0) < oneThirty + MINUTE);
+      assert.ok((decisionsOf(first, 'canary_started')[0]?.at ?? 0) < oneThirty + MINUTE);
       await skipToUtc(hosts.env, 2, 30);
       await threeSymptoms(host);
       await hosts.env.sleep(19 * HOUR + 29 * MINUTE); // 21:59
@@ -286,7 +292,7 @@ describe('maintenance window', () => {
           const s = await healingState(hosts.env.client, host);
           return s.lastCanary ? s : undefined;
         });
-        const at = decisionsOf(done, 'canary started')[0]?.at ?? 0;
+        const at = decisionsOf(done, 'canary_started')[0]?.at ?? 0;
         assert.ok(
           at >= opening && at < opening + MINUTE,
           `canary at ${new Date(at).toISOString()}, expected ${new Date(opening).toISOString()}`,
@@ -307,10 +313,15 @@ describe('host budget, cooldown and one canary at a time', () => {
         await threeSymptoms(host);
         const state = await eventually('refusal', async () => {
           const s = await healingState(hosts.env.client, host);
-          return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
+          return decisionsOf(s, 'canary_refused_by_host').length > 0 ? s : undefined;
         });
+        assert.ok(
+          (await hostState(hosts.env.client, host)).counters.leaseRefusals.budget,
+          'refused for the budget',
+        );
+        // The host's reason, in the words of its ledger (the decision carries no figures of its own).
         assert.match(
-          decisionsOf(state, 'canary refused')[0]?.reason ?? '',
+          decisionsOf(state, 'canary_refused_by_host')[0]?.params.reason ?? '',
           /^budget 1 m left < predicted 1 m 30 s$/,
         );
         assert.equal(canaryStarts(gpu, host).length, 0);
@@ -335,10 +346,11 @@ describe('host budget, cooldown and one canary at a time', () => {
         await threeSymptoms(host);
         const refused = await eventually('cooldown refusal', async () => {
           const s = await healingState(hosts.env.client, host);
-          return decisionsOf(s, 'canary refused').length > 0 ? s : undefined;
+          return decisionsOf(s, 'canary_refused_by_host').length > 0 ? s : undefined;
         });
+        assert.ok((await hostState(hosts.env.client, host)).counters.leaseRefusals.cooldown);
         assert.match(
-          decisionsOf(refused, 'canary refused')[0]?.reason ?? '',
+          decisionsOf(refused, 'canary_refused_by_host')[0]?.params.reason ?? '',
           /^cooldown: (6 h|5 h 59 m) left/,
         );
         await hosts.env.sleep(6 * HOUR - 2 * MINUTE);
@@ -346,9 +358,9 @@ describe('host budget, cooldown and one canary at a time', () => {
         await hosts.env.sleep(3 * MINUTE);
         const second = await eventually('second canary after the cooldown', async () => {
           const s = await healingState(hosts.env.client, host);
-          return decisionsOf(s, 'canary started').length === 2 ? s : undefined;
+          return decisionsOf(s, 'canary_started').length === 2 ? s : undefined;
         });
-        const at = decisionsOf(second, 'canary started')[1]?.at ?? 0;
+        const at = decisionsOf(second, 'canary_started')[1]?.at ?? 0;
         assert.ok(at >= first.at + 6 * HOUR, 'not before the cooldown is over');
       },
     );
@@ -385,10 +397,11 @@ describe('host budget, cooldown and one canary at a time', () => {
       ]);
       assert.equal(a.lastCanary?.outcome, 'promoted');
       assert.equal(b.lastCanary?.outcome, 'promoted');
-      const busy = [...a.decisions, ...b.decisions].filter((d) => d.action === 'canary refused');
-      assert.match(busy[0]?.reason ?? '', /^another canary holds the host/);
+      const busy = decisionsOf([...a.decisions, ...b.decisions], 'canary_refused_by_host');
+      assert.match(busy[0]?.params.reason ?? '', /^another canary holds the host/);
       assert.equal(gpu.maxConcurrentPerHost, 1, 'never two canaries at once on one host');
       const coordinator = await hostState(hosts.env.client, host);
+      assert.ok(coordinator.counters.leaseRefusals.busy, 'refused as busy');
       assert.equal(coordinator.budgetSpentMs, 2 * gpu.canaryDowntimeMs);
       assert.equal(coordinator.lease, null);
     });
@@ -460,7 +473,10 @@ describe('host budget, cooldown and one canary at a time', () => {
           const h = await hostState(hosts.env.client, host);
           return h.lease === null ? h : undefined;
         });
-        assert.equal(decisionsOf(coordinator, 'lease released (restored)').length, 1);
+        assert.equal(
+          decisionsOf(coordinator, 'lease_released').filter((d) => d.params.outcome === 'restored').length,
+          1,
+        );
       },
     );
   });
@@ -491,10 +507,11 @@ describe('host budget, cooldown and one canary at a time', () => {
       await threeSymptoms(host, 'kv_cache');
       const refused = await eventually('refused by the latch', async () => {
         const s = await healingState(hosts.env.client, host, 'kv_cache');
-        return decisionsOf(s, 'canary refused')[0];
+        return decisionsOf(s, 'canary_refused_by_host')[0];
       });
+      assert.ok((await hostState(hosts.env.client, host)).counters.leaseRefusals.restore_failure_latched);
       assert.match(
-        refused.reason,
+        refused.params.reason,
         /restore failed at .*canaries stop on this host until an operator acknowledges/,
       );
       const coordinator = hosts.env.client.workflow.getHandle(hostCoordinatorWorkflowId(host));
@@ -542,9 +559,10 @@ describe('host budget, cooldown and one canary at a time', () => {
         });
         const refused = await eventually('refused while paused', async () => {
           const s = await healingState(hosts.env.client, host);
-          return decisionsOf(s, 'canary refused')[0];
+          return decisionsOf(s, 'canary_refused_by_host')[0];
         });
-        assert.match(refused.reason, /host paused by bob .*driver upgrade tonight/);
+        assert.ok((await hostState(hosts.env.client, host)).counters.leaseRefusals.paused);
+        assert.match(refused.params.reason, /host paused by bob .*driver upgrade tonight/);
         await coordinator.executeUpdate(resumeHostUpdate, { args: [{ by: 'bob', reason: 'upgrade done' }] });
         await hosts.env.sleep(24 * HOUR);
         await eventually(
@@ -567,9 +585,10 @@ describe('operator actions', () => {
       });
       assert.equal(cleared.armed, false);
       assert.equal(cleared.count24h, 0);
-      const entry = decisionsOf(cleared, 'escalation cleared')[0];
+      const entry = decisionsOf(cleared, 'escalation_cleared')[0];
       assert.equal(entry?.by, 'carol');
-      assert.match(entry?.reason ?? '', /false alarm: load test \(was armed, 3 symptoms in 24 h forgotten\)/);
+      // "false alarm: load test (was armed, 3 symptoms in 24 h forgotten)"
+      assert.deepEqual(entry?.params, { reason: 'false alarm: load test', wasArmed: true, forgotten: 3 });
       const forced = await handle.executeUpdate(forceEscalationUpdate, {
         args: [{ by: 'dave', reason: 'known bad config' }],
       });
