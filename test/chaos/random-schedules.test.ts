@@ -51,7 +51,7 @@ import { type ChaosGpu, type GpuActivities, chaosGpu } from '../support/chaos-gp
 import { PAYLOAD_CONVERTER_PATH } from '../../src/workers/host-worker.js';
 import { createTimeSkippingEnv, workflowBundle } from '../support/test-env.js';
 import { connectClosable } from '../support/closable-connection.js';
-import { testPolicy } from '../support/healing-harness.js';
+import { decisionsOf, testPolicy } from '../support/healing-harness.js';
 import { type Prng, prng } from '../support/prng.js';
 
 const MINUTE = 60_000;
@@ -1276,7 +1276,7 @@ function checkSymptoms(s: Schedule, f: Flow, state: HealingStateView): void {
   // clear (an operator's, or a promotion's). Where a receive or event time straddles a boundary the
   // exact figure is unknowable from outside: the count must then lie between the sure and the possible.
   const now = Date.parse(state.now);
-  const promotions = state.decisions.filter((d) => d.action === 'candidate promoted');
+  const promotions = decisionsOf(state, 'candidate_promoted');
   const passes = [...s.gpus.get(f.host)!.journal].filter(
     (e) => e.kind === f.kind && e.action === 'canary:end' && e.detail === 'passed',
   ).length;

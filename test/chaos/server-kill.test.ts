@@ -12,7 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { recordSymptom } from '../../src/client/symptoms.js';
-import { eventually, healingState } from '../support/healing-harness.js';
+import { decisionsOf, eventually, healingState } from '../support/healing-harness.js';
 import { type Scenario, startScenario } from '../support/heal-scenario.js';
 
 const MINUTE = 60_000;
@@ -126,7 +126,7 @@ test('SIGKILL of the dev server mid-stream: every symptom counted once, the wind
     },
     3 * MINUTE + Math.max(0, scenario.windowOpensAt - Date.now()),
   );
-  const started = done.decisions.find((d) => d.action === 'canary started');
+  const started = decisionsOf(done, 'canary_started')[0];
   assert.ok(started && started.at >= scenario.windowOpensAt, 'the canary started in the window');
   assert.equal(done.lastCanary?.outcome, 'promoted', done.lastCanary?.reason);
   console.log(`window opened → canary started ${started.at - scenario.windowOpensAt} ms`);

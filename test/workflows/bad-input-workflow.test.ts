@@ -17,7 +17,14 @@ import {
 } from '../../src/workflows/healing-messages.js';
 import { createHostWorker, createTimeSkippingEnv } from '../support/test-env.js';
 import { scriptedGpu } from '../support/scripted-gpu.js';
-import { eventually, healingState, symptom, testPolicy, uniqueHost } from '../support/healing-harness.js';
+import {
+  decisionsOf,
+  eventually,
+  healingState,
+  symptom,
+  testPolicy,
+  uniqueHost,
+} from '../support/healing-harness.js';
 import { BAD_SYMPTOMS } from '../support/bad-symptoms.js';
 
 const HOUR = 3600_000;
@@ -92,7 +99,9 @@ test('malformed symptoms through the signal and the update: refused, and nothing
     assert.equal(state.count24h, 3);
     assert.equal(state.totals.duplicates, 0);
     assert.equal(state.totals.stale, 0);
-    const reasons = state.decisions.filter((d) => d.action === 'symptom rejected').map((d) => d.reason);
+    const reasons = decisionsOf(state, 'message_rejected')
+      .filter((d) => d.params.message === 'symptom')
+      .map((d) => d.params.problem);
     assert.ok(reasons.some((r) => /^details\.deficitMb: expected a size ≥ 0 MiB$/.test(r)));
     assert.ok(reasons.some((r) => /^kind: expected a symptom kind/.test(r)));
     assert.ok(state.decisions.length <= 200, 'the decision log stays bounded');
