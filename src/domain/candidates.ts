@@ -21,7 +21,7 @@
 // below the operator's floor (KLR_CANDIDATE_MIN_*), or below a default derived from the current config
 // (candidateFloors). A candidate that would is left out, and planCandidates says which and why: a config
 // that "fits" by crippling the service (max-model-len 16) is no remedy.
-import type { CandidateConfig } from '../activities/types.js';
+import type { CandidateConfig } from './recommendation.js';
 import type { SymptomDetails } from './symptom.js';
 import {
   KV_BLOCK_SIZE,

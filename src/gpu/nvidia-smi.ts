@@ -5,7 +5,7 @@
 // contains a comma (a product name, a process path) spills into extra columns. Each query below has exactly
 // one free-text column, so a row is read from both ends: the fixed columns before it and after it are taken
 // by position and whatever is left in the middle, commas included, is the free text.
-import type { GpuMemory, GpuProcess } from '../activities/types.js';
+import type { GpuMemory, GpuProcess } from '../domain/vram-snapshot.js';
 
 /** `nvidia-smi` arguments for one row per physical GPU (MIG-enabled GPUs included, as their parent). */
 export const GPU_QUERY_ARGS: readonly string[] = Object.freeze([

@@ -2,7 +2,7 @@
 // in the last few MiB of the log, or the start after a given offset (a canary's candidate). Missing or
 // unreadable log: no report (calibration is a refinement, never a reason to fail).
 import { open } from 'node:fs/promises';
-import type { CandidateConfig, StartMeasurement } from '../activities/types.js';
+import type { CandidateConfig, StartMeasurement } from '../domain/recommendation.js';
 import { type StartupReport, readStartupReport } from '../domain/startup-report.js';
 import { MiB, type ModelProfile, type ServingConfig, kvBytesPerToken } from '../domain/vllm-memory-model.js';
 
