@@ -3,27 +3,38 @@
 //   temporal workflow signal --workflow-id kloros-healing/gpu-1/vllm_oom --name symptom \
 //     --input '{"kind":"vllm_oom","details":{"deficitMb":512}}'
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CandidateConfig, Recommendation } from '../activities/types.js';
+import type { Recommendation } from '../domain/recommendation.js';
 import type { Decision } from '../domain/decision-log.js';
 import type { KindAction } from '../domain/kind-policy.js';
-import type { WindowOccurrence } from '../domain/maintenance-window.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import type { SymptomInput } from '../domain/symptom.js';
-import type { SymptomWindowState } from '../domain/symptom-window.js';
 import type { HealingCounters } from '../domain/workflow-counters.js';
+import type {
+  CarriedHealingState,
+  CanaryRecord,
+  HealingPhase,
+  HostFigures,
+  OperatorAction,
+  SymptomTotals,
+} from '../domain/healing-state.js';
+
+export type {
+  CanaryRecord,
+  CarriedHealingState,
+  HealingPhase,
+  HostFigures,
+  OfferedWindow,
+  OperatorAction,
+  PredictionCheck,
+  SymptomTotals,
+} from '../domain/healing-state.js';
+export { predictionCheck } from '../domain/healing-state.js';
 
 export interface HealingWorkflowInput {
   host: string;
   kind: string;
   /** State carried over from the previous run (continue-as-new). */
   carried?: CarriedHealingState;
-}
-
-export interface OperatorAction {
-  /** Who asks (a person or a system). */
-  by: string;
-  /** Why, in their words. */
-  reason: string;
 }
 
 export interface LeaseDecision {
@@ -39,93 +50,6 @@ export interface LeaseDecision {
   budgetTotalMs: number;
   cooldownUntil: number | null;
 }
-
-export interface CanaryRecord {
-  /** When it ended: promoted, or restored (or the restore failed). */
-  at: number;
-  /** When it started (absent in records of 0.1). */
-  startedAt?: number;
-  candidateId: string;
-  changes: CandidateConfig['changes'];
-  outcome: 'promoted' | 'restored' | 'restore_failed' | 'cancelled';
-  reason: string;
-  downtimeMs: number;
-  measuredVramMb: number | null;
-  /** The candidate's predicted KV cache against what vLLM printed when it started (absent: not measured). */
-  prediction?: PredictionCheck;
-}
-
-/** How far the memory model was off for a canary's candidate (docs/prediction.md, "Calibration"). */
-export interface PredictionCheck {
-  predictedKvMb: number;
-  measuredKvMb: number;
-  /** (predicted − measured) / measured. */
-  errorRatio: number;
-}
-
-/** The check for a candidate and what its start printed, or null when either figure is missing. */
-export function predictionCheck(
-  candidate: Pick<CandidateConfig, 'predictedKvMb'>,
-  measured: { kvCacheMb: number | null } | undefined,
-): PredictionCheck | null {
-  const predicted = candidate.predictedKvMb;
-  const actual = measured?.kvCacheMb;
-  if (predicted === undefined || actual === undefined || actual === null || actual === 0) return null;
-  return {
-    predictedKvMb: predicted,
-    measuredKvMb: actual,
-    errorRatio: (predicted - actual) / Math.abs(actual),
-  };
-}
-
-export interface CarriedHealingState {
-  window: SymptomWindowState;
-  lastSymptomAt: number | null;
-  forced: (OperatorAction & { at: number }) | null;
-  armedAt: number | null;
-  attempts: number;
-  lastCanary: CanaryRecord | null;
-  recommendation: Recommendation | null;
-  lastPredictedAt: number | null;
-  lastSymptomDetails: SymptomInput['details'] | null;
-  hostFigures: HostFigures | null;
-  decisions: Decision[];
-  totals: SymptomTotals;
-  /** Canary outcomes, downtimes and refusals for the metrics; absent in runs carried from older versions. */
-  counters?: HealingCounters;
-  /** The window an armed escalation is being offered; absent in runs carried from 0.1. */
-  offered?: OfferedWindow | null;
-  runs: number;
-}
-
-/** A maintenance window offered to an armed escalation: missed when it closes with no canary run in it. */
-export interface OfferedWindow extends WindowOccurrence {
-  canaryRan: boolean;
-}
-
-export interface HostFigures {
-  budgetLeftMs: number;
-  budgetTotalMs: number;
-  cooldownUntil: number | null;
-  /** When the coordinator reported these figures (epoch ms). */
-  asOf: number;
-}
-
-export interface SymptomTotals {
-  counted: number;
-  duplicates: number;
-  stale: number;
-  rejected: number;
-}
-
-export type HealingPhase =
-  | 'starting'
-  | 'watching'
-  | 'waiting_for_window'
-  | 'requesting_lease'
-  | 'canary_running'
-  | 'restoring'
-  | 'blocked';
 
 export interface RecordSymptomResult {
   outcome: 'counted' | 'duplicate' | 'stale';

@@ -29,26 +29,36 @@ import type {
 } from '../activities/types.js';
 import { VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 import type { DecisionEvent, RefusedMessage } from '../domain/decision-codes.js';
-import { appendDecision, type Decision, decisionOf } from '../domain/decision-log.js';
+import { appendDecision, decisionOf } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
-import { flagExpiresAt as flagExpiry } from '../domain/escalation.js';
-import { hardwareAdvice } from '../domain/hardware-advice.js';
+import {
+  type EscalationRules,
+  actionOf,
+  adviceOf,
+  canaryWanted as isCanaryWanted,
+  carriedState,
+  clearEscalation,
+  countSymptom,
+  disarm,
+  flagExpiresAt as flagExpiry,
+  forceEscalation,
+  lapseIfExpired,
+  modeOf,
+  noteOffered,
+  predictionDueAt as predictionDue,
+  stateFromCarried,
+} from '../domain/healing-escalation.js';
 import type { CanaryAudit, LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
-import { type KindAction, kindAction } from '../domain/kind-policy.js';
-import { markdownText } from '../domain/markdown-text.js';
-import { gibText, signedPercent } from '../domain/memory-text.js';
+import type { KindAction } from '../domain/kind-policy.js';
 import {
-  type MaintenanceWindow,
   type WindowOccurrence,
   currentWindow,
   describeNextWindow,
-  formatLocalTime,
   nextOpening,
   parseMaintenanceWindow,
-  upcomingWindow,
 } from '../domain/maintenance-window.js';
-import { type CanaryMode, type HealingPolicy, kindActionsOf } from '../domain/policy.js';
+import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import {
   MAX_FUTURE_SKEW_MS,
   type Symptom,
@@ -57,15 +67,7 @@ import {
   parseSymptom,
 } from '../domain/symptom.js';
 import { SymptomWindow } from '../domain/symptom-window.js';
-import {
-  type HealingCounters,
-  type HealingRefusalCode,
-  bump,
-  canaryRunKey,
-  copyHealingCounters,
-  emptyHealingCounters,
-  observeDuration,
-} from '../domain/workflow-counters.js';
+import { type HealingRefusalCode, bump, canaryRunKey, observeDuration } from '../domain/workflow-counters.js';
 import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
 import { guardSignal, guardUpdate } from './handler-guard.js';
@@ -74,12 +76,9 @@ import {
   type HealingPhase,
   type HealingStateView,
   type HealingWorkflowInput,
-  type HostFigures,
   type LeaseDecision,
-  type OfferedWindow,
   type OperatorAction,
   type RecordSymptomResult,
-  type SymptomTotals,
   clearEscalationUpdate,
   forceEscalationUpdate,
   leaseDecisionSignal,
@@ -88,6 +87,7 @@ import {
   stateQuery,
   symptomSignal,
 } from './healing-messages.js';
+import { type HealingViewContext, healingDetails, healingStateView } from './healing-view.js';
 import { releaseLeaseSignal } from './host-coordinator-messages.js';
 import { check, leaseDecisionSchema } from './message-schemas.js';
 import { validateOperatorAction } from './operator-action.js';
@@ -140,34 +140,19 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   const reading = readHealingInput(input, workflowId);
   if (!reading.ok) throw ApplicationFailure.nonRetryable(reading.error, 'InvalidWorkflowInput');
   const { host, kind, carried } = reading.value;
-  const symptoms = new SymptomWindow(carried?.window);
-  let lastSymptomAt = carried?.lastSymptomAt ?? null;
-  let forced = carried?.forced ?? null;
-  let armedAt = carried?.armedAt ?? null;
-  let attempts = carried?.attempts ?? 0;
-  let lastCanary: CanaryRecord | null = carried?.lastCanary ?? null;
-  let recommendation: Recommendation | null = carried?.recommendation ?? null;
-  let lastPredictedAt = carried?.lastPredictedAt ?? null;
-  let lastSymptomDetails = carried?.lastSymptomDetails ?? null;
-  let hostFigures: HostFigures | null = carried?.hostFigures ?? null;
-  const decisions: Decision[] = carried?.decisions ?? [];
-  const totals: SymptomTotals = carried?.totals ?? { counted: 0, duplicates: 0, stale: 0, rejected: 0 };
-  const counters: HealingCounters = carried?.counters ?? emptyHealingCounters();
-  let offered: OfferedWindow | null = carried?.offered ?? null;
-  const runs = (carried?.runs ?? 0) + 1;
+  const state = stateFromCarried(carried, new SymptomWindow(carried?.window));
   /** True once the 0.2 rules apply to this run (always for runs a 0.2 worker starts; see SAFE_RULES_PATCH). */
   let safeRules = false;
+  /** The run's rules, once the host policy is loaded (handlers wait for it). */
+  let rules: EscalationRules | undefined;
   /** Called from workflow code only (never from a query or a validator: patched() may record a marker). */
   const refreshRules = () => {
     safeRules ||= patched(SAFE_RULES_PATCH);
+    if (rules) rules.safeRules = safeRules;
   };
 
-  let policy: HealingPolicy | undefined;
-  let window: MaintenanceWindow | undefined;
   let phase: HealingPhase = 'starting';
   let next = 'loading the host policy';
-  let symptomsSincePrediction =
-    lastSymptomAt !== null && (lastPredictedAt === null || lastPredictedAt < lastSymptomAt);
   /** Set by handlers when the main loop must look again (armed, operator action, lease answer). */
   let wake = false;
   const leaseAnswers = new Map<string, LeaseDecision>();
@@ -177,134 +162,26 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   let messagesThisRun = 0;
 
   const decide = (event: DecisionEvent, by?: string) => {
-    appendDecision(decisions, decisionOf(event, Date.now(), by));
+    appendDecision(state.decisions, decisionOf(event, Date.now(), by));
   };
   for (const note of reading.notes) decide({ code: 'start_input_refused', params: { note } });
 
   /** A canary held back by this workflow: recorded with its reason, and counted for the metrics. */
   const refuse = (code: HealingRefusalCode, event: DecisionEvent) => {
-    bump(counters.refused, code);
+    bump(state.counters.refused, code);
     decide(event);
   };
 
-  // ---- escalation flag -------------------------------------------------------------------------
+  // ---- escalation: transitions of healing-escalation.ts over `state` ----------------------------
 
-  /** What this kind may do (heal, alert, count); before the 0.2 rules every kind healed. */
-  const action = (): KindAction => (safeRules && policy ? kindAction(kind, kindActionsOf(policy)) : 'heal');
+  const loaded = () => rules !== undefined;
+  const action = (): KindAction => (rules ? actionOf(rules) : 'heal');
   const healable = () => action() === 'heal';
-  const advice = (): string | null =>
-    action() === 'heal'
-      ? null
-      : action() === 'alert'
-        ? hardwareAdvice(kind, lastSymptomDetails?.text)
-        : `kind "${kind}" only counts: it is not a built-in kind and KLR_KIND_ACTIONS does not name it, so it never arms or acts (KLR_KIND_ACTIONS=${kind}=alert or =heal lets it)`;
-
-  /** TTL after the last symptom; under the 0.2 rules a healable escalation keeps its owed window. */
-  const flagExpiresAt = (): number | null =>
-    policy
-      ? flagExpiry(
-          {
-            armedAt,
-            lastSymptomAt,
-            forcedAt: forced?.at ?? null,
-            ttlSeconds: policy.escalationFlagTtlSeconds,
-          },
-          safeRules && healable() ? (window ?? null) : null,
-        )
-      : null;
-
-  const disarm = () => {
-    armedAt = null;
-    forced = null;
-    attempts = 0;
-    offered = null;
-  };
-
-  /**
-   * An armed escalation was offered a whole window (it was armed when the window opened) and the window
-   * closed without a canary: counted and recorded, so the missed-window alert fires.
-   */
-  const noteMissedWindow = (now: number) => {
-    if (offered === null || now < offered.closesAt) return;
-    const missed = offered;
-    offered = null;
-    if (missed.canaryRan || armedAt === null) return;
-    counters.missedWindows = (counters.missedWindows ?? 0) + 1;
-    const refusals = decisions.filter((d) => !d.taken && d.at >= missed.opensAt && d.topic !== 'symptom');
-    const last = refusals[refusals.length - 1];
-    const tz = policy?.maintenanceTimeZone ?? 'UTC';
-    decide({
-      code: 'window_missed',
-      params: {
-        opensAt: missed.opensAt,
-        closesAt: missed.closesAt,
-        tz,
-        lastRefusal: last ? `${last.action} (${last.reason})` : null,
-      },
-    });
-  };
-
-  /**
-   * Remember the open window as offered to an armed, healable escalation (once per occurrence) — a whole
-   * window only: one that opened after the escalation was armed (one armed halfway through is tried at
-   * once, but missing it is not missing a window).
-   */
-  const noteOffered = (open: WindowOccurrence | null) => {
-    if (!safeRules || !healable() || armedAt === null || open === null || open.opensAt < armedAt) return;
-    if (offered?.opensAt !== open.opensAt) offered = { ...open, canaryRan: false };
-  };
-
-  /**
-   * Arm when a counted symptom brings the count to the threshold — only then: a lapsed escalation
-   * stays lapsed while old symptoms are still in the window, until a new one arrives.
-   */
-  const armAtThreshold = (now: number) => {
-    if (!policy) return;
-    const count = symptoms.count(now);
-    if (armedAt !== null || count < policy.threshold24h) return;
-    if (action() === 'count') {
-      // Said once per time the count reaches the threshold, not on every symptom above it.
-      if (count === policy.threshold24h) {
-        decide({ code: 'escalation_not_armed', params: { count, advice: advice() ?? '' } });
-      }
-      return;
-    }
-    armedAt = now;
-    wake = true;
-    decide({
-      code: 'escalation_armed',
-      params: {
-        count,
-        threshold: policy.threshold24h,
-        alertOnly: action() === 'alert' ? advice() : null,
-      },
-    });
-  };
-
-  /** Disarm once the TTL has passed since the last symptom (or force), with the reason. */
-  const lapseIfExpired = (now: number) => {
-    if (!policy) return;
-    noteMissedWindow(now);
-    const expiresAt = flagExpiresAt();
-    if (armedAt !== null && expiresAt !== null && expiresAt <= now) {
-      disarm();
-      decide({
-        code: 'escalation_lapsed',
-        params: {
-          lastSymptomAt,
-          tz: policy.maintenanceTimeZone,
-          ttlMs: policy.escalationFlagTtlSeconds * 1000,
-        },
-      });
-    }
-  };
-
-  const mode = (): CanaryMode =>
-    !healable() ? 'predictive' : armedAt !== null ? 'canary' : (policy?.defaultMode ?? 'predictive');
-
-  /** Armed, or canary mode by default with something to heal; never for a kind that does not heal. */
-  const canaryWanted = (now: number) =>
-    healable() && (armedAt !== null || (mode() === 'canary' && symptoms.count(now) > 0));
+  const advice = () => (rules ? adviceOf(state, rules) : null);
+  const flagExpiresAt = () => (rules ? flagExpiry(state, rules) : null);
+  const mode = (): CanaryMode => (rules ? modeOf(state, rules) : 'predictive');
+  const canaryWanted = (now: number) => (rules ? isCanaryWanted(state, rules, now) : false);
+  const predictionDueAt = () => (rules ? predictionDue(state, rules, Date.now()) : null);
 
   // ---- symptoms --------------------------------------------------------------------------------
 
@@ -324,31 +201,17 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     return null;
   };
 
-  const accept = (symptom: Symptom): RecordSymptomResult => {
+  const accept = (active: EscalationRules, symptom: Symptom): RecordSymptomResult => {
     const now = Date.now();
-    const at = eventTimeMs(symptom, now);
-    const outcome = symptoms.add(at, symptom.id, now);
-    if (outcome === 'counted') {
-      totals.counted++;
-      lastSymptomAt = Math.max(lastSymptomAt ?? at, at);
-      lastSymptomDetails = symptom.details ?? null;
-      symptomsSincePrediction = true;
-      if (predictionDueAt() !== null && (predictionDueAt() as number) <= now) wake = true;
-    } else if (outcome === 'duplicate') {
-      totals.duplicates++;
-    } else {
-      totals.stale++;
-      decide({ code: 'symptom_stale', params: { eventTime: at } });
-    }
-    if (outcome === 'counted') armAtThreshold(now);
-    lapseIfExpired(now);
+    const counted = countSymptom(state, active, symptom, now);
+    if (counted.wake) wake = true;
     publish();
     const expiresAt = flagExpiresAt();
     return {
-      outcome,
-      count24h: symptoms.count(now),
-      threshold: policy?.threshold24h ?? 0,
-      armed: armedAt !== null,
+      outcome: counted.outcome,
+      count24h: state.symptoms.count(now),
+      threshold: active.policy.threshold24h,
+      armed: state.armedAt !== null,
       flagExpiresAt: expiresAt === null ? null : iso(expiresAt),
       mode: mode(),
     };
@@ -356,8 +219,14 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   /** A message refused by a guard: recorded (and counted as a rejected symptom when it was one). */
   const refuseMessage = (what: RefusedMessage) => (problem: string) => {
-    if (what === 'symptom') totals.rejected++;
+    if (what === 'symptom') state.totals.rejected++;
     decide({ code: 'message_rejected', params: { message: what, problem } });
+  };
+
+  /** The rules, once loaded: handlers that act wait for them. */
+  const activeRules = async (): Promise<EscalationRules> => {
+    await condition(loaded);
+    return rules as EscalationRules;
   };
 
   setHandler(
@@ -371,9 +240,9 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         refuseMessage('symptom')(problem);
         return;
       }
-      await condition(() => policy !== undefined);
+      const active = await activeRules();
       const parsed = parseSymptom(payload);
-      if (parsed.ok) accept(parsed.symptom);
+      if (parsed.ok) accept(active, parsed.symptom);
     }, refuseMessage('symptom')),
   );
 
@@ -384,10 +253,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       async (payload: SymptomInput) => {
         messagesThisRun++;
         refreshRules();
-        await condition(() => policy !== undefined);
+        const active = await activeRules();
         const parsed = parseSymptom(payload);
         if (!parsed.ok) throw new TypeError(parsed.error); // unreachable: the validator ran first
-        return accept(parsed.symptom);
+        return accept(active, parsed.symptom);
       },
       refuseMessage('symptom'),
     ),
@@ -407,18 +276,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       'clearEscalation',
       async (request: OperatorAction) => {
         refreshRules();
-        await condition(() => policy !== undefined);
-        const wasArmed = armedAt !== null;
-        const count = symptoms.count(Date.now());
-        disarm();
-        symptoms.clearCounts();
-        decide(
-          {
-            code: 'escalation_cleared',
-            params: { reason: request.reason, wasArmed, forgotten: count },
-          },
-          request.by,
-        );
+        await activeRules();
+        clearEscalation(state, request, Date.now());
         wake = true;
         publish();
         return view();
@@ -434,21 +293,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       'forceEscalation',
       async (request: OperatorAction) => {
         refreshRules();
-        await condition(() => policy !== undefined);
-        if (action() === 'count') {
-          throw ApplicationFailure.nonRetryable(`forceEscalation refused: ${advice()}`, 'KindCannotAct');
-        }
-        const now = Date.now();
-        forced = { by: request.by, reason: request.reason, at: now };
-        if (armedAt === null) armedAt = now;
-        attempts = 0;
-        decide(
-          {
-            code: 'escalation_forced',
-            params: { reason: request.reason, alertOnly: action() === 'alert' ? advice() : null },
-          },
-          request.by,
-        );
+        const refusal = forceEscalation(state, await activeRules(), request, Date.now());
+        if (refusal !== null) throw ApplicationFailure.nonRetryable(refusal, 'KindCannotAct');
         wake = true;
         publish();
         return view();
@@ -473,7 +319,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         return;
       }
       const decision = checked.value;
-      hostFigures = {
+      state.hostFigures = {
         budgetLeftMs: decision.budgetLeftMs,
         budgetTotalMs: decision.budgetTotalMs,
         cooldownUntil: decision.cooldownUntil,
@@ -497,49 +343,21 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   // ---- views for people: query, Web UI details, search attributes -------------------------------
 
-  const view = (): HealingStateView => {
-    const now = Date.now();
-    const expiresAt = flagExpiresAt();
-    const upcoming = window ? upcomingWindow(window, now) : null;
-    return {
-      workflowId,
-      host,
-      kind,
-      now: iso(now),
-      phase,
-      next,
-      count24h: symptoms.count(now),
-      threshold: policy?.threshold24h ?? 0,
-      kindAction: action(),
-      advice: advice(),
-      armed: armedAt !== null,
-      armedAt: armedAt === null ? null : iso(armedAt),
-      flagExpiresAt: expiresAt === null ? null : iso(expiresAt),
-      forced: forced ? { by: forced.by, reason: forced.reason, at: iso(forced.at) } : null,
-      mode: mode(),
-      nextWindow: {
-        opensAt: upcoming ? iso(upcoming.opensAt) : '',
-        closesAt: upcoming ? iso(upcoming.closesAt) : '',
-        openNow: upcoming !== null && upcoming.opensAt <= now,
-        text: window ? describeNextWindow(window, now) : 'unknown until the policy is loaded',
-      },
-      hostFigures,
-      attempts,
-      maxAttempts: policy?.maxAttempts ?? 0,
-      lastCanary,
-      recommendation,
-      totals: { ...totals },
-      counters: copyHealingCounters(counters),
-      firstRunId: workflowInfo().firstExecutionRunId,
-      decisions: [...decisions],
-      policy: policy ?? null,
-      runs,
-    };
-  };
+  const viewContext = (): HealingViewContext => ({
+    workflowId,
+    firstRunId: workflowInfo().firstExecutionRunId,
+    host,
+    kind,
+    now: Date.now(),
+    phase,
+    next,
+    rules,
+  });
+  const view = (): HealingStateView => healingStateView(state, viewContext());
 
   /** Search attributes (only when they change) and the Web UI's current-details text. */
   const publish = () => {
-    const armed = armedAt !== null;
+    const armed = state.armedAt !== null;
     const key = `${mode()}|${String(armed)}`;
     if (key !== publishedAttributes) {
       publishedAttributes = key;
@@ -550,68 +368,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         { key: ARMED_ATTRIBUTE, value: armed },
       ]);
     }
-    const now = Date.now();
-    const lastDecision = decisions[decisions.length - 1];
-    const expiresAt = flagExpiresAt();
-    const tz = policy?.maintenanceTimeZone ?? 'UTC';
-    const flag =
-      (!armed
-        ? 'not armed'
-        : expiresAt === null
-          ? 'armed, never lapses'
-          : `armed, lapses ${formatLocalTime(expiresAt, tz)} ${tz} unless another symptom comes`) +
-      (armed && forced ? `; forced by ${markdownText(forced.by, 100)}: ${markdownText(forced.reason)}` : '');
-    // Figures as the coordinator reported them, with the time they were true: the details are written
-    // when this workflow runs, and may be read hours later.
-    const budget = hostFigures
-      ? `${formatDuration(hostFigures.budgetLeftMs)} left of ${formatDuration(hostFigures.budgetTotalMs)} as of ${formatLocalTime(hostFigures.asOf, tz)} ${tz}` +
-        (hostFigures.cooldownUntil !== null && hostFigures.cooldownUntil > now
-          ? `, cooldown until ${formatLocalTime(hostFigures.cooldownUntil, tz)} ${tz}`
-          : '')
-      : 'not asked yet';
-    const md = markdownText;
-    // Markdown for the Web UI's detail page: what it is doing, the figures behind it, what comes next.
-    // Everything that comes from outside (operator reasons, log lines, activity messages) is escaped.
-    setCurrentDetails(
-      [
-        `**${kind} on ${host}** — ${phase.replaceAll('_', ' ')}, mode ${mode()}${armed ? ', escalation armed' : ''}`,
-        `**Next:** ${md(next)}`,
-        [
-          `- Symptoms in 24 h: ${symptoms.count(now)} / ${policy?.threshold24h ?? '?'}`,
-          `- Kind: ${action()}${advice() !== null ? ` — ${md(advice() ?? '')}` : ''}`,
-          `- Escalation flag: ${flag}`,
-          `- Maintenance window: ${window ? describeNextWindow(window, now) : 'unknown until the policy is loaded'}`,
-          `- Downtime budget: ${budget}`,
-          `- Canary attempts: ${attempts} / ${policy?.maxAttempts ?? '?'}`,
-          lastCanary
-            ? `- Last canary: ${lastCanary.outcome} ${md(lastCanary.candidateId)} (${md(lastCanary.reason)})`
-            : '- Last canary: none',
-          recommendation?.candidates[0]
-            ? `- Recommendation: ${md(recommendation.candidates[0].id)}`
-            : '- Recommendation: none yet',
-          calibrationLine(),
-        ].join('\n'),
-        lastDecision
-          ? `**Last decision:** ${md(lastDecision.action)} — ${md(lastDecision.reason)}${lastDecision.by ? ` (by ${md(lastDecision.by, 100)})` : ''}`
-          : '',
-      ]
-        .filter(Boolean)
-        .join('\n\n'),
-    );
-  };
-
-  /** Measured against predicted: the running config's KV cache, and the last canary's candidate. */
-  const calibrationLine = (): string => {
-    const cal = recommendation?.calibration;
-    const parts = [
-      cal && cal.measuredKvMb !== null
-        ? `running config KV ${gibText(cal.measuredKvMb)} measured, ${gibText(cal.predictedKvMb)} modelled (${signedPercent(cal.kvErrorRatio ?? 0)})`
-        : 'running config not measured yet',
-      lastCanary?.prediction
-        ? `last canary KV ${gibText(lastCanary.prediction.predictedKvMb)} predicted, ${gibText(lastCanary.prediction.measuredKvMb)} measured (${signedPercent(lastCanary.prediction.errorRatio)})`
-        : '',
-    ].filter(Boolean);
-    return `- Prediction vs vLLM: ${parts.join('; ')}`;
+    setCurrentDetails(healingDetails(state, viewContext()));
   };
 
   const setPhase = (p: HealingPhase, sentence: string) => {
@@ -622,15 +379,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
   // ---- predictive mode -------------------------------------------------------------------------
 
-  const predictionDueAt = (): number | null => {
-    if (!symptomsSincePrediction || !policy || !healable()) return null;
-    return lastPredictedAt === null ? Date.now() : lastPredictedAt + policy.predictIntervalSeconds * 1000;
-  };
-
   /** Measure VRAM and rank candidate configs: no downtime, so it runs on new symptoms in any mode. */
   const predict = async (why: string): Promise<Recommendation | null> => {
-    lastPredictedAt = Date.now();
-    symptomsSincePrediction = false;
+    state.lastPredictedAt = Date.now();
+    state.symptomsSincePrediction = false;
     let vram: VramSnapshot | null = null;
     try {
       vram = await measureVram();
@@ -638,8 +390,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       decide({ code: 'vram_not_measured', params: { failure: describeFailure(err) } });
     }
     try {
-      const rec = await predictCandidates({ host, kind, vram, symptom: lastSymptomDetails ?? null });
-      recommendation = rec;
+      const rec = await predictCandidates({ host, kind, vram, symptom: state.lastSymptomDetails ?? null });
+      state.recommendation = rec;
       const best = rec.candidates.find((c) => c.fits);
       decide({
         code: 'recommendation_updated',
@@ -689,21 +441,24 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   };
 
   /** Run the canary under a granted lease: promote, or restore whatever happened, then release. */
-  const runLeasedCanary = async (candidate: CandidateConfig, lease: LeaseDecision & { leaseId: string }) => {
-    const activePolicy = policy as HealingPolicy;
+  const runLeasedCanary = async (
+    activePolicy: HealingPolicy,
+    candidate: CandidateConfig,
+    lease: LeaseDecision & { leaseId: string },
+  ) => {
     const soakMs = activePolicy.soakSeconds * 1000;
     const started = Date.now();
     const canaryMode = mode();
     /** Count the ended canary once, with the downtime of the canary itself (restore excluded). */
     const tally = (outcome: CanaryRecord['outcome'], canaryDowntimeMs: number) => {
-      bump(counters.canaryRuns, canaryRunKey(outcome, canaryMode));
-      observeDuration(counters.canaryDowntime, canaryDowntimeMs);
+      bump(state.counters.canaryRuns, canaryRunKey(outcome, canaryMode));
+      observeDuration(state.counters.canaryDowntime, canaryDowntimeMs);
     };
-    attempts++;
-    if (offered !== null) offered.canaryRan = true;
+    state.attempts++;
+    if (state.offered !== null) state.offered.canaryRan = true;
     setPhase(
       'canary_running',
-      `canary ${candidate.id} running (attempt ${attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
+      `canary ${candidate.id} running (attempt ${state.attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
     );
     decide({
       code: 'canary_started',
@@ -761,10 +516,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
 
     if (result?.outcome === 'passed' && cancellation === null) {
       const downtime = result.downtimeMs ?? Date.now() - started;
-      lastCanary = record('promoted', result.reason, downtime);
+      state.lastCanary = record('promoted', result.reason, downtime);
       tally('promoted', downtime);
-      disarm();
-      symptoms.clearCounts();
+      disarm(state);
+      state.symptoms.clearCounts();
       decide({
         code: 'candidate_promoted',
         params: { candidateId: candidate.id, result: result.reason, downtimeMs: downtime },
@@ -788,12 +543,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       const restoreStarted = Date.now();
       try {
         const restored = await restoreService({ host, kind, leaseId: lease.leaseId, reason });
-        lastCanary = record(
+        state.lastCanary = record(
           cancellation ? 'cancelled' : 'restored',
           reason,
           canaryDowntime + restored.downtimeMs,
         );
-        tally(lastCanary.outcome, canaryDowntime);
+        tally(state.lastCanary.outcome, canaryDowntime);
         decide({ code: 'previous_config_restored', params: { downtimeMs: restored.downtimeMs } });
         await releaseLease({
           leaseId: lease.leaseId,
@@ -804,7 +559,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       } catch (err) {
         const message = describeFailure(err);
         const restoreDowntime = Date.now() - restoreStarted;
-        lastCanary = record(
+        state.lastCanary = record(
           'restore_failed',
           `${reason}; restore failed: ${message}`,
           canaryDowntime + restoreDowntime,
@@ -827,15 +582,17 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
    * The window is open: re-check everything with fresh measurements, then ask for the lease.
    * Returns when to look again within this window, or null to wait for the next window.
    */
-  const attemptCanary = async (occurrence: WindowOccurrence): Promise<number | null> => {
-    const activePolicy = policy as HealingPolicy;
+  const attemptCanary = async (
+    activePolicy: HealingPolicy,
+    occurrence: WindowOccurrence,
+  ): Promise<number | null> => {
     setPhase(
       'requesting_lease',
       'window open: measuring, predicting and asking the host for the canary lease',
     );
     const rec = await predict('maintenance window open');
     if (rec === null) {
-      bump(counters.refused, 'prediction_failed' satisfies HealingRefusalCode);
+      bump(state.counters.refused, 'prediction_failed' satisfies HealingRefusalCode);
       return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
     }
     const candidate = rec.candidates.find((c) => c.fits);
@@ -854,7 +611,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       });
       return null;
     }
-    if (attempts >= activePolicy.maxAttempts) return null;
+    if (state.attempts >= activePolicy.maxAttempts) return null;
     const answer = await requestLease(candidate);
     if (answer === null) {
       refuse('lease_unanswered', {
@@ -873,15 +630,16 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       await releaseLease({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
       return null;
     }
-    await runLeasedCanary(candidate, { ...answer, leaseId: answer.leaseId });
+    await runLeasedCanary(activePolicy, candidate, { ...answer, leaseId: answer.leaseId });
     return null;
   };
 
   // ---- main loop -------------------------------------------------------------------------------
 
-  policy = await loadHealingPolicy();
-  window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
-  const activeWindow = window;
+  const policy = await loadHealingPolicy();
+  const activeWindow = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
+  const active: EscalationRules = { kind, policy, window: activeWindow, safeRules };
+  rules = active;
   const limit = policy.historyEventsLimit;
   // Each message costs up to 4 events (received, task scheduled, started, completed): the estimate
   // errs towards continuing early, which is harmless.
@@ -902,7 +660,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     wake = false;
     publish();
     const woken = () => wake || shouldContinueAsNew();
-    const until = earliest(untilMs, offered && !offered.canaryRan ? offered.closesAt : null);
+    const until = earliest(
+      untilMs,
+      state.offered && !state.offered.canaryRan ? state.offered.closesAt : null,
+    );
     if (until === null) await condition(woken);
     else await condition(woken, Math.max(1, until - Date.now()));
   };
@@ -912,15 +673,15 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
    * reported count true; at most once a minute, whatever the rate.
    */
   const countRefreshAt = (now: number): number | null => {
-    const expiry = symptoms.nextExpiry(now);
+    const expiry = state.symptoms.nextExpiry(now);
     return expiry === null ? null : Math.max(expiry, now + 60_000);
   };
 
   for (;;) {
     refreshRules();
     const now = Date.now();
-    lapseIfExpired(now);
-    noteOffered(currentWindow(activeWindow, now));
+    lapseIfExpired(state, active, now);
+    noteOffered(state, active, currentWindow(activeWindow, now));
 
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
@@ -929,29 +690,13 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         params: {
           historyLength: workflowInfo().historyLength,
           messages: messagesThisRun,
-          nextRun: runs + 1,
+          nextRun: state.runs + 1,
         },
       });
       await continueAsNew<typeof HealingWorkflow>({
         host,
         kind,
-        carried: {
-          window: symptoms.toState(),
-          lastSymptomAt,
-          forced,
-          armedAt,
-          attempts,
-          lastCanary,
-          recommendation,
-          lastPredictedAt,
-          lastSymptomDetails,
-          hostFigures,
-          decisions,
-          totals,
-          counters,
-          ...(safeRules ? { offered } : {}),
-          runs,
-        },
+        carried: carriedState(state, safeRules),
       });
     }
 
@@ -967,12 +712,12 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       // A kind nobody described ends after 24 h without a symptom rather than run for ever (anyone may
       // invent kinds); its next symptom starts it again.
       const idleEndsAt =
-        action() === 'count' && symptoms.count(now) === 0
-          ? Math.max(lastSymptomAt ?? 0, workflowInfo().runStartTime.getTime()) + IDLE_END_MS
+        action() === 'count' && state.symptoms.count(now) === 0
+          ? Math.max(state.lastSymptomAt ?? 0, workflowInfo().runStartTime.getTime()) + IDLE_END_MS
           : null;
       if (idleEndsAt !== null && idleEndsAt <= now) {
         await condition(allHandlersFinished);
-        if (symptoms.count(Date.now()) === 0) {
+        if (state.symptoms.count(Date.now()) === 0) {
           decide({ code: 'workflow_ended', params: { kind, advice: advice() ?? '' } });
           setPhase('watching', 'ended: it starts again with the next symptom of this kind');
           return;
@@ -981,7 +726,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       }
       setPhase(
         'watching',
-        `${symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h${armedAt !== null ? ', escalation armed' : ''}; ${advice()}`,
+        `${state.symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h${state.armedAt !== null ? ', escalation armed' : ''}; ${advice()}`,
       );
       await waitUntil(earliest(expiresAt, countRefreshAt(now), idleEndsAt));
       continue;
@@ -990,13 +735,13 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     if (!canaryWanted(now)) {
       setPhase(
         'watching',
-        `predictive mode: ${symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h; no canary planned`,
+        `predictive mode: ${state.symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h; no canary planned`,
       );
       await waitUntil(earliest(dueAt, countRefreshAt(now)));
       continue;
     }
 
-    if (attempts >= policy.maxAttempts) {
+    if (state.attempts >= policy.maxAttempts) {
       setPhase(
         'blocked',
         `attempt cap ${policy.maxAttempts} reached for this escalation: waiting for it to lapse or for an operator (healctl clear / escalate)`,
@@ -1021,7 +766,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       continue;
     }
 
-    const retryAt = await attemptCanary(open);
+    const retryAt = await attemptCanary(policy, open);
     const afterwards = Date.now();
     if (!canaryWanted(afterwards)) continue;
     const resumeAt = retryAt ?? nextOpening(activeWindow, afterwards).opensAt;
