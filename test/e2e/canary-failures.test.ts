@@ -1,8 +1,10 @@
 // The canary's unhappy paths end to end, nothing scripted: the real dev server, production worker
 // processes and the simulated vLLM. Two GPU hosts share one dev server and one maintenance window:
-//  - "wrong profile": the worker's model profile underestimates the weights by 2.3 GiB, so the
-//    predictor's best candidate does not really fit; vLLM refuses to start on it, the canary fails and
-//    the old config goes back: healthy on it, the budget charged for both restarts;
+//  - "wrong profile": the worker's model profile names half the model's KV heads, so it takes each
+//    token's KV cache for half its size; calibration to vLLM's start-up report corrects the KV cache's
+//    size but not the tokens it holds, so the predictor's best candidate does not really fit; vLLM
+//    refuses to start on it, the canary fails and the old config goes back: healthy on it, the budget
+//    charged for both restarts;
 //  - "killed worker": the worker is SIGKILLed while the candidate service is still starting; a new
 //    worker takes over, and the service ends healthy on the promoted or the restored config.
 import { after, before, test } from 'node:test';
@@ -15,7 +17,7 @@ import { type DevServerHandle, startDevServer } from '../../src/servers/dev-serv
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { recordSymptom } from '../../src/client/symptoms.js';
 import type { BudgetReport } from '../../src/activities/types.js';
-import { eventually, healingState, hostState } from '../support/healing-harness.js';
+import { decisionsOf, eventually, healingState, hostState } from '../support/healing-harness.js';
 import { SIM_MODEL_PROFILE, waitHealthy } from '../support/heal-stack.js';
 import { type Scenario, complete, startScenario, torchOomDetails } from '../support/heal-scenario.js';
 
@@ -36,10 +38,11 @@ before(async () => {
 
   // A 24 GiB GPU: at 0.98 the first request OOMs (headroom 492 MiB < the 2 GiB spike); 36864 tokens of
   // context fit at 0.98 (52 k tokens of KV cache) but not at 0.89 (34.6 k) — except in the wrong profile.
-  const truth = JSON.parse(await readFile(SIM_MODEL_PROFILE, 'utf8')) as { weightsMb: number };
+  // (A profile with the wrong weights no longer fools it: the start-up report calibrates that away.)
+  const truth = JSON.parse(await readFile(SIM_MODEL_PROFILE, 'utf8')) as { kvHeads: number };
   const profileDir = await mkdtemp(join(tmpdir(), 'klr-profile-'));
   const wrongProfilePath = join(profileDir, 'stale-profile.json');
-  await writeFile(wrongProfilePath, JSON.stringify({ ...truth, weightsMb: truth.weightsMb - 2317 }));
+  await writeFile(wrongProfilePath, JSON.stringify({ ...truth, kvHeads: truth.kvHeads / 2 }));
 
   [wrongProfile, killed] = await Promise.all([
     startScenario({
@@ -131,8 +134,9 @@ test('a candidate that does not really fit is restored: healthy on the old confi
   assert.equal(canary.outcome, 'restored', `canary ${canary.outcome}: ${canary.reason}`);
   assert.match(canary.reason, /failed to start|not healthy/);
   assert.match(canary.reason, /KV cache/, 'the reason quotes vLLM’s own start-up error');
-  const failed = done.decisions.find((d) => d.action === 'canary failed');
+  const failed = decisionsOf(done, 'canary_failed')[0];
   assert.ok(failed, 'the failure is a recorded decision');
+  assert.equal(failed.params.reason, canary.reason);
 
   // The old config is back byte for byte, and the service runs it.
   assert.equal(await readFile(wrongProfile.configPath, 'utf8'), wrongProfile.originalConfig);

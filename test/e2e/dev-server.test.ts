@@ -14,7 +14,7 @@ import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import type { HealingStateView } from '../../src/workflows/healing-messages.js';
 import { signalSymptom } from '../../src/client/symptoms.js';
-import { eventually, healingState, symptom } from '../support/healing-harness.js';
+import { decisionsOf, eventually, healingState, symptom } from '../support/healing-harness.js';
 
 const host = `e2e-${process.pid}`;
 let dir: string;
@@ -157,7 +157,8 @@ test('the third symptom escalates, and the canary in the open window promotes a 
   );
   assert.equal(done.armed, false);
   assert.ok(
-    done.decisions.some((d) => d.action === 'lease granted to vllm_oom' || d.action === 'canary started'),
+    decisionsOf(done, 'lease_granted').some((d) => d.params.kind === 'vllm_oom') ||
+      decisionsOf(done, 'canary_started').length > 0,
   );
 });
 
@@ -214,7 +215,7 @@ test('thousands of symptoms continue as new with the count and the idempotency i
   // How many runs depends on how the server batches the signals into workflow tasks (a slow worker gets
   // hundreds per task): at least one continue-as-new, and the current run's history stays small.
   assert.ok(state.runs >= 2, `expected at least one continue-as-new, got ${state.runs} run(s)`);
-  assert.ok(state.decisions.some((d) => d.action === 'continued as new'));
+  assert.ok(decisionsOf(state, 'continued_as_new').length > 0);
   const handle = client.workflow.getHandle(healingWorkflowId(host, kind));
   const events = (await handle.fetchHistory()).events?.length ?? 0;
   assert.ok(events > 0 && events < 1000, `the current run's history stays bounded (${events} events)`);

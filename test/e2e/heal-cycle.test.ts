@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { recordSymptom } from '../../src/client/symptoms.js';
-import { eventually, healingState, hostState } from '../support/healing-harness.js';
+import { decisionsOf, eventually, healingState, hostState } from '../support/healing-harness.js';
 import { waitHealthy } from '../support/heal-stack.js';
 import {
   MODEL,
@@ -85,7 +85,7 @@ test('a CUDA OOM in the service arms the escalation, which waits for the mainten
   });
   assert.ok(Date.now() < windowOpensAt, 'the window must still be closed for this check');
   assert.equal(waiting.lastCanary, null);
-  assert.ok(!waiting.decisions.some((d) => d.action === 'canary started'));
+  assert.equal(decisionsOf(waiting, 'canary_started').length, 0);
   console.log(`waiting: ${waiting.next}`);
 });
 
@@ -103,9 +103,11 @@ test('once the window opens, the canary promotes a smaller gpu-memory-utilizatio
     3 * MINUTE + Math.max(0, windowOpensAt - Date.now()),
   );
   const canary = done.lastCanary!;
-  const started = done.decisions.find((d) => d.action === 'canary started');
-  const promoted = done.decisions.find((d) => d.action === 'candidate promoted');
+  const started = decisionsOf(done, 'canary_started')[0];
+  const promoted = decisionsOf(done, 'candidate_promoted')[0];
   assert.ok(started && promoted, 'both decisions are recorded');
+  assert.equal(started.params.candidateId, canary.candidateId);
+  assert.equal(promoted.params.candidateId, canary.candidateId);
   assert.ok(started.at >= windowOpensAt, 'the canary did not start before the window opened');
 
   // The config on disk holds the candidate's value; the other keys are kept.
