@@ -1,10 +1,18 @@
 // Follows a HealingWorkflow through its state query and says, once each, when a stage of the healing
 // cycle happens: symptoms counted, escalation armed, window open, canary started, promoted (or not).
 import type { Client } from '@temporalio/client';
+import type { DecisionCode } from '../../src/domain/decision-codes.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { formatDuration } from '../../src/domain/duration-text.js';
 import { gibText, signedPercent } from '../../src/domain/memory-text.js';
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
+
+/** The decisions that say a canary was refused (their words are rendered from the code). */
+const CANARY_REFUSED: readonly DecisionCode[] = [
+  'canary_refused_no_fit',
+  'canary_refused_window_closing',
+  'canary_refused_by_host',
+];
 
 export interface StageEvent {
   stage: 'symptoms' | 'armed' | 'window' | 'canary' | 'promoted' | 'not-promoted' | 'refused';
@@ -19,7 +27,7 @@ export function stagesBetween(
 ): StageEvent[] {
   const events: StageEvent[] = [];
   const newDecisions = now.decisions.filter(
-    (d) => d.at >= sinceMs && !before?.decisions.some((b) => b.at === d.at && b.action === d.action),
+    (d) => d.at >= sinceMs && !before?.decisions.some((b) => b.at === d.at && b.code === d.code),
   );
   if (now.count24h !== (before?.count24h ?? -1) && now.count24h > 0) {
     events.push({
@@ -37,9 +45,9 @@ export function stagesBetween(
     events.push({ stage: 'window', line: `maintenance window open: ${now.nextWindow.text}` });
   }
   for (const d of newDecisions) {
-    if (d.action === 'canary started') events.push({ stage: 'canary', line: `canary started: ${d.reason}` });
-    else if (d.action === 'canary refused')
-      events.push({ stage: 'refused', line: `canary refused: ${d.reason}` });
+    if (d.code === 'canary_started') events.push({ stage: 'canary', line: `${d.action}: ${d.reason}` });
+    else if ((CANARY_REFUSED as readonly string[]).includes(d.code))
+      events.push({ stage: 'refused', line: `${d.action}: ${d.reason}` });
   }
   const canary = now.lastCanary;
   if (canary && canary.at >= sinceMs && canary.at !== before?.lastCanary?.at) {
