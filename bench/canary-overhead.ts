@@ -11,6 +11,7 @@ import { healingWorkflowId } from '../src/domain/identifiers.js';
 import { type HealingStateView, stateQuery } from '../src/workflows/healing-messages.js';
 import { supervisorCommand, waitHealthy } from '../test/support/heal-stack.js';
 import { type Scenario, complete, startScenario, torchOomDetails } from '../test/support/heal-scenario.js';
+import { decisionsOf } from '../test/support/decisions.js';
 import type { BenchOptions, BenchResult, Benchmark, Row } from './lib/report.js';
 import { REPO_ROOT, startBenchStack } from './lib/stack.js';
 import { summarise } from './lib/stats.js';
@@ -68,8 +69,8 @@ export const canaryOverhead: Benchmark = {
         const canary = done.lastCanary!;
         if (canary.outcome !== 'promoted')
           throw new Error(`${host}: canary ${canary.outcome}: ${canary.reason}`);
-        const started = done.decisions.find((d) => d.action === 'canary started');
-        const promoted = done.decisions.find((d) => d.action === 'candidate promoted');
+        const started = decisionsOf(done, 'canary_started')[0];
+        const promoted = decisionsOf(done, 'candidate_promoted')[0];
         if (!started || !promoted) throw new Error(`${host}: canary decisions missing`);
         const journal = await readFile(s.service.logPath, 'utf8');
         // The first thing the supervisor notes when the restart command reaches it (the OOMed service

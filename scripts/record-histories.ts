@@ -32,6 +32,7 @@ import { HostCoordinatorWorkflow } from '../src/workflows/host-coordinator-workf
 import { createHostWorker, createTimeSkippingEnv } from '../test/support/test-env.js';
 import { type ScriptedGpu, scriptedGpu } from '../test/support/scripted-gpu.js';
 import {
+  decisionsOf,
   eventually,
   healingState,
   hostState,
@@ -132,8 +133,9 @@ const SCENARIOS: Scenario[] = [
       });
       await coordinator.executeUpdate(pauseHostUpdate, { args: [operator] });
       await skipToUtc(env, 3, 1);
-      await eventually('canary refused while paused', async () =>
-        (await healingState(client, host)).decisions.some((d) => /refused/.test(d.action)),
+      await eventually(
+        'canary refused while paused',
+        async () => decisionsOf(await healingState(client, host), 'canary_refused_by_host').length > 0,
       );
       await coordinator.executeUpdate(resumeHostUpdate, { args: [operator] });
       await handle.executeUpdate(forceEscalationUpdate, { args: [operator] }); // wakes it: the window is open
@@ -205,8 +207,9 @@ const SCENARIOS: Scenario[] = [
       });
       await eventually('lease granted', async () => (await hostState(env.client, host)).lease !== null);
       await env.sleep(40 * MINUTE);
-      await eventually('lease expired', async () =>
-        (await hostState(env.client, host)).decisions.some((d) => d.action === 'lease expired'),
+      await eventually(
+        'lease expired',
+        async () => decisionsOf(await hostState(env.client, host), 'lease_expired').length > 0,
       );
     },
   },
@@ -306,8 +309,9 @@ const SCENARIOS: Scenario[] = [
         .terminate('recorded: holder gone');
       await eventually('canary stopped', async () => gpu.journal.some((e) => e.action === 'canary:end'));
       await env.sleep(31 * MINUTE);
-      await eventually('recovered', async () =>
-        (await hostState(env.client, host)).decisions.some((d) => d.action === 'lease expired'),
+      await eventually(
+        'recovered',
+        async () => decisionsOf(await hostState(env.client, host), 'lease_expired').length > 0,
       );
     },
   },
