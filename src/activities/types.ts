@@ -3,10 +3,12 @@
 import type { LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import type { SymptomDetails } from '../domain/symptom.js';
+import type { CanaryResult } from '../domain/healing-canary.js';
 import type { VramSnapshot } from '../domain/vram-snapshot.js';
-import type { CandidateConfig, Recommendation, StartMeasurement } from '../domain/recommendation.js';
+import type { CandidateConfig, Recommendation } from '../domain/recommendation.js';
 
 export type { GpuMemory, GpuProcess, VramSnapshot } from '../domain/vram-snapshot.js';
+export type { CanaryResult } from '../domain/healing-canary.js';
 export type {
   Calibration,
   CandidateConfig,
@@ -30,17 +32,6 @@ export interface CanaryInput {
   healthDeadlineMs: number;
   /** How long to watch the service after it is healthy, ms. */
   soakMs: number;
-}
-
-export interface CanaryResult {
-  outcome: 'passed' | 'failed';
-  reason: string;
-  /** Restart start → healthy, ms; null when the service never became healthy. */
-  downtimeMs: number | null;
-  /** Peak VRAM measured on the candidate, MiB, when measured. */
-  measuredVramMb: number | null;
-  /** What vLLM printed about its memory when the candidate started (absent when the log showed none). */
-  measured?: StartMeasurement;
 }
 
 export interface RestoreInput {

@@ -20,13 +20,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type {
-  CandidateConfig,
-  CanaryResult,
-  HostActivities,
-  Recommendation,
-  VramSnapshot,
-} from '../activities/types.js';
+import type { CandidateConfig, HostActivities, Recommendation, VramSnapshot } from '../activities/types.js';
 import { VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 import type { DecisionEvent, RefusedMessage } from '../domain/decision-codes.js';
 import { appendDecision, decisionOf } from '../domain/decision-log.js';
@@ -39,7 +33,6 @@ import {
   carriedState,
   clearEscalation,
   countSymptom,
-  disarm,
   flagExpiresAt as flagExpiry,
   forceEscalation,
   lapseIfExpired,
@@ -48,7 +41,15 @@ import {
   predictionDueAt as predictionDue,
   stateFromCarried,
 } from '../domain/healing-escalation.js';
-import type { CanaryAudit, LeaseRelease } from '../domain/host-ledger.js';
+import {
+  type RunningCanary,
+  canaryFailed,
+  canaryPromoted,
+  canaryRestored,
+  canaryStarted,
+  restoreFailed,
+} from '../domain/healing-canary.js';
+import type { LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
 import type { KindAction } from '../domain/kind-policy.js';
 import {
@@ -67,12 +68,11 @@ import {
   parseSymptom,
 } from '../domain/symptom.js';
 import { SymptomWindow } from '../domain/symptom-window.js';
-import { type HealingRefusalCode, bump, canaryRunKey, observeDuration } from '../domain/workflow-counters.js';
+import { type HealingRefusalCode, bump } from '../domain/workflow-counters.js';
 import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
 import { guardSignal, guardUpdate } from './handler-guard.js';
 import {
-  type CanaryRecord,
   type HealingPhase,
   type HealingStateView,
   type HealingWorkflowInput,
@@ -82,7 +82,6 @@ import {
   clearEscalationUpdate,
   forceEscalationUpdate,
   leaseDecisionSignal,
-  predictionCheck,
   recordSymptomUpdate,
   stateQuery,
   symptomSignal,
@@ -447,135 +446,54 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     lease: LeaseDecision & { leaseId: string },
   ) => {
     const soakMs = activePolicy.soakSeconds * 1000;
-    const started = Date.now();
-    const canaryMode = mode();
-    /** Count the ended canary once, with the downtime of the canary itself (restore excluded). */
-    const tally = (outcome: CanaryRecord['outcome'], canaryDowntimeMs: number) => {
-      bump(state.counters.canaryRuns, canaryRunKey(outcome, canaryMode));
-      observeDuration(state.counters.canaryDowntime, canaryDowntimeMs);
+    const run: RunningCanary = {
+      candidate,
+      leaseId: lease.leaseId,
+      startedAt: Date.now(),
+      mode: mode(),
+      result: null,
     };
-    state.attempts++;
-    if (state.offered !== null) state.offered.canaryRan = true;
+    canaryStarted(state, run, lease.budgetLeftMs, run.startedAt);
     setPhase(
       'canary_running',
       `canary ${candidate.id} running (attempt ${state.attempts} of ${activePolicy.maxAttempts}, health deadline ${formatDuration(lease.budgetLeftMs)})`,
     );
-    decide({
-      code: 'canary_started',
-      params: {
-        candidateId: candidate.id,
-        why: candidate.why,
-        predictedDowntimeMs: candidate.predictedDowntimeMs,
-        budgetLeftMs: lease.budgetLeftMs,
-      },
-    });
 
-    let result: CanaryResult | null = null;
     let failure: string | null = null;
     let cancellation: Error | null = null;
     try {
-      result = await canaryActivity(
+      run.result = await canaryActivity(
         lease.budgetLeftMs,
         soakMs,
-      )({
-        host,
-        kind,
-        leaseId: lease.leaseId,
-        candidate,
-        healthDeadlineMs: lease.budgetLeftMs,
-        soakMs,
-      });
+      )({ host, kind, leaseId: lease.leaseId, candidate, healthDeadlineMs: lease.budgetLeftMs, soakMs });
     } catch (err) {
       if (isCancellation(err)) cancellation = err as Error;
       failure = isCancellation(err) ? 'workflow cancelled during the canary' : describeFailure(err);
     }
 
-    const record = (outcome: CanaryRecord['outcome'], reason: string, downtimeMs: number): CanaryRecord => {
-      const prediction = predictionCheck(candidate, result?.measured);
-      return {
-        at: Date.now(),
-        startedAt: started,
-        candidateId: candidate.id,
-        changes: candidate.changes,
-        outcome,
-        reason,
-        downtimeMs,
-        measuredVramMb: result?.measuredVramMb ?? null,
-        ...(prediction ? { prediction } : {}),
-      };
-    };
-
-    const audit = (why: string, canaryDowntimeMs: number, restoreDowntimeMs: number | null): CanaryAudit => ({
-      candidateId: candidate.id,
-      changes: candidate.changes,
-      reason: why,
-      canaryDowntimeMs,
-      restoreDowntimeMs,
-      measuredVramMb: result?.measuredVramMb ?? null,
-    });
-
-    if (result?.outcome === 'passed' && cancellation === null) {
-      const downtime = result.downtimeMs ?? Date.now() - started;
-      state.lastCanary = record('promoted', result.reason, downtime);
-      tally('promoted', downtime);
-      disarm(state);
-      state.symptoms.clearCounts();
-      decide({
-        code: 'candidate_promoted',
-        params: { candidateId: candidate.id, result: result.reason, downtimeMs: downtime },
-      });
-      await releaseLease({
-        leaseId: lease.leaseId,
-        downtimeMs: downtime,
-        outcome: 'promoted',
-        canary: audit(result.reason, downtime, null),
-      });
+    if (run.result?.outcome === 'passed' && cancellation === null) {
+      await releaseLease(canaryPromoted(state, run, run.result, Date.now()));
       return;
     }
-
-    // Failed, timed out, worker lost or cancelled: the old config goes back, always, and nothing may
-    // cancel that. Unknown canary downtime is charged as the whole time the canary took.
-    const reason = failure ?? result?.reason ?? 'unknown';
-    const canaryDowntime = result?.downtimeMs ?? Date.now() - started;
-    await CancellationScope.nonCancellable(async () => {
-      setPhase('restoring', `restoring the previous config after: ${reason}`);
-      decide({ code: 'canary_failed', params: { reason } });
-      const restoreStarted = Date.now();
-      try {
-        const restored = await restoreService({ host, kind, leaseId: lease.leaseId, reason });
-        state.lastCanary = record(
-          cancellation ? 'cancelled' : 'restored',
-          reason,
-          canaryDowntime + restored.downtimeMs,
-        );
-        tally(state.lastCanary.outcome, canaryDowntime);
-        decide({ code: 'previous_config_restored', params: { downtimeMs: restored.downtimeMs } });
-        await releaseLease({
-          leaseId: lease.leaseId,
-          downtimeMs: canaryDowntime + restored.downtimeMs,
-          outcome: 'restored',
-          canary: audit(reason, canaryDowntime, restored.downtimeMs),
-        });
-      } catch (err) {
-        const message = describeFailure(err);
-        const restoreDowntime = Date.now() - restoreStarted;
-        state.lastCanary = record(
-          'restore_failed',
-          `${reason}; restore failed: ${message}`,
-          canaryDowntime + restoreDowntime,
-        );
-        tally('restore_failed', canaryDowntime);
-        decide({ code: 'restore_failed', params: { failure: message, host } });
-        await releaseLease({
-          leaseId: lease.leaseId,
-          downtimeMs: canaryDowntime + restoreDowntime,
-          outcome: 'restore_failed',
-          restoreFailure: message,
-          canary: audit(reason, canaryDowntime, restoreDowntime),
-        });
-      }
-    });
+    // The old config goes back, always, and nothing may cancel that.
+    await CancellationScope.nonCancellable(() => restoreAfter(run, failure, cancellation !== null));
     if (cancellation !== null) throw cancellation;
+  };
+
+  /** Restore the previous config after a canary that did not pass, then release the lease. */
+  const restoreAfter = async (run: RunningCanary, failure: string | null, cancelled: boolean) => {
+    const failed = canaryFailed(state, run, failure, Date.now());
+    setPhase('restoring', `restoring the previous config after: ${failed.reason}`);
+    const restoreStarted = Date.now();
+    let release: LeaseRelease;
+    try {
+      const restored = await restoreService({ host, kind, leaseId: run.leaseId, reason: failed.reason });
+      release = canaryRestored(state, run, failed, restored.downtimeMs, cancelled, Date.now());
+    } catch (err) {
+      const now = Date.now();
+      release = restoreFailed(state, run, failed, describeFailure(err), now - restoreStarted, host, now);
+    }
+    await releaseLease(release);
   };
 
   /**
