@@ -11,7 +11,8 @@ import { execa, type ResultPromise } from 'execa';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { eventually, hostState, symptom } from '../support/healing-harness.js';
+import type { Decision } from '../../src/domain/decision-log.js';
+import { decisionsOf, eventually, hostState, symptom } from '../support/healing-harness.js';
 
 const host = `cli-${process.pid}`;
 const kind = 'vllm_oom';
@@ -157,8 +158,13 @@ test('escalate arms, clear disarms, both need a reason and land in the history',
   assert.match(history.stdout, /seen in app logs \(by tester@/);
   assert.match(history.stdout, /escalation cleared +fixed by hand .*\(by alice\)$/m);
   const json = await healctl(['history', kind, '--json']);
-  const decisions = (JSON.parse(json.stdout) as { decisions: { by?: string; reason: string }[] }).decisions;
-  assert.ok(decisions.some((d) => d.by === 'alice' && d.reason.startsWith('fixed by hand')));
+  // Scripts reading --json match on the code and its params; the words are there for people.
+  const { decisions } = JSON.parse(json.stdout) as { decisions: Decision[] };
+  const cleared = decisionsOf(decisions, 'escalation_cleared');
+  assert.equal(cleared.length, 1);
+  assert.equal(cleared[0]!.by, 'alice');
+  assert.deepEqual([cleared[0]!.params.reason, cleared[0]!.params.wasArmed], ['fixed by hand', true]);
+  assert.ok(cleared[0]!.reason.startsWith('fixed by hand'));
 });
 
 test('pause, resume and ack change the host coordinator', async () => {
