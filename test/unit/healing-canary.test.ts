@@ -12,6 +12,7 @@ import {
 } from '../../src/domain/healing-canary.js';
 import { stateFromCarried } from '../../src/domain/healing-escalation.js';
 import { SymptomWindow } from '../../src/domain/symptom-window.js';
+import { decisionsOf } from '../support/decisions.js';
 
 const T0 = Date.UTC(2026, 10, 29, 3, 5);
 
@@ -97,5 +98,10 @@ test('a failed restore latches: the release carries the failure, the record both
   assert.equal(release.restoreFailure, 'restart exited 1');
   assert.equal(release.downtimeMs, 15_000);
   assert.equal(s.lastCanary?.reason, 'worker lost; restore failed: restart exited 1');
-  assert.match(s.decisions.at(-1)?.reason ?? '', /healctl ack gpu-1/);
+  // Canaries stop on gpu-1 until an operator acknowledges (healctl ack gpu-1).
+  assert.equal(s.decisions.at(-1)?.code, 'restore_failed');
+  assert.deepEqual(decisionsOf(s, 'restore_failed')[0]?.params, {
+    failure: 'restart exited 1',
+    host: 'gpu-1',
+  });
 });

@@ -20,6 +20,7 @@ import {
 import { currentWindow, parseMaintenanceWindow } from '../../src/domain/maintenance-window.js';
 import { DEFAULT_POLICY, type HealingPolicy } from '../../src/domain/policy.js';
 import { SymptomWindow } from '../../src/domain/symptom-window.js';
+import { decisionsOf } from '../support/decisions.js';
 import { prng } from '../support/prng.js';
 
 const H = 3600_000;
@@ -78,7 +79,8 @@ test('a hardware kind arms to alert but never wants a canary', () => {
   assert.notEqual(s.armedAt, null);
   assert.equal(modeOf(s, rules), 'predictive');
   assert.equal(canaryWanted(s, rules, T0 + 3), false);
-  assert.match(s.decisions[0]?.reason ?? '', /alert only, no canary/);
+  assert.deepEqual(codes(s), ['escalation_armed']);
+  assert.match(decisionsOf(s, 'escalation_armed')[0]!.params.alertOnly ?? '', /./, 'alert only, no canary');
 });
 
 test('the flag lapses after its TTL, but not before the window it is owed has closed', () => {
@@ -119,8 +121,13 @@ test('a window offered to an armed escalation that closes with no canary is miss
   });
   lapseIfExpired(s, rules, Date.UTC(2026, 10, 29, 7));
   assert.equal(s.counters.missedWindows, 1);
-  const missed = s.decisions.find((d) => d.code === 'window_missed');
-  assert.match(missed?.reason ?? '', /03:00-07:00 UTC and no canary ran: canary refused \(host paused\)/);
+  // "armed through the window 03:00-07:00 UTC and no canary ran: canary refused (host paused)"
+  assert.deepEqual(decisionsOf(s, 'window_missed')[0]?.params, {
+    opensAt: opens,
+    closesAt: Date.UTC(2026, 10, 29, 7),
+    tz: 'UTC',
+    lastRefusal: 'canary refused (host paused)',
+  });
 });
 
 test('clear forgets the counts; force arms at once with a fresh attempt cap', () => {
