@@ -226,6 +226,11 @@ export interface Diagnosis {
   runtimeExtraMb: number;
   /** Correction of the modelled KV cache to match vLLM's printed estimate, MiB (kv_cache_too_small). */
   kvCalibrationMb: number;
+  /**
+   * What the release keeps outside gpu-memory-utilization (CUDA graphs, context, where it does not budget
+   * them), MiB, for the current config: a fitting utilization must leave room for it.
+   */
+  outsideBudgetMb: number;
   baseline: Evaluation;
 }
 
@@ -345,7 +350,8 @@ export function diagnose(input: CandidateInput): Diagnosis {
   } else if (family === 'kv_cache_too_small' && est !== undefined && est < input.current.maxModelLen) {
     kvCalibrationMb = (est * raw.plan.kvBytesPerToken) / MiB - raw.plan.kvCacheMb;
   }
-  const d = { runtime, spikeMb, marginMb, runtimeExtraMb, kvCalibrationMb };
+  const outsideBudgetMb = raw.plan.outsideBudgetMb;
+  const d = { runtime, spikeMb, marginMb, runtimeExtraMb, kvCalibrationMb, outsideBudgetMb };
   return { family, inferred: named === null, ...d, baseline: evaluate(input, input.current, d) };
 }
 
@@ -365,7 +371,12 @@ function halfTokens(t: number): number {
 function fittingUtilization(input: CandidateInput, d: Diagnosis): number {
   const total = input.gpu.totalMb;
   const capacity =
-    total - input.gpu.usedByOthersMb - d.runtimeExtraMb - d.marginMb - (d.runtime ? d.spikeMb : 0);
+    total -
+    input.gpu.usedByOthersMb -
+    d.outsideBudgetMb -
+    d.runtimeExtraMb -
+    d.marginMb -
+    (d.runtime ? d.spikeMb : 0);
   return Math.min(MAX_UTILIZATION, floor2(capacity / total));
 }
 

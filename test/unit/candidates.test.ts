@@ -977,6 +977,30 @@ describe("the release's accounting in the candidates", () => {
     assert.equal(byId(blind, 'gpu-memory-utilization=0.88').predictedVramMb, Math.round(0.88 * GPU));
   });
 
+  test('the fitting utilization leaves room for what the release keeps outside the budget', () => {
+    // A 24 GiB GPU at 0.98 whose first request needs 2 GiB more: the utilization that fits must leave the
+    // spike, the margin and the graphs/context the release keeps beside its budget. (It once left out the
+    // last, so every utilization it proposed was predicted not to fit and no canary was ever tried.)
+    const gpu = 24_576;
+    const cfg = { ...current, gpuMemoryUtilization: 0.98, maxModelLen: 8192 };
+    const oom = { family: 'torch_oom', allocMb: 2048, freeMb: 492, totalMb: gpu } as const;
+    for (const r of [parseVllmRelease('0.10.1.1'), release]) {
+      const candidates = generateCandidates(
+        input({
+          release: r,
+          current: cfg,
+          gpu: { totalMb: gpu, freeMb: null, usedByOthersMb: 0 },
+          symptom: oom,
+        }),
+      );
+      const best = candidates.find((c) => c.fits);
+      assert.ok(best, `${r?.version}: ${candidates.map((c) => `${c.id} ${c.headroomMb}`).join('; ')}`);
+      assert.ok(best.headroomMb >= 2048 + safetyMarginMb(gpu), `${best.id}: ${best.headroomMb} MiB free`);
+      const plan = planMemory(llama, cfg, gpu, { release: r });
+      assert.ok(plan.outsideBudgetMb > 0, 'the case needs memory outside the budget');
+    }
+  });
+
   test('a multimodal model: no candidate is said to fit until vLLM measured the running config', () => {
     const vlm = { ...llama, kind: 'multimodal' as const };
     const unmeasured = generateCandidates(input({ model: vlm, release, symptom: { family: 'torch_oom' } }));
