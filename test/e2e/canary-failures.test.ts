@@ -113,7 +113,12 @@ const untilCanaryEnds = (host: string, scenario: Scenario) =>
       return s.lastCanary && s.phase !== 'restoring' && s.phase !== 'canary_running' ? s : undefined;
     },
     4 * MINUTE + Math.max(0, scenario.windowOpensAt - Date.now()),
-  );
+  ).catch(async (err: unknown) => {
+    // Say what the workflow did instead: its phase and last decisions.
+    const s = await healingState(client, host);
+    const last = s.decisions.slice(-6).map((d) => `${d.code}: ${d.reason}`);
+    throw new Error(`${String(err)}; phase ${s.phase} (${s.next}); last decisions:\n${last.join('\n')}`);
+  });
 
 test('both hosts are armed and wait for the window', async () => {
   assert.ok(wrongProfile && killed);
