@@ -27,7 +27,6 @@ import { appendDecision, decisionOf } from '../domain/decision-log.js';
 import { formatDuration } from '../domain/duration-text.js';
 import {
   type EscalationRules,
-  actionOf,
   adviceOf,
   canaryWanted as isCanaryWanted,
   carriedState,
@@ -38,7 +37,6 @@ import {
   lapseIfExpired,
   modeOf,
   noteOffered,
-  predictionDueAt as predictionDue,
   stateFromCarried,
 } from '../domain/healing-escalation.js';
 import {
@@ -49,14 +47,12 @@ import {
   canaryStarted,
   restoreFailed,
 } from '../domain/healing-canary.js';
+import { type HealingStep, planAfterAttempt, planNext } from '../domain/healing-plan.js';
 import type { LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
-import type { KindAction } from '../domain/kind-policy.js';
 import {
   type WindowOccurrence,
   currentWindow,
-  describeNextWindow,
-  nextOpening,
   parseMaintenanceWindow,
 } from '../domain/maintenance-window.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
@@ -131,8 +127,6 @@ const RETRY_AFTER_FAILED_PREDICTION_MS = 5 * 60_000;
  * windows, idle count-only workflows ending. Histories written before it replay the 0.1 behaviour.
  */
 const SAFE_RULES_PATCH = 'safe-to-act-alone';
-/** A count-only kind's workflow ends after this long with nothing counted. */
-const IDLE_END_MS = 24 * 3600_000;
 
 export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void> {
   const workflowId = workflowInfo().workflowId;
@@ -174,13 +168,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   // ---- escalation: transitions of healing-escalation.ts over `state` ----------------------------
 
   const loaded = () => rules !== undefined;
-  const action = (): KindAction => (rules ? actionOf(rules) : 'heal');
-  const healable = () => action() === 'heal';
   const advice = () => (rules ? adviceOf(state, rules) : null);
   const flagExpiresAt = () => (rules ? flagExpiry(state, rules) : null);
   const mode = (): CanaryMode => (rules ? modeOf(state, rules) : 'predictive');
   const canaryWanted = (now: number) => (rules ? isCanaryWanted(state, rules, now) : false);
-  const predictionDueAt = () => (rules ? predictionDue(state, rules, Date.now()) : null);
 
   // ---- symptoms --------------------------------------------------------------------------------
 
@@ -567,32 +558,23 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
     messagesThisRun * 4 >= limit;
   let announcedOpening: number | null = null;
 
-  const earliest = (...times: (number | null)[]) =>
-    times.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
-
-  /**
-   * Sleep durably until `untilMs` (or forever), waking early for anything the handlers flag, and at the
-   * close of a window offered to the escalation (a missed window is noted when it closes).
-   */
-  const waitUntil = async (untilMs: number | null) => {
+  /** Sleep durably until `until` (or forever), waking early for anything the handlers flag. */
+  const waitUntil = async (until: number | null) => {
     wake = false;
     publish();
     const woken = () => wake || shouldContinueAsNew();
-    const until = earliest(
-      untilMs,
-      state.offered && !state.offered.canaryRan ? state.offered.closesAt : null,
-    );
     if (until === null) await condition(woken);
     else await condition(woken, Math.max(1, until - Date.now()));
   };
 
-  /**
-   * Queries see the time of the last activation, so wake when a symptom leaves the window to keep the
-   * reported count true; at most once a minute, whatever the rate.
-   */
-  const countRefreshAt = (now: number): number | null => {
-    const expiry = state.symptoms.nextExpiry(now);
-    return expiry === null ? null : Math.max(expiry, now + 60_000);
+  /** Run a wait step: its announcement (once per window opening), its phase, the sleep. */
+  const runWait = async (step: Extract<HealingStep, { type: 'wait' }>) => {
+    if (step.announce) {
+      announcedOpening = step.announce.opensAt;
+      decide(step.announce.decision);
+    }
+    setPhase(step.phase, step.next);
+    await waitUntil(step.until);
   };
 
   for (;;) {
@@ -618,81 +600,34 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       });
     }
 
-    const dueAt = predictionDueAt();
-    if (dueAt !== null && dueAt <= now) {
-      setPhase(phase === 'starting' ? 'watching' : phase, 'measuring VRAM and predicting candidate configs');
-      await predict('new symptom');
-      continue;
-    }
-
-    const expiresAt = flagExpiresAt();
-    if (!healable()) {
-      // A kind nobody described ends after 24 h without a symptom rather than run for ever (anyone may
-      // invent kinds); its next symptom starts it again.
-      const idleEndsAt =
-        action() === 'count' && state.symptoms.count(now) === 0
-          ? Math.max(state.lastSymptomAt ?? 0, workflowInfo().runStartTime.getTime()) + IDLE_END_MS
-          : null;
-      if (idleEndsAt !== null && idleEndsAt <= now) {
+    const step = planNext(state, active, now, {
+      phase,
+      runStartedAt: workflowInfo().runStartTime.getTime(),
+      announcedOpening,
+    });
+    switch (step.type) {
+      case 'predict':
+        setPhase(step.phase, step.next);
+        await predict('new symptom');
+        break;
+      case 'wait':
+        await runWait(step);
+        break;
+      case 'end':
         await condition(allHandlersFinished);
         if (state.symptoms.count(Date.now()) === 0) {
           decide({ code: 'workflow_ended', params: { kind, advice: advice() ?? '' } });
           setPhase('watching', 'ended: it starts again with the next symptom of this kind');
           return;
         }
-        continue;
+        break;
+      case 'attempt': {
+        const retryAt = await attemptCanary(policy, step.occurrence);
+        const after = planAfterAttempt(state, active, retryAt, Date.now());
+        if (after?.type === 'wait') await runWait(after);
+        break;
       }
-      setPhase(
-        'watching',
-        `${state.symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h${state.armedAt !== null ? ', escalation armed' : ''}; ${advice()}`,
-      );
-      await waitUntil(earliest(expiresAt, countRefreshAt(now), idleEndsAt));
-      continue;
     }
-
-    if (!canaryWanted(now)) {
-      setPhase(
-        'watching',
-        `predictive mode: ${state.symptoms.count(now)} of ${policy.threshold24h} symptoms in 24 h; no canary planned`,
-      );
-      await waitUntil(earliest(dueAt, countRefreshAt(now)));
-      continue;
-    }
-
-    if (state.attempts >= policy.maxAttempts) {
-      setPhase(
-        'blocked',
-        `attempt cap ${policy.maxAttempts} reached for this escalation: waiting for it to lapse or for an operator (healctl clear / escalate)`,
-      );
-      await waitUntil(earliest(expiresAt, dueAt));
-      continue;
-    }
-
-    const open = currentWindow(activeWindow, now);
-    if (open === null) {
-      const opening = nextOpening(activeWindow, now);
-      const sentence = `escalated: ${describeNextWindow(activeWindow, now)}`;
-      if (announcedOpening !== opening.opensAt) {
-        announcedOpening = opening.opensAt;
-        decide({
-          code: 'waiting_for_window',
-          params: { window: sentence.replace(/^escalated: /, '') },
-        });
-      }
-      setPhase('waiting_for_window', sentence);
-      await waitUntil(earliest(opening.opensAt, expiresAt, dueAt, countRefreshAt(now)));
-      continue;
-    }
-
-    const retryAt = await attemptCanary(policy, open);
-    const afterwards = Date.now();
-    if (!canaryWanted(afterwards)) continue;
-    const resumeAt = retryAt ?? nextOpening(activeWindow, afterwards).opensAt;
-    setPhase(
-      'waiting_for_window',
-      `escalated: trying again ${retryAt ? `in ${formatDuration(resumeAt - afterwards)}` : `at the next window (${describeNextWindow(activeWindow, afterwards)})`}`,
-    );
-    await waitUntil(earliest(resumeAt, flagExpiresAt(), predictionDueAt()));
   }
 }
 
