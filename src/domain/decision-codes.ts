@@ -2,6 +2,7 @@
 // (topic, taken, action, reason) are rendered from the code here and nowhere else, so tools and tests
 // match on `code`, and rewording a message changes no behaviour.
 import { formatDuration } from './duration-text.js';
+import type { RefusalCode } from './host-ledger.js';
 import { formatLocalTime } from './maintenance-window.js';
 
 /** Where a decision belongs (the `state` query groups and healctl filters by it). */
@@ -80,8 +81,8 @@ export interface DecisionParams {
   lease_unanswered: { waitedMs: number };
   canary_refused_no_fit: { considered: number };
   canary_refused_window_closing: { windowLeftMs: number; predictedDowntimeMs: number };
-  /** The coordinator refused the lease (its reason is rendered by the host ledger). */
-  canary_refused_by_host: { reason: string };
+  /** The coordinator refused the lease (its reason is rendered by the host ledger; null: a 0.2 host). */
+  canary_refused_by_host: { reason: string; refusal: RefusalCode | null };
   canary_dropped: Record<string, never>;
   canary_started: { candidateId: string; why: string; predictedDowntimeMs: number; budgetLeftMs: number };
   candidate_promoted: { candidateId: string; result: string; downtimeMs: number };
@@ -91,9 +92,9 @@ export interface DecisionParams {
 
   // ---- HostCoordinatorWorkflow
   lease_granted: { kind: string; predictedDowntimeMs: number; budgetLeftMs: number };
-  lease_refused: { kind: string; reason: string };
+  lease_refused: { kind: string; reason: string; refusal: RefusalCode };
   operator_lease_granted: { purpose: string; reason: string; grant: string };
-  operator_lease_refused: { purpose: string; reason: string };
+  operator_lease_refused: { purpose: string; reason: string; refusal: RefusalCode };
   lease_withdrawn: { holderWorkflowId: string };
   lease_released: {
     kind: string;
@@ -361,3 +362,7 @@ export function renderDecision(event: DecisionEvent): DecisionText {
 
 /** All codes, for documentation and exhaustiveness tests. */
 export const DECISION_CODES = Object.keys(RENDER) as DecisionCode[];
+
+export function isDecisionCode(code: string): code is DecisionCode {
+  return Object.hasOwn(RENDER, code);
+}

@@ -73,17 +73,20 @@ export type LeaseVerdict =
   | { granted: true; lease: Lease }
   | { granted: false; reason: string; code: RefusalCode; retryAt: number | null };
 
-export type RefusalCode =
-  | 'restore_failure_latched'
-  | 'paused'
-  | 'outside_window'
-  | 'busy'
-  | 'cooldown'
-  | 'budget'
-  | 'window_too_short'
-  | 'invalid_request'
-  | 'kind_cannot_heal'
-  | 'host_canary_cap';
+/** Why the host refused a lease, in the order the rules are checked (docs/workflows.md). */
+export const REFUSAL_CODES = [
+  'kind_cannot_heal',
+  'restore_failure_latched',
+  'paused',
+  'outside_window',
+  'busy',
+  'cooldown',
+  'host_canary_cap',
+  'budget',
+  'window_too_short',
+  'invalid_request',
+] as const;
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /** The 0.2 rules a coordinator run applies (all of them once its patch is in; none when replaying 0.1). */
 export interface LeaseRules {

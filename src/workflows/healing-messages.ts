@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Recommendation } from '../domain/recommendation.js';
 import type { Decision } from '../domain/decision-log.js';
+import type { RefusalCode } from '../domain/host-ledger.js';
 import type { KindAction } from '../domain/kind-policy.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import type { SymptomInput } from '../domain/symptom.js';
@@ -42,6 +43,8 @@ export interface LeaseDecision {
   granted: boolean;
   leaseId?: string;
   reason: string;
+  /** Why it was refused, as a code (absent when granted, and in answers of 0.2 coordinators). */
+  refusal?: RefusalCode;
   /** When asking again may succeed (epoch ms), for refusals that lapse within the window. */
   retryAt?: number | null;
   /** When a granted lease is taken back if not released (operator leases; epoch ms). */

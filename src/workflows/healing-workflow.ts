@@ -530,7 +530,10 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       return Math.min(Date.now() + 60_000, occurrence.closesAt);
     }
     if (!answer.granted || !answer.leaseId) {
-      decide({ code: 'canary_refused_by_host', params: { reason: answer.reason } });
+      decide({
+        code: 'canary_refused_by_host',
+        params: { reason: answer.reason, refusal: answer.refusal ?? null },
+      });
       return answer.retryAt ?? null;
     }
     // Everything may have changed while we waited for the answer (an operator cleared the flag).

@@ -8,6 +8,7 @@ import {
   type LeaseRelease,
   type LeaseRequest,
   type OperatorLeaseRequest,
+  type RefusalCode,
   emptyLedger,
 } from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
@@ -79,6 +80,8 @@ export interface OperatorLeaseAnswer {
   leaseId?: string;
   /** Why, in words (the refusal's reason, or what the grant is charged to). */
   reason: string;
+  /** Why it was refused, as a code (absent when granted). */
+  refusal?: RefusalCode;
   /** Epoch ms after which the coordinator takes the lease back on its own. */
   expiresAt?: number;
   budgetLeftMs: number;

@@ -218,11 +218,15 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
           requestId: request.requestId,
           granted: false,
           reason: verdict.reason,
+          refusal: verdict.code,
           budgetLeftMs: budgetLeftMs(ledger, activePolicy, activeWindow, now),
           ...figures,
         };
         decide(
-          { code: 'operator_lease_refused', params: { purpose: request.purpose, reason: verdict.reason } },
+          {
+            code: 'operator_lease_refused',
+            params: { purpose: request.purpose, reason: verdict.reason, refusal: verdict.code },
+          },
           request.by,
         );
       }
@@ -235,6 +239,7 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
       ...(decision.leaseId ? { leaseId: decision.leaseId } : {}),
       ...(decision.expiresAt !== undefined ? { expiresAt: decision.expiresAt } : {}),
       reason: decision.reason,
+      ...(decision.refusal ? { refusal: decision.refusal } : {}),
       budgetLeftMs: decision.budgetLeftMs,
       budgetTotalMs: decision.budgetTotalMs,
     };
@@ -458,10 +463,14 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
         requestId: request.requestId,
         granted: false,
         reason: verdict.reason,
+        refusal: verdict.code,
         retryAt: verdict.retryAt,
         ...figures,
       };
-      decide({ code: 'lease_refused', params: { kind: request.kind, reason: verdict.reason } });
+      decide({
+        code: 'lease_refused',
+        params: { kind: request.kind, reason: verdict.reason, refusal: verdict.code },
+      });
     }
     answered.set(request.requestId, decision);
     while (answered.size > ANSWERED_CAP) answered.delete(answered.keys().next().value as string);

@@ -7,7 +7,9 @@
 // fields are kept (a newer release may have added them), only the fields this code reads are checked.
 import { z } from 'zod';
 import { describeIssues, symptomDetailsSchema } from '../domain/symptom.js';
+import { isDecisionCode } from '../domain/decision-codes.js';
 import { LEGACY_CODE } from '../domain/decision-log.js';
+import { REFUSAL_CODES } from '../domain/host-ledger.js';
 import { undecodableReason } from './payload-converter.js';
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -81,6 +83,8 @@ export const leaseDecisionSchema = z.looseObject({
   granted: z.boolean(),
   leaseId: line(200).optional(),
   reason: text,
+  // An unknown code (a newer coordinator) is dropped, not refused: the answer itself still counts.
+  refusal: z.enum(REFUSAL_CODES).optional().catch(undefined),
   retryAt: nullableMs.optional(),
   budgetLeftMs: ms,
   budgetTotalMs: ms,
@@ -109,7 +113,10 @@ const decisionSchema = z
     by: text.optional(),
     repeats: count.optional(),
   })
-  .transform((d) => ({ ...d, code: d.code ?? LEGACY_CODE }));
+  // A code this release does not know (or none) keeps its words as legacy, without params to misread.
+  .transform(({ code, params, ...d }) =>
+    code !== undefined && isDecisionCode(code) ? { ...d, code, params } : { ...d, code: LEGACY_CODE },
+  );
 
 const histogramSchema = z.looseObject({ counts: z.array(count), sumMs: finite, count: count });
 const countsSchema = z.record(z.string(), count);

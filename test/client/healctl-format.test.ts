@@ -56,7 +56,10 @@ test('the flag reads armed with its lapse, armed forever, or not armed', () => {
 test('decisions show refusals, repeats and who asked', () => {
   const text = formatDecisions([
     {
-      ...decisionOf({ code: 'canary_refused_by_host', params: { reason: 'budget 12 s left' } }, NOW),
+      ...decisionOf(
+        { code: 'canary_refused_by_host', params: { reason: 'budget 12 s left', refusal: 'budget' } },
+        NOW,
+      ),
       repeats: 3,
     },
     decisionOf({ code: 'host_paused', params: { reason: 'driver' } }, NOW + 1000, 'alice'),

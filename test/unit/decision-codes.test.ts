@@ -36,7 +36,7 @@ const SAMPLES: { [C in keyof DecisionParams]: DecisionParams[C] } = {
   lease_unanswered: { waitedMs: 120_000 },
   canary_refused_no_fit: { considered: 6 },
   canary_refused_window_closing: { windowLeftMs: 30_000, predictedDowntimeMs: 41_000 },
-  canary_refused_by_host: { reason: 'budget 12 s left < predicted 41 s' },
+  canary_refused_by_host: { reason: 'budget 12 s left < predicted 41 s', refusal: 'budget' },
   canary_dropped: {},
   canary_started: {
     candidateId: 'gmu-0.88',
@@ -49,9 +49,9 @@ const SAMPLES: { [C in keyof DecisionParams]: DecisionParams[C] } = {
   previous_config_restored: { downtimeMs: 35_000 },
   restore_failed: { failure: 'restart exited 1', host: 'gpu-1' },
   lease_granted: { kind: 'vllm_oom', predictedDowntimeMs: 41_000, budgetLeftMs: 900_000 },
-  lease_refused: { kind: 'vllm_oom', reason: 'host paused by alice' },
+  lease_refused: { kind: 'vllm_oom', reason: 'host paused by alice', refusal: 'paused' },
   operator_lease_granted: { purpose: 'rollback', reason: 'bad config', grant: 'granted to alice' },
-  operator_lease_refused: { purpose: 'rollback', reason: 'a canary holds the host' },
+  operator_lease_refused: { purpose: 'rollback', reason: 'a canary holds the host', refusal: 'busy' },
   lease_withdrawn: { holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom' },
   lease_released: {
     kind: 'vllm_oom',
@@ -136,4 +136,35 @@ test('decisions carried from releases without codes keep their words, coded lega
   const decisions = (checked.value as { decisions: Decision[] }).decisions;
   assert.equal(decisions[0]?.code, 'legacy');
   assert.equal(decisions[0]?.action, 'candidate promoted');
+});
+
+test('a carried decision with a code this release does not know is legacy, its params dropped', () => {
+  const unknown = {
+    ...decisionOf({ code: 'canary_dropped', params: {} }, T),
+    code: 'from_the_future',
+    params: { x: 1 },
+  };
+  const known = decisionOf({ code: 'symptom_stale', params: { eventTime: T } }, T);
+  const checked = check(carriedHealingStateSchema, {
+    window: { events: [], buckets: [], ids: [] },
+    lastSymptomAt: null,
+    forced: null,
+    armedAt: null,
+    attempts: 0,
+    lastCanary: null,
+    recommendation: null,
+    lastPredictedAt: null,
+    lastSymptomDetails: null,
+    hostFigures: null,
+    decisions: [unknown, known],
+    totals: { counted: 0, duplicates: 0, stale: 0, rejected: 0 },
+    runs: 1,
+  });
+  assert.ok(checked.ok, checked.ok ? '' : checked.error);
+  const [first, second] = (checked.value as { decisions: Decision[] }).decisions;
+  assert.equal(first?.code, 'legacy');
+  assert.equal(first?.params, undefined);
+  assert.equal(first?.action, 'canary dropped');
+  assert.equal(second?.code, 'symptom_stale');
+  assert.deepEqual(second?.params, { eventTime: T });
 });

@@ -24,7 +24,10 @@ function view(decisions: Decision[]): HealingStateView {
 const REFUSALS: DecisionEvent[] = [
   { code: 'canary_refused_no_fit', params: { considered: 4 } },
   { code: 'canary_refused_window_closing', params: { windowLeftMs: 30_000, predictedDowntimeMs: 90_000 } },
-  { code: 'canary_refused_by_host', params: { reason: 'host paused by bob at 02:00 UTC: driver upgrade' } },
+  {
+    code: 'canary_refused_by_host',
+    params: { reason: 'host paused by bob at 02:00 UTC: driver upgrade', refusal: 'paused' },
+  },
 ];
 
 test('every refused canary is a refused stage, in its rendered words', () => {
