@@ -115,9 +115,9 @@ test('a repeated decision is one entry with a count; another code is a new entry
   );
 });
 
-test('decisions carried from releases without codes keep their words, coded legacy', () => {
-  const old = { at: T, topic: 'canary', taken: true, action: 'candidate promoted', reason: 'x' };
-  const checked = check(carriedHealingStateSchema, {
+/** A fresh healing run's carried state with these decisions, read as a new run reads it. */
+function carriedWith(decisions: unknown[]) {
+  return check(carriedHealingStateSchema, {
     window: { events: [], buckets: [], ids: [] },
     lastSymptomAt: null,
     forced: null,
@@ -128,10 +128,15 @@ test('decisions carried from releases without codes keep their words, coded lega
     lastPredictedAt: null,
     lastSymptomDetails: null,
     hostFigures: null,
-    decisions: [old],
+    decisions,
     totals: { counted: 0, duplicates: 0, stale: 0, rejected: 0 },
     runs: 1,
   });
+}
+
+test('decisions carried from releases without codes keep their words, coded legacy', () => {
+  const old = { at: T, topic: 'canary', taken: true, action: 'candidate promoted', reason: 'x' };
+  const checked = carriedWith([old]);
   assert.ok(checked.ok, checked.ok ? '' : checked.error);
   const decisions = (checked.value as { decisions: Decision[] }).decisions;
   assert.equal(decisions[0]?.code, 'legacy');
@@ -145,21 +150,7 @@ test('a carried decision with a code this release does not know is legacy, its p
     params: { x: 1 },
   };
   const known = decisionOf({ code: 'symptom_stale', params: { eventTime: T } }, T);
-  const checked = check(carriedHealingStateSchema, {
-    window: { events: [], buckets: [], ids: [] },
-    lastSymptomAt: null,
-    forced: null,
-    armedAt: null,
-    attempts: 0,
-    lastCanary: null,
-    recommendation: null,
-    lastPredictedAt: null,
-    lastSymptomDetails: null,
-    hostFigures: null,
-    decisions: [unknown, known],
-    totals: { counted: 0, duplicates: 0, stale: 0, rejected: 0 },
-    runs: 1,
-  });
+  const checked = carriedWith([unknown, known]);
   assert.ok(checked.ok, checked.ok ? '' : checked.error);
   const [first, second] = (checked.value as { decisions: Decision[] }).decisions;
   assert.equal(first?.code, 'legacy');
