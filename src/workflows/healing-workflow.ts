@@ -216,7 +216,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   /** The rules, once loaded: handlers that act wait for them. */
   const activeRules = async (): Promise<EscalationRules> => {
     await condition(loaded);
-    return rules as EscalationRules;
+    if (rules === undefined) throw new Error('unreachable: the rules are loaded');
+    return rules;
   };
 
   setHandler(
