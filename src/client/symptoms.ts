@@ -41,24 +41,45 @@ export function healingStartOptions(host: string, kind: unknown) {
   };
 }
 
+/**
+ * An update-with-start can reach a run in the instant it continues as new: the run closes without taking
+ * the update, and the server answers NOT_FOUND (the update was not applied). Sent again, it reaches the new
+ * run. Only a symptom with an id is sent again: its id keeps a redelivery from counting twice, should the
+ * first one have been applied after all (a NOT_FOUND while waiting for the answer).
+ */
+const RUN_CLOSED_ATTEMPTS = 3;
+const GRPC_NOT_FOUND = 5;
+
+function runClosedUnderUpdate(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    if ((e as { code?: unknown }).code === GRPC_NOT_FOUND) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Update-with-start: counts the symptom and returns the workflow's answer (count, flag, mode). */
 export async function recordSymptom(
   client: Client,
   host: string,
   symptom: SymptomInput,
 ): Promise<RecordSymptomResult> {
-  const startWorkflowOperation = new WithStartWorkflowOperation(
-    HealingWorkflow,
-    healingStartOptions(host, symptom.kind),
-  );
-  // Every delivery is an update of its own (the SDK keeps one update id across its own retries of this
-  // call). The symptom's id is what makes a redelivery idempotent: the workflow answers it as a duplicate
-  // with the count as it is now. Reusing the symptom id as the update id would make the server replay the
-  // first delivery's answer instead, however stale.
-  return client.workflow.executeUpdateWithStart(recordSymptomUpdate, {
-    args: [symptom],
-    startWorkflowOperation,
-  });
+  const options = healingStartOptions(host, symptom.kind);
+  for (let attempt = 1; ; attempt++) {
+    // Every delivery is an update of its own (the SDK keeps one update id across its own retries of this
+    // call). The symptom's id is what makes a redelivery idempotent: the workflow answers it as a
+    // duplicate with the count as it is now. Reusing the symptom id as the update id would make the server
+    // replay the first delivery's answer instead, however stale.
+    try {
+      return await client.workflow.executeUpdateWithStart(recordSymptomUpdate, {
+        args: [symptom],
+        startWorkflowOperation: new WithStartWorkflowOperation(HealingWorkflow, options),
+      });
+    } catch (err) {
+      if (attempt >= RUN_CLOSED_ATTEMPTS || symptom.id === undefined || !runClosedUnderUpdate(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
 
 /** Signal-with-start: fire and forget (a bad payload is recorded as a rejected decision). */
