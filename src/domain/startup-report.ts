@@ -168,12 +168,15 @@ const RULES: Rule[] = [
 /** Reads a log, line by line; `latest` is what the most recent start printed. */
 export class StartupReportReader {
   private current: StartupReport = {};
+  /** The most recent earlier start that printed its KV cache. */
+  private measured: StartupReport | null = null;
 
   push(logged: string): void {
     // A prompt or output the server echoed could otherwise print any figure it likes.
     const line = withoutEchoedInput(logged);
     const start = START.exec(line);
     if (start) {
+      if (hasKvFigure(this.current)) this.measured = this.current;
       const version = start[1] ?? start[2] ?? start[3] ?? start[4];
       this.current = version === undefined ? {} : { version };
       if (start[2]) this.current.engine = 'v1';
@@ -190,18 +193,41 @@ export class StartupReportReader {
 
   /** What the latest start printed so far (empty when the log shows no start-up figures). */
   get latest(): StartupReport {
-    const r = { ...this.current };
-    // Tokens from blocks when only the block count was printed (V0: 16-token blocks).
-    if (r.kvTokens === undefined && r.gpuBlocks !== undefined) r.kvTokens = r.gpuBlocks * 16;
-    return r;
+    return completed(this.current);
+  }
+
+  /**
+   * The latest start that printed its KV cache: the most recent one, unless it is still starting (or
+   * stopped before sizing the cache), then the one before it. Whether that start ran the config now
+   * written is for the caller to check.
+   */
+  get latestMeasured(): StartupReport {
+    return completed(!hasKvFigure(this.current) && this.measured !== null ? this.measured : this.current);
   }
 }
 
-/** The latest start-up report in `lines`. */
-export function readStartupReport(lines: Iterable<string>): StartupReport {
+function completed(report: StartupReport): StartupReport {
+  const r = { ...report };
+  // Tokens from blocks when only the block count was printed (V0: 16-token blocks).
+  if (r.kvTokens === undefined && r.gpuBlocks !== undefined) r.kvTokens = r.gpuBlocks * 16;
+  return r;
+}
+
+function hasKvFigure(report: StartupReport): boolean {
+  return report.kvCacheGiB !== undefined || report.kvTokens !== undefined || report.gpuBlocks !== undefined;
+}
+
+/**
+ * The start-up report in `lines`: the latest start's, or with `measured`, the latest start's that printed
+ * its KV cache (a service restarting right now still has the figures of its previous start).
+ */
+export function readStartupReport(
+  lines: Iterable<string>,
+  which: 'latest' | 'measured' = 'latest',
+): StartupReport {
   const reader = new StartupReportReader();
   for (const line of lines) reader.push(line);
-  return reader.latest;
+  return which === 'measured' ? reader.latestMeasured : reader.latest;
 }
 
 /** Whether the report has the figures calibration needs: the weights and what was left for the KV cache. */

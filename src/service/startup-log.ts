@@ -1,6 +1,6 @@
 // vLLM's start-up report read from the service's log file (src/domain/startup-report.ts): the latest start
-// in the last few MiB of the log, or the start after a given offset (a canary's candidate). Missing or
-// unreadable log: no report (calibration is a refinement, never a reason to fail).
+// in the last few MiB of the log that printed its KV cache, or the start after a given offset (a canary's
+// candidate). Missing or unreadable log: no report (calibration is a refinement, never a reason to fail).
 import { open } from 'node:fs/promises';
 import type { CandidateConfig, StartMeasurement } from '../domain/recommendation.js';
 import { type StartupReport, readStartupReport } from '../domain/startup-report.js';
@@ -29,7 +29,9 @@ export async function readServiceStartupReport(
     await handle.read(buffer, 0, length, start);
     const lines = buffer.toString('utf8').split('\n');
     if (start > 0 && fromOffset === undefined) lines.shift(); // a partial first line
-    const report = readStartupReport(lines);
+    // The running config's figures: the latest start that printed them (the service may be restarting).
+    // A canary's candidate: the start after its restart, whatever it printed.
+    const report = readStartupReport(lines, fromOffset === undefined ? 'measured' : 'latest');
     return Object.keys(report).length > 0 ? report : null;
   } catch {
     return null;

@@ -70,4 +70,15 @@ test('the latest start counts: a restart resets what was read before it', () => 
   ])
     reader.push(line);
   assert.deepEqual(reader.latest, { version: '0.8.5', engine: 'v1', weightsGiB: 14.99 });
+  // The running config's figures while it restarts: the previous start, which sized its KV cache.
+  assert.deepEqual(reader.latestMeasured, {
+    version: '0.8.5',
+    engine: 'v1',
+    weightsGiB: 14.99,
+    kvCacheGiB: 53.45,
+  });
+  reader.push(
+    '(EngineCore_0 pid=2) INFO 11-28 04:00:20 [gpu_worker.py:1] Available KV cache memory: 40.00 GiB',
+  );
+  assert.equal(reader.latestMeasured.kvCacheGiB, 40, 'once the new start sized its cache, it counts');
 });
