@@ -33,12 +33,13 @@ before(async () => {
   server = await startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection });
-  // Restore steps need a canary that fails: a profile that underestimates the weights makes the
-  // predictor pick a candidate vLLM then refuses to start (see test/e2e/canary-failures.test.ts).
-  const truth = JSON.parse(await readFile(SIM_MODEL_PROFILE, 'utf8')) as { weightsMb: number };
+  // Restore steps need a canary that fails: a profile with half the model's KV heads takes each token's
+  // KV cache for half its size, which calibration to vLLM's start-up report does not correct, so the
+  // predictor picks a candidate vLLM then refuses to start (see test/e2e/canary-failures.test.ts).
+  const truth = JSON.parse(await readFile(SIM_MODEL_PROFILE, 'utf8')) as { kvHeads: number };
   profileDir = await mkdtemp(join(tmpdir(), 'klr-chaos-profile-'));
   wrongProfilePath = join(profileDir, 'stale-profile.json');
-  await writeFile(wrongProfilePath, JSON.stringify({ ...truth, weightsMb: truth.weightsMb - 2317 }));
+  await writeFile(wrongProfilePath, JSON.stringify({ ...truth, kvHeads: truth.kvHeads / 2 }));
 });
 
 after(async () => {
