@@ -22,6 +22,7 @@ import type { VllmRelease } from '../domain/vllm-release.js';
 import { measuredKvMb, readServiceStartupReport, reportMismatch } from '../service/startup-log.js';
 import { serviceRelease } from '../service/vllm-version.js';
 import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
+import { isVllmProcess } from '../service/service-process.js';
 import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
 import type {
   Calibration,
@@ -60,7 +61,8 @@ export interface PredictCandidatesOptions {
 const impossible = (message: string): ApplicationFailure =>
   ApplicationFailure.create({ message, type: PREDICTION_IMPOSSIBLE, nonRetryable: true });
 
-const defaultIsService = (p: GpuProcess): boolean => /vllm/i.test(p.processName ?? '');
+/** nvidia-smi's name, else the command line of the process or its parents (docs/prediction.md). */
+const defaultIsService = (p: GpuProcess): boolean => isVllmProcess(p);
 
 interface GpuView {
   index: number;

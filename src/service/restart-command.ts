@@ -29,11 +29,12 @@
 // With the output in a file and the group signalled by hand, execa would add nothing but a second model of
 // the same child; spawn plus its 'exit' event is the whole story.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { abortReason } from './health.js';
+import { readProcStat } from './proc-info.js';
 
 /** Between the SIGTERM to the command's process group and the SIGKILL, ms. */
 export const RESTART_KILL_GRACE_MS = 2_000;
@@ -92,15 +93,8 @@ function groupAlive(pgid: number): boolean {
   }
   for (const name of entries) {
     if (name.charCodeAt(0) > 57) continue; // not a pid (digits sort first)
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile, or not a process
-    }
-    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
-    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    const stat = readProcStat(name);
+    if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
   }
   return false;
 }

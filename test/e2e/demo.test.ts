@@ -184,7 +184,9 @@ async function firstRun(run: Run): Promise<void> {
   };
   assert.equal(snapshot.healing[0]?.lastCanary?.outcome, 'promoted', status.stdout);
   const config = await readFile(join(dataDir, 'demo', 'vllm.yaml'), 'utf8');
-  assert.match(config, /gpu-memory-utilization: 0\.9[0-7]?\b/, config);
+  // A small step down from 0.98 (a deeper cut means the prediction misread the GPU: say what it saw).
+  const stages = output.split('\n').filter((l) => /\] (prediction|canary started|promoted)/.test(l));
+  assert.match(config, /gpu-memory-utilization: 0\.9[0-7]?\b/, `${config}\n${stages.join('\n')}`);
 
   // The simulated vLLM itself is the supervisor's child: its pid, from the supervisor's pid file.
   const servicePid = Number((await readFile(join(dataDir, 'demo', 'svc', 'service.pid'), 'utf8')).trim());

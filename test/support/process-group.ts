@@ -2,28 +2,16 @@
 // writes its `$$` into a file tells the test its pid, which is its process group's id (it runs detached).
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
+import { readCommandLine, readProcStat } from '../../src/service/proc-info.js';
 
 /** Live (not zombie) processes whose process group is `pgid`, each as "pid state cmdline". */
 export function groupMembers(pgid: number): string[] {
   const out: string[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) !== pgid || state === 'Z') continue;
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-    } catch {
-      // gone
-    }
-    out.push(`${name} ${state} ${cmdline}`);
+    const stat = readProcStat(name);
+    if (stat === null || stat.pgrp !== pgid || stat.state === 'Z') continue; // gone, elsewhere or a zombie
+    out.push(`${name} ${stat.state} ${readCommandLine(Number(name)) ?? ''}`);
   }
   return out;
 }

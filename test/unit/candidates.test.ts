@@ -1,6 +1,6 @@
 // Candidate configs per failure family, with the numbers worked by hand, and the predictCandidates activity
 // end to end (config file + model profile + VRAM measurement → ranked recommendation).
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type ServerResponse, createServer } from 'node:http';
@@ -27,6 +27,9 @@ import { prng } from '../support/prng.js';
 import { FAMILIES } from '../../src/domain/candidates.js';
 import { SERVING_KEYS, type ServingConfig, planMemory } from '../../src/domain/vllm-memory-model.js';
 import { parseVllmRelease } from '../../src/domain/vllm-release.js';
+import { family, stopFamilies } from '../support/process-family.js';
+
+after(stopFamilies);
 
 const MODELS = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 
@@ -725,6 +728,37 @@ max-num-seqs: 256
       assert.match(
         r.basis,
         /3000 MiB held by other processes \(pid 11 holds 72919 MiB, the size of the service's budget\)/,
+      );
+    });
+  });
+
+  test('vLLM caught mid-start ("python3", weights only): known by its parent `vllm serve`, not taken for another process', async () => {
+    // A service restarting after its OOM holds its weights but no KV cache yet: neither its name nor its
+    // budget gives it away. Taken for another process, its 16 GB would shrink every candidate (the demo once
+    // promoted 0.75 for this).
+    const serve = await family(['--', 'vllm', 'serve', 'chat'], ['--', 'spawn_main']);
+    await withConfig(CONFIG, async (configPath) => {
+      const predict = createPredictCandidates({ configPath, restartEstimateMs: () => 1000 });
+      const r = await predict({
+        host: 'gpu-a',
+        kind: 'vllm_oom',
+        vram: snapshot(
+          [{ pid: serve.child, processName: 'python3', usedMb: 16_000, gpuUuid: uuid }],
+          16_000,
+          65_559,
+        ),
+        symptom: { family: 'torch_oom', allocMb: 1024 },
+      });
+      assert.match(
+        r.basis,
+        new RegExp(
+          `0 MiB held by other processes \\(the service \\(pid ${serve.child}\\) holds 16000 MiB\\)`,
+        ),
+      );
+      assert.equal(
+        r.candidates[0]?.id,
+        'gpu-memory-utilization=0.88',
+        r.candidates.map((c) => c.id).join(', '),
       );
     });
   });
