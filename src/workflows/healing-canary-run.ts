@@ -1,0 +1,210 @@
+// What a HealingWorkflow does with activities: predict (measure VRAM, rank candidates; no downtime) and, in
+// the maintenance window, re-check, take the host's lease and run one canary — promote, or restore, always.
+// The state changes are the pure transitions of healing-canary.ts; this file only sequences the calls.
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { CandidateConfig, HostActivities, Recommendation, VramSnapshot } from '../activities/types.js';
+import { VRAM_UNAVAILABLE } from '../domain/failure-types.js';
+import { formatDuration } from '../domain/duration-text.js';
+import {
+  type RunningCanary,
+  canaryFailed,
+  canaryPromoted,
+  canaryRestored,
+  canaryStarted,
+  restoreFailed,
+} from '../domain/healing-canary.js';
+import { canaryWanted } from '../domain/healing-escalation.js';
+import type { LeaseRelease } from '../domain/host-ledger.js';
+import type { WindowOccurrence } from '../domain/maintenance-window.js';
+import type { HealingPolicy } from '../domain/policy.js';
+import { type HealingRefusalCode, bump } from '../domain/workflow-counters.js';
+import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
+import { describeFailure } from './failure-text.js';
+import type { LeaseDecision } from './healing-messages.js';
+import { LEASE_ANSWER_TIMEOUT_MS, type LeaseClient } from './healing-lease.js';
+import type { HealingRun } from './healing-run.js';
+
+// Measuring and predicting cost no downtime: retry briefly, but not where the host has no GPU at all.
+const { measureVram, predictCandidates } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [VRAM_UNAVAILABLE] },
+});
+
+const { restoreService } = proxyActivities<HostActivities>(RESTORE_ACTIVITY_OPTIONS);
+
+/** The canary is not idempotent: never retried; a failure of any kind leads to the restore. */
+function canaryActivity(healthDeadlineMs: number, soakMs: number) {
+  return proxyActivities<HostActivities>({
+    startToCloseTimeout: healthDeadlineMs + soakMs + 2 * 60_000,
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 1 },
+    // The restore must not start while the canary still touches the service.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  }).runCanary;
+}
+
+const RETRY_AFTER_FAILED_PREDICTION_MS = 5 * 60_000;
+const RETRY_AFTER_UNANSWERED_LEASE_MS = 60_000;
+
+/** Measure VRAM and rank candidate configs: no downtime, so it runs on new symptoms in any mode. */
+export async function predict(run: HealingRun, why: string): Promise<Recommendation | null> {
+  const { state, host, kind } = run;
+  state.lastPredictedAt = Date.now();
+  state.symptomsSincePrediction = false;
+  let vram: VramSnapshot | null = null;
+  try {
+    vram = await measureVram();
+  } catch (err) {
+    run.decide({ code: 'vram_not_measured', params: { failure: describeFailure(err) } });
+  }
+  try {
+    const rec = await predictCandidates({ host, kind, vram, symptom: state.lastSymptomDetails ?? null });
+    state.recommendation = rec;
+    const best = rec.candidates.find((c) => c.fits);
+    run.decide({
+      code: 'recommendation_updated',
+      params: { why, best: best ? { id: best.id, why: best.why } : null, basis: rec.basis },
+    });
+    return rec;
+  } catch (err) {
+    run.decide({ code: 'no_recommendation', params: { failure: describeFailure(err) } });
+    return null;
+  }
+}
+
+/**
+ * The window is open: re-check everything with fresh measurements, then ask for the lease.
+ * Returns when to look again within this window, or null to wait for the next window.
+ */
+export async function attemptCanary(
+  run: HealingRun,
+  lease: LeaseClient,
+  policy: HealingPolicy,
+  occurrence: WindowOccurrence,
+): Promise<number | null> {
+  const { state } = run;
+  run.setPhase(
+    'requesting_lease',
+    'window open: measuring, predicting and asking the host for the canary lease',
+  );
+  const rec = await predict(run, 'maintenance window open');
+  if (rec === null) {
+    bump(state.counters.refused, 'prediction_failed' satisfies HealingRefusalCode);
+    return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
+  }
+  const candidate = rec.candidates.find((c) => c.fits);
+  if (!candidate) {
+    run.refuse('no_fitting_candidate', {
+      code: 'canary_refused_no_fit',
+      params: { considered: rec.candidates.length },
+    });
+    return null;
+  }
+  const windowLeft = occurrence.closesAt - Date.now();
+  if (windowLeft < candidate.predictedDowntimeMs) {
+    run.refuse('window_closing', {
+      code: 'canary_refused_window_closing',
+      params: { windowLeftMs: windowLeft, predictedDowntimeMs: candidate.predictedDowntimeMs },
+    });
+    return null;
+  }
+  if (state.attempts >= policy.maxAttempts) return null;
+  const answer = await lease.request(candidate);
+  if (answer === null) {
+    run.refuse('lease_unanswered', {
+      code: 'lease_unanswered',
+      params: { waitedMs: LEASE_ANSWER_TIMEOUT_MS },
+    });
+    return Math.min(Date.now() + RETRY_AFTER_UNANSWERED_LEASE_MS, occurrence.closesAt);
+  }
+  if (!answer.granted || !answer.leaseId) {
+    run.decide({
+      code: 'canary_refused_by_host',
+      params: { reason: answer.reason, refusal: answer.refusal ?? null },
+    });
+    return answer.retryAt ?? null;
+  }
+  // Everything may have changed while we waited for the answer (an operator cleared the flag).
+  if (!run.rules || !canaryWanted(state, run.rules, Date.now())) {
+    run.refuse('escalation_gone', { code: 'canary_dropped', params: {} });
+    await lease.release({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
+    return null;
+  }
+  await runLeasedCanary(run, lease, policy, candidate, { ...answer, leaseId: answer.leaseId });
+  return null;
+}
+
+/** Run the canary under a granted lease: promote, or restore whatever happened, then release. */
+async function runLeasedCanary(
+  run: HealingRun,
+  lease: LeaseClient,
+  policy: HealingPolicy,
+  candidate: CandidateConfig,
+  granted: LeaseDecision & { leaseId: string },
+): Promise<void> {
+  const { state, host, kind } = run;
+  const soakMs = policy.soakSeconds * 1000;
+  const canary: RunningCanary = {
+    candidate,
+    leaseId: granted.leaseId,
+    startedAt: Date.now(),
+    mode: run.mode(),
+    result: null,
+  };
+  canaryStarted(state, canary, granted.budgetLeftMs, canary.startedAt);
+  run.setPhase(
+    'canary_running',
+    `canary ${candidate.id} running (attempt ${state.attempts} of ${policy.maxAttempts}, health deadline ${formatDuration(granted.budgetLeftMs)})`,
+  );
+
+  let failure: string | null = null;
+  let cancellation: Error | null = null;
+  try {
+    const healthDeadlineMs = granted.budgetLeftMs;
+    canary.result = await canaryActivity(
+      healthDeadlineMs,
+      soakMs,
+    )({ host, kind, leaseId: granted.leaseId, candidate, healthDeadlineMs, soakMs });
+  } catch (err) {
+    if (isCancellation(err)) cancellation = err as Error;
+    failure = isCancellation(err) ? 'workflow cancelled during the canary' : describeFailure(err);
+  }
+
+  if (canary.result?.outcome === 'passed' && cancellation === null) {
+    await lease.release(canaryPromoted(state, canary, canary.result, Date.now()));
+    return;
+  }
+  // The old config goes back, always, and nothing may cancel that.
+  await CancellationScope.nonCancellable(() =>
+    restoreAfter(run, lease, canary, failure, cancellation !== null),
+  );
+  if (cancellation !== null) throw cancellation;
+}
+
+/** Restore the previous config after a canary that did not pass, then release the lease. */
+async function restoreAfter(
+  run: HealingRun,
+  lease: LeaseClient,
+  canary: RunningCanary,
+  failure: string | null,
+  cancelled: boolean,
+): Promise<void> {
+  const { state, host, kind } = run;
+  const failed = canaryFailed(state, canary, failure, Date.now());
+  run.setPhase('restoring', `restoring the previous config after: ${failed.reason}`);
+  const restoreStarted = Date.now();
+  let release: LeaseRelease;
+  try {
+    const restored = await restoreService({ host, kind, leaseId: canary.leaseId, reason: failed.reason });
+    release = canaryRestored(state, canary, failed, restored.downtimeMs, cancelled, Date.now());
+  } catch (err) {
+    const now = Date.now();
+    release = restoreFailed(state, canary, failed, describeFailure(err), now - restoreStarted, host, now);
+  }
+  await lease.release(release);
+}

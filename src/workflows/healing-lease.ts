@@ -1,0 +1,103 @@
+// The canary lease as a HealingWorkflow asks for it: a request through an activity (signal-with-start on the
+// host coordinator), the coordinator's answer by the `leaseDecision` signal, and the release by signal.
+// An answer that comes after the run stopped waiting is a grant nobody will use: it is handed straight back.
+import {
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  uuid4,
+} from '@temporalio/workflow';
+import type { CandidateConfig, HostActivities } from '../activities/types.js';
+import type { LeaseRelease } from '../domain/host-ledger.js';
+import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
+import { describeFailure } from './failure-text.js';
+import type { LeaseDecision } from './healing-messages.js';
+import type { HealingRun } from './healing-run.js';
+import { releaseLeaseSignal } from './host-coordinator-messages.js';
+import { check, leaseDecisionSchema } from './message-schemas.js';
+
+const { requestCanaryLease } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
+export const LEASE_ANSWER_TIMEOUT_MS = 2 * 60_000;
+/** How many abandoned requests are remembered, so that only a late grant of ours is handed back. */
+const ABANDONED_KEPT = 20;
+
+export class LeaseClient {
+  private readonly answers = new Map<string, LeaseDecision>();
+  private awaitedRequestId: string | null = null;
+  /** Requests this run stopped waiting for: only a late grant of one of them is handed back. */
+  private readonly abandoned: string[] = [];
+
+  constructor(private readonly run: HealingRun) {}
+
+  /** Ask the coordinator; returns its answer, or null when it did not answer in time. */
+  async request(candidate: CandidateConfig): Promise<LeaseDecision | null> {
+    const { host, kind, workflowId } = this.run;
+    const requestId = uuid4();
+    this.awaitedRequestId = requestId;
+    try {
+      await requestCanaryLease({
+        host,
+        requestId,
+        holderWorkflowId: workflowId,
+        kind,
+        predictedDowntimeMs: candidate.predictedDowntimeMs,
+      });
+      await condition(() => this.answers.has(requestId), LEASE_ANSWER_TIMEOUT_MS);
+      return this.answers.get(requestId) ?? null;
+    } finally {
+      this.awaitedRequestId = null;
+      if (!this.answers.has(requestId)) {
+        this.abandoned.push(requestId);
+        if (this.abandoned.length > ABANDONED_KEPT) this.abandoned.shift();
+      }
+      this.answers.delete(requestId);
+    }
+  }
+
+  /** Hand the lease back to the coordinator; nothing may cancel that. */
+  async release(release: LeaseRelease): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await getExternalWorkflowHandle(hostCoordinatorWorkflowId(this.run.host)).signal(
+          releaseLeaseSignal,
+          release,
+        );
+      } catch (err) {
+        this.run.decide({ code: 'lease_not_released', params: { failure: describeFailure(err) } });
+      }
+    });
+  }
+
+  /** The `leaseDecision` signal: the coordinator's answer (or a forgery, which must not release anything). */
+  async onAnswer(payload: LeaseDecision): Promise<void> {
+    const { run } = this;
+    const checked = check(leaseDecisionSchema, payload);
+    if (!checked.ok) {
+      run.decide({ code: 'lease_answer_rejected', params: { problem: checked.error } });
+      return;
+    }
+    const decision = checked.value;
+    run.state.hostFigures = {
+      budgetLeftMs: decision.budgetLeftMs,
+      budgetTotalMs: decision.budgetTotalMs,
+      cooldownUntil: decision.cooldownUntil,
+      asOf: Date.now(),
+    };
+    if (decision.requestId === this.awaitedRequestId) {
+      this.answers.set(decision.requestId, decision);
+      return;
+    }
+    // An answer that comes after we stopped waiting: a grant nobody will use is handed straight back —
+    // but only for a request of ours, so that a forged answer cannot release another holder's lease.
+    const ours = !run.safeRules || this.abandoned.includes(decision.requestId);
+    if (decision.granted && decision.leaseId && ours) {
+      run.decide({ code: 'late_lease_returned', params: { requestId: decision.requestId } });
+      await this.release({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
+    }
+  }
+}

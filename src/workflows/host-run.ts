@@ -1,0 +1,116 @@
+// One run of a HostCoordinatorWorkflow: the host's ledger (budget, cooldown, lease, pause, latch), its
+// decisions, answered requests and counters, the messages waiting for the loop, and what people see of it.
+// The handlers and the lease steps share this one object; the verdicts are the pure host-ledger.ts.
+import { patched, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import type { DecisionEvent, RefusedMessage } from '../domain/decision-codes.js';
+import { type Decision, appendDecision, decisionOf } from '../domain/decision-log.js';
+import {
+  type HostLedgerState,
+  type LeaseRelease,
+  type LeaseRequest,
+  initialHostLedgerState,
+} from '../domain/host-ledger.js';
+import type { MaintenanceWindow } from '../domain/maintenance-window.js';
+import type { HealingPolicy } from '../domain/policy.js';
+import { type HostCounters, emptyHostCounters } from '../domain/workflow-counters.js';
+import type { LeaseDecision } from './healing-messages.js';
+import type { CarriedHostState, HostStateView } from './host-coordinator-messages.js';
+import { type HostViewContext, hostDetails, hostStateView } from './host-view.js';
+import { SAFE_RULES_PATCH } from './patches.js';
+
+/** Answers kept for redelivered requests (activity retries): enough for any retry, bounded for history. */
+const ANSWERED_CAP = 200;
+
+export class HostRun {
+  ledger: HostLedgerState;
+  readonly decisions: Decision[];
+  readonly answered: Map<string, LeaseDecision>;
+  readonly counters: HostCounters;
+  readonly runs: number;
+  /** True once the 0.2 rules apply to this run (see SAFE_RULES_PATCH). */
+  safeRules = false;
+  /** Lease requests and releases received, waiting for the main loop (which handles them in order). */
+  readonly requests: LeaseRequest[] = [];
+  readonly releases: LeaseRelease[] = [];
+  /** Messages handled by this run: bounds history even where the server reports no length. */
+  messagesThisRun = 0;
+  policy: HealingPolicy | undefined;
+  window: MaintenanceWindow | undefined;
+
+  constructor(
+    readonly workflowId: string,
+    readonly host: string,
+    carried: CarriedHostState | null,
+  ) {
+    this.ledger = carried?.ledger ?? initialHostLedgerState();
+    this.decisions = carried?.decisions ?? [];
+    this.answered = new Map(carried?.answered ?? []);
+    this.counters = carried?.counters ?? emptyHostCounters();
+    this.runs = (carried?.runs ?? 0) + 1;
+  }
+
+  /** Workflow code only (never a query or validator): patched() may record a marker. */
+  refreshRules(): void {
+    this.safeRules ||= patched(SAFE_RULES_PATCH);
+  }
+
+  decide(event: DecisionEvent, by?: string): void {
+    appendDecision(this.decisions, decisionOf(event, Date.now(), by));
+    this.publish();
+  }
+
+  /** A message that does not have the expected shape: recorded, never acted on. */
+  refuseMessage(what: RefusedMessage): (problem: string) => void {
+    return (problem) => this.decide({ code: 'message_rejected', params: { message: what, problem } });
+  }
+
+  /** Remember the answer to a request, so that a redelivered request gets the same one. */
+  remember(decision: LeaseDecision): void {
+    this.answered.set(decision.requestId, decision);
+    while (this.answered.size > ANSWERED_CAP)
+      this.answered.delete(this.answered.keys().next().value as string);
+  }
+
+  view(): HostStateView {
+    return hostStateView(this.ledger, this.viewContext());
+  }
+
+  /** The Web UI's current details. */
+  publish(): void {
+    setCurrentDetails(hostDetails(this.ledger, this.viewContext()));
+  }
+
+  shouldContinueAsNew(): boolean {
+    const limit = this.policy?.historyEventsLimit ?? Number.POSITIVE_INFINITY;
+    return (
+      workflowInfo().continueAsNewSuggested ||
+      workflowInfo().historyLength >= limit ||
+      this.messagesThisRun * 4 >= limit
+    );
+  }
+
+  /** What the next run starts from. */
+  carried(): CarriedHostState {
+    return {
+      ledger: this.ledger,
+      decisions: this.decisions,
+      answered: [...this.answered],
+      counters: this.counters,
+      runs: this.runs,
+    };
+  }
+
+  private viewContext(): HostViewContext {
+    return {
+      workflowId: this.workflowId,
+      firstRunId: workflowInfo().firstExecutionRunId,
+      host: this.host,
+      now: Date.now(),
+      policy: this.policy,
+      window: this.window,
+      decisions: this.decisions,
+      counters: this.counters,
+      runs: this.runs,
+    };
+  }
+}
