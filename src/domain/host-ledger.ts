@@ -96,6 +96,23 @@ export interface LeaseRules {
   hostCap: boolean;
 }
 
+/** The coordinator's answer to a lease request (the `leaseDecision` signal's payload). */
+export interface LeaseDecision {
+  requestId: string;
+  granted: boolean;
+  leaseId?: string;
+  reason: string;
+  /** Why it was refused, as a code (absent when granted, and in answers of 0.2 coordinators). */
+  refusal?: RefusalCode;
+  /** When asking again may succeed (epoch ms), for refusals that lapse within the window. */
+  retryAt?: number | null;
+  /** When a granted lease is taken back if not released (operator leases; epoch ms). */
+  expiresAt?: number;
+  budgetLeftMs: number;
+  budgetTotalMs: number;
+  cooldownUntil: number | null;
+}
+
 export const RULES_0_1: LeaseRules = { kindPolicy: false, hostCap: false };
 export const RULES_0_2: LeaseRules = { kindPolicy: true, hostCap: true };
 
@@ -268,6 +285,16 @@ export function decideLease(
 }
 
 /** Canaries granted in the 7 days before `now`, oldest first. */
+/** The host after granting `lease` now: the lease held, the ledger on the open window. */
+export function grantLease(
+  state: HostLedgerState,
+  lease: Lease,
+  window: MaintenanceWindow,
+  now: number,
+): HostLedgerState {
+  return { ...state, ledger: ledgerFor(state.ledger, currentWindow(window, now)), lease };
+}
+
 export function recentCanaryStarts(state: HostLedgerState, now: number): number[] {
   return (state.canaryStarts ?? []).filter((t) => t > now - CANARY_CAP_PERIOD_MS && t <= now);
 }

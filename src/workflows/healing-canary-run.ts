@@ -18,14 +18,13 @@ import {
   canaryStarted,
   restoreFailed,
 } from '../domain/healing-canary.js';
-import { canaryWanted } from '../domain/healing-escalation.js';
+import { attemptStep, leaseStep } from '../domain/healing-attempt.js';
+import type { EscalationRules } from '../domain/healing-escalation.js';
 import type { LeaseRelease } from '../domain/host-ledger.js';
 import type { WindowOccurrence } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
-import { type HealingRefusalCode, bump } from '../domain/workflow-counters.js';
 import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
-import type { LeaseDecision } from './healing-messages.js';
 import { LEASE_ANSWER_TIMEOUT_MS, type LeaseClient } from './healing-lease.js';
 import type { HealingRun } from './healing-run.js';
 
@@ -47,9 +46,6 @@ function canaryActivity(healthDeadlineMs: number, soakMs: number) {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   }).runCanary;
 }
-
-const RETRY_AFTER_FAILED_PREDICTION_MS = 5 * 60_000;
-const RETRY_AFTER_UNANSWERED_LEASE_MS = 60_000;
 
 /** Measure VRAM and rank candidate configs: no downtime, so it runs on new symptoms in any mode. */
 export async function predict(run: HealingRun, why: string): Promise<Recommendation | null> {
@@ -84,7 +80,7 @@ export async function predict(run: HealingRun, why: string): Promise<Recommendat
 export async function attemptCanary(
   run: HealingRun,
   lease: LeaseClient,
-  policy: HealingPolicy,
+  rules: EscalationRules,
   occurrence: WindowOccurrence,
 ): Promise<number | null> {
   const { state } = run;
@@ -93,49 +89,16 @@ export async function attemptCanary(
     'window open: measuring, predicting and asking the host for the canary lease',
   );
   const rec = await predict(run, 'maintenance window open');
-  if (rec === null) {
-    bump(state.counters.refused, 'prediction_failed' satisfies HealingRefusalCode);
-    return Math.min(Date.now() + RETRY_AFTER_FAILED_PREDICTION_MS, occurrence.closesAt);
+  const attempt = attemptStep(state, rules, rec, occurrence, Date.now());
+  if (attempt.type === 'stop') return attempt.retryAt;
+  const answer = await lease.request(attempt.candidate);
+  const next = leaseStep(state, rules, answer, occurrence, LEASE_ANSWER_TIMEOUT_MS, Date.now());
+  if (next.type === 'stop') {
+    if (next.giveBack !== null)
+      await lease.release({ leaseId: next.giveBack, downtimeMs: 0, outcome: 'not_started' });
+    return next.retryAt;
   }
-  const candidate = rec.candidates.find((c) => c.fits);
-  if (!candidate) {
-    run.refuse('no_fitting_candidate', {
-      code: 'canary_refused_no_fit',
-      params: { considered: rec.candidates.length },
-    });
-    return null;
-  }
-  const windowLeft = occurrence.closesAt - Date.now();
-  if (windowLeft < candidate.predictedDowntimeMs) {
-    run.refuse('window_closing', {
-      code: 'canary_refused_window_closing',
-      params: { windowLeftMs: windowLeft, predictedDowntimeMs: candidate.predictedDowntimeMs },
-    });
-    return null;
-  }
-  if (state.attempts >= policy.maxAttempts) return null;
-  const answer = await lease.request(candidate);
-  if (answer === null) {
-    run.refuse('lease_unanswered', {
-      code: 'lease_unanswered',
-      params: { waitedMs: LEASE_ANSWER_TIMEOUT_MS },
-    });
-    return Math.min(Date.now() + RETRY_AFTER_UNANSWERED_LEASE_MS, occurrence.closesAt);
-  }
-  if (!answer.granted || !answer.leaseId) {
-    run.decide({
-      code: 'canary_refused_by_host',
-      params: { reason: answer.reason, refusal: answer.refusal ?? null },
-    });
-    return answer.retryAt ?? null;
-  }
-  // Everything may have changed while we waited for the answer (an operator cleared the flag).
-  if (!run.rules || !canaryWanted(state, run.rules, Date.now())) {
-    run.refuse('escalation_gone', { code: 'canary_dropped', params: {} });
-    await lease.release({ leaseId: answer.leaseId, downtimeMs: 0, outcome: 'not_started' });
-    return null;
-  }
-  await runLeasedCanary(run, lease, policy, candidate, { ...answer, leaseId: answer.leaseId });
+  await runLeasedCanary(run, lease, rules.policy, attempt.candidate, next);
   return null;
 }
 
@@ -145,7 +108,7 @@ async function runLeasedCanary(
   lease: LeaseClient,
   policy: HealingPolicy,
   candidate: CandidateConfig,
-  granted: LeaseDecision & { leaseId: string },
+  granted: { leaseId: string; budgetLeftMs: number },
 ): Promise<void> {
   const { state, host, kind } = run;
   const soakMs = policy.soakSeconds * 1000;

@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Recommendation } from '../domain/recommendation.js';
 import type { Decision } from '../domain/decision-log.js';
-import type { RefusalCode } from '../domain/host-ledger.js';
+import type { LeaseDecision } from '../domain/host-ledger.js';
 import type { KindAction } from '../domain/kind-policy.js';
 import type { CanaryMode, HealingPolicy } from '../domain/policy.js';
 import type { SymptomInput } from '../domain/symptom.js';
@@ -30,28 +30,13 @@ export type {
   SymptomTotals,
 } from '../domain/healing-state.js';
 export { predictionCheck } from '../domain/healing-state.js';
+export type { LeaseDecision } from '../domain/host-ledger.js';
 
 export interface HealingWorkflowInput {
   host: string;
   kind: string;
   /** State carried over from the previous run (continue-as-new). */
   carried?: CarriedHealingState;
-}
-
-export interface LeaseDecision {
-  requestId: string;
-  granted: boolean;
-  leaseId?: string;
-  reason: string;
-  /** Why it was refused, as a code (absent when granted, and in answers of 0.2 coordinators). */
-  refusal?: RefusalCode;
-  /** When asking again may succeed (epoch ms), for refusals that lapse within the window. */
-  retryAt?: number | null;
-  /** When a granted lease is taken back if not released (operator leases; epoch ms). */
-  expiresAt?: number;
-  budgetLeftMs: number;
-  budgetTotalMs: number;
-  cooldownUntil: number | null;
 }
 
 export interface RecordSymptomResult {

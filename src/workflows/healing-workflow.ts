@@ -102,7 +102,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         }
         break;
       case 'attempt': {
-        const retryAt = await attemptCanary(run, lease, policy, step.occurrence);
+        const retryAt = await attemptCanary(run, lease, rules, step.occurrence);
         const after = planAfterAttempt(state, rules, retryAt, Date.now());
         if (after?.type === 'wait') await run.wait(after);
         break;

@@ -17,9 +17,9 @@ import {
   budgetTotalMs,
   decideLease,
   decideOperatorLease,
-  ledgerFor,
+  grantLease,
 } from '../domain/host-ledger.js';
-import { type MaintenanceWindow, currentWindow, formatLocalTime } from '../domain/maintenance-window.js';
+import { type MaintenanceWindow, formatLocalTime } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import { bump, overrunAddedMs } from '../domain/workflow-counters.js';
 import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
@@ -84,11 +84,7 @@ export async function handleRequest(
   };
   let decision: LeaseDecision;
   if (verdict.granted) {
-    run.ledger = {
-      ...run.ledger,
-      ledger: ledgerFor(run.ledger.ledger, currentWindow(window, now)),
-      lease: verdict.lease,
-    };
+    run.ledger = grantLease(run.ledger, verdict.lease, window, now);
     decision = {
       requestId: request.requestId,
       granted: true,
