@@ -71,7 +71,21 @@ interface WallClock {
   second: number;
 }
 
+/** Zones that are UTC by definition: read without Intl, which costs microseconds per call. */
+const UTC_ZONES: ReadonlySet<string> = new Set(['UTC', 'Etc/UTC']);
+
 function wallClock(epochMs: number, timeZone: string): WallClock {
+  if (UTC_ZONES.has(timeZone)) {
+    const d = new Date(epochMs);
+    return {
+      year: d.getUTCFullYear(),
+      month: d.getUTCMonth() + 1,
+      day: d.getUTCDate(),
+      hour: d.getUTCHours(),
+      minute: d.getUTCMinutes(),
+      second: d.getUTCSeconds(),
+    };
+  }
   const clock: WallClock = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
   for (const part of formatterFor(timeZone).formatToParts(epochMs)) {
     switch (part.type) {

@@ -291,6 +291,23 @@ describe('window crossing midnight (22:00-02:00)', () => {
 });
 
 describe('UTC', () => {
+  test('UTC is read without Intl and agrees with Intl (Etc/GMT) at 20,000 random instants', () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 20_000; i++) {
+      const text = `${String(Math.floor(next() * 24)).padStart(2, '0')}:${next() < 0.5 ? '00' : '45'}-${String(Math.floor(next() * 24)).padStart(2, '0')}:30`;
+      const t = Date.UTC(2020, 0, 1) + Math.floor(next() * 3650 * 86_400_000);
+      const fast = parseMaintenanceWindow(text, 'UTC');
+      const intl = parseMaintenanceWindow(text, 'Etc/GMT');
+      assert.deepEqual(
+        currentWindow(fast, t),
+        currentWindow(intl, t),
+        `${text} at ${new Date(t).toISOString()}`,
+      );
+      assert.deepEqual(nextOpening(fast, t), nextOpening(intl, t), `${text} at ${new Date(t).toISOString()}`);
+    }
+  });
+
   const w = parseMaintenanceWindow('03:00-07:00', 'UTC');
   test('closed at 07:00, next opening the following day', () => {
     const now = at('2026-01-01T07:00:00Z');
