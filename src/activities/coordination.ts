@@ -1,10 +1,10 @@
 // Activities that connect the workflows to each other and to the host's own settings and records.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.js';
 import type { HealingPolicy } from '../domain/policy.js';
-import { requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
+import { leaseUpdate, requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
 import { createRecoverAbandonedLease, holderBusy } from './recover-lease.js';
 import type { BudgetReport, CoordinatorLeaseRequest, HostActivities } from './types.js';
@@ -22,7 +22,7 @@ export function createCoordinationActivities(
   deps: CoordinationDeps,
 ): Pick<
   HostActivities,
-  'loadHealingPolicy' | 'requestCanaryLease' | 'reportBudget' | 'recoverAbandonedLease'
+  'loadHealingPolicy' | 'acquireCanaryLease' | 'requestCanaryLease' | 'reportBudget' | 'recoverAbandonedLease'
 > {
   return {
     recoverAbandonedLease: createRecoverAbandonedLease({
@@ -32,6 +32,24 @@ export function createCoordinationActivities(
 
     async loadHealingPolicy() {
       return deps.policy;
+    },
+
+    async acquireCanaryLease(request: CoordinatorLeaseRequest) {
+      const { host, ...lease } = request;
+      // Update-with-start: the coordinator of a host exists from its first lease request on. The request id
+      // is the update id, so a retry of this activity gets the answer the first try got (the server keeps
+      // it for the run; a run continues as new only with no lease held and nothing asked).
+      return deps.client.workflow.executeUpdateWithStart(leaseUpdate, {
+        args: [lease],
+        updateId: lease.requestId,
+        startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+          workflowId: hostCoordinatorWorkflowId(host),
+          taskQueue: hostTaskQueue(host),
+          args: [{ host }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          staticSummary: `Canary lease, budget and cooldown of GPU host ${host}`,
+        }),
+      });
     },
 
     async requestCanaryLease(request: CoordinatorLeaseRequest) {

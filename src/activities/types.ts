@@ -1,6 +1,6 @@
 // The contract between the workflows (which decide) and the GPU host (which acts). Workflows import
 // this file by type only; the implementations live beside it and run on the host's own task queue.
-import type { LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
+import type { LeaseDecision, LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import type { SymptomDetails } from '../domain/symptom.js';
 import type { CanaryResult } from '../domain/healing-canary.js';
@@ -88,6 +88,9 @@ export interface HostActivities {
   restoreService(input: RestoreInput): Promise<RestoreResult>;
   reportBudget(report: BudgetReport): Promise<void>;
   /** Signal-with-start the host coordinator: workflows cannot start other workflows' runs themselves. */
+  /** 0.3: the lease as one update-with-start on the host's coordinator; its result is the decision. */
+  acquireCanaryLease(request: CoordinatorLeaseRequest): Promise<LeaseDecision>;
+  /** 0.2: signal-with-start of the request; the answer comes back by signal (kept for 0.2 histories). */
   requestCanaryLease(request: CoordinatorLeaseRequest): Promise<void>;
   /** The coordinator's restore of a canary whose holder vanished (recover-lease.ts). */
   recoverAbandonedLease(input: RecoverLeaseInput): Promise<RecoverLeaseResult>;

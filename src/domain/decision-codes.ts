@@ -64,6 +64,9 @@ export interface DecisionParams {
     tz: string;
     /** The last refusal in that window, as it was rendered then. */
     lastRefusal: string | null;
+    /** Its code, and the host's refusal code when the host refused (absent in decisions of 0.2). */
+    lastRefusalCode?: string | null;
+    lastHostRefusal?: RefusalCode | null;
   };
   waiting_for_window: { window: string };
   /** A count-only kind's workflow ended after 24 h without a symptom. */
@@ -78,7 +81,8 @@ export interface DecisionParams {
   lease_answer_rejected: { problem: string };
   late_lease_returned: { requestId: string };
   lease_not_released: { failure: string };
-  lease_unanswered: { waitedMs: number };
+  /** `failure`: why the request failed, when it did (absent: no answer in time; before 0.3 always). */
+  lease_unanswered: { waitedMs: number; failure?: string };
   canary_refused_no_fit: { considered: number };
   canary_refused_window_closing: { windowLeftMs: number; predictedDowntimeMs: number };
   /** The coordinator refused the lease (its reason is rendered by the host ledger; null: a 0.2 host). */
@@ -237,7 +241,9 @@ const RENDER: Renderers = {
       'lease',
       false,
       'no answer from the host coordinator',
-      `no answer within ${formatDuration(p.waitedMs)}; asking again in 1 m`,
+      p.failure !== undefined
+        ? `the lease request failed after ${formatDuration(p.waitedMs)} (${p.failure}); asking again in 1 m`
+        : `no answer within ${formatDuration(p.waitedMs)}; asking again in 1 m`,
     ),
   canary_refused_no_fit: (p) =>
     say('canary', false, 'canary refused', `no candidate is predicted to fit (${p.considered} considered)`),

@@ -4,6 +4,7 @@
 import {
   type DecisionCode,
   type DecisionEvent,
+  type DecisionParams,
   type DecisionText,
   renderDecision,
 } from './decision-codes.js';
@@ -26,6 +27,20 @@ export type Decision = DecisionText & {
   /** How many times in a row this same decision was taken (a storm of bad payloads is one entry). */
   repeats?: number;
 };
+
+/** A decision of a known code, its parameters typed by that code. */
+export type CodedDecision<C extends DecisionCode> = Omit<Decision, 'code' | 'params'> & {
+  code: C;
+  params: DecisionParams[C];
+};
+
+/** Whether `d` has one of `codes` (and so the parameters of that code). */
+export function hasCode<C extends DecisionCode>(
+  d: Decision,
+  ...codes: C[]
+): d is Decision & CodedDecision<C> {
+  return (codes as readonly string[]).includes(d.code) && d.params !== undefined;
+}
 
 /** The decision record of an event at `at`, its words rendered. */
 export function decisionOf(event: DecisionEvent, at: number, by?: string): Decision {

@@ -63,23 +63,30 @@ export function attemptStep(
   return { type: 'ask', candidate };
 }
 
-/** With the coordinator's answer (null: none in `waitedMs`), whether the canary runs. */
+/** How a lease request went: the coordinator's answer, or none (after `waitedMs`, and why when it failed). */
+export type LeaseAsked = { answer: LeaseDecision } | { answer: null; waitedMs: number; failure?: string };
+
+/** With the coordinator's answer (or none), whether the canary runs. */
 export function leaseStep(
   state: EscalationState,
   rules: EscalationRules,
-  answer: LeaseDecision | null,
+  asked: LeaseAsked,
   occurrence: WindowOccurrence,
-  waitedMs: number,
   now: number,
 ): LeaseStep {
-  if (answer === null) {
-    refuse(state, 'lease_unanswered', now, { code: 'lease_unanswered', params: { waitedMs } });
+  if (asked.answer === null) {
+    const { waitedMs, failure } = asked;
+    refuse(state, 'lease_unanswered', now, {
+      code: 'lease_unanswered',
+      params: { waitedMs, ...(failure !== undefined ? { failure } : {}) },
+    });
     return {
       type: 'stop',
       retryAt: Math.min(now + RETRY_AFTER_UNANSWERED_LEASE_MS, occurrence.closesAt),
       giveBack: null,
     };
   }
+  const answer = asked.answer;
   if (!answer.granted || !answer.leaseId) {
     record(
       state,

@@ -3,7 +3,7 @@
 // owed), windows offered and missed, and what the kind may do at all. No Temporal imports and no clock:
 // each transition gets `now`, changes the state it is given (the workflow owns it) and records its
 // decisions in it; it returns what the workflow must know (whether to wake, the symptom's outcome).
-import { appendDecision, decisionOf } from './decision-log.js';
+import { appendDecision, decisionOf, hasCode } from './decision-log.js';
 import type { DecisionEvent } from './decision-codes.js';
 import { flagExpiresAt as flagExpiry } from './escalation.js';
 import { hardwareAdvice } from './hardware-advice.js';
@@ -114,6 +114,9 @@ export function noteMissedWindow(state: EscalationState, rules: EscalationRules,
         closesAt: missed.closesAt,
         tz,
         lastRefusal: last ? `${last.action} (${last.reason})` : null,
+        lastRefusalCode: last ? last.code : null,
+        lastHostRefusal:
+          last !== undefined && hasCode(last, 'canary_refused_by_host') ? last.params.refusal : null,
       },
     },
     now,

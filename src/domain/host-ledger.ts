@@ -94,9 +94,14 @@ export interface LeaseRules {
   kindPolicy: boolean;
   /** At most hostMaxCanaries7d canaries per host in any 7 days, all kinds together. */
   hostCap: boolean;
+  /**
+   * 0.3: a holder that asks again while it holds the host's lease gets that lease back (it lost the answer:
+   * a holder runs one canary at a time), instead of "busy" until the lease expires.
+   */
+  regrantToHolder?: boolean;
 }
 
-/** The coordinator's answer to a lease request (the `leaseDecision` signal's payload). */
+/** The coordinator's answer to a lease request: the `lease` update's result (0.2: the `leaseDecision` signal). */
 export interface LeaseDecision {
   requestId: string;
   granted: boolean;
@@ -115,6 +120,7 @@ export interface LeaseDecision {
 
 export const RULES_0_1: LeaseRules = { kindPolicy: false, hostCap: false };
 export const RULES_0_2: LeaseRules = { kindPolicy: true, hostCap: true };
+export const RULES_0_3: LeaseRules = { kindPolicy: true, hostCap: true, regrantToHolder: true };
 
 export const BUSY_RETRY_MS = 60_000;
 
@@ -191,7 +197,7 @@ export function decideLease(
   window: MaintenanceWindow,
   now: number,
   leaseId: string,
-  rules: LeaseRules = RULES_0_2,
+  rules: LeaseRules = RULES_0_3,
 ): LeaseVerdict {
   const refuse = (code: RefusalCode, reason: string, retryAt: number | null = null): LeaseVerdict => ({
     granted: false,
@@ -231,6 +237,9 @@ export function decideLease(
     return refuse('outside_window', `outside the maintenance window; ${describeNextWindow(window, now)}`);
   }
   if (state.lease && !leaseExpired(state.lease, now)) {
+    if (rules.regrantToHolder && state.lease.holderWorkflowId === request.holderWorkflowId) {
+      return { granted: true, lease: state.lease };
+    }
     return refuse(
       'busy',
       `another canary holds the host (${state.lease.kind}, since ${formatLocalTime(state.lease.grantedAt, tz)}); one canary at a time per host`,

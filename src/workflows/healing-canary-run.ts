@@ -25,7 +25,7 @@ import type { WindowOccurrence } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
-import { LEASE_ANSWER_TIMEOUT_MS, type LeaseClient } from './healing-lease.js';
+import type { LeaseClient } from './healing-lease.js';
 import type { HealingRun } from './healing-run.js';
 
 // Measuring and predicting cost no downtime: retry briefly, but not where the host has no GPU at all.
@@ -91,8 +91,7 @@ export async function attemptCanary(
   const rec = await predict(run, 'maintenance window open');
   const attempt = attemptStep(state, rules, rec, occurrence, Date.now());
   if (attempt.type === 'stop') return attempt.retryAt;
-  const answer = await lease.request(attempt.candidate);
-  const next = leaseStep(state, rules, answer, occurrence, LEASE_ANSWER_TIMEOUT_MS, Date.now());
+  const next = leaseStep(state, rules, await lease.request(attempt.candidate), occurrence, Date.now());
   if (next.type === 'stop') {
     if (next.giveBack !== null)
       await lease.release({ leaseId: next.giveBack, downtimeMs: 0, outcome: 'not_started' });

@@ -1,14 +1,19 @@
-// The canary lease as a HealingWorkflow asks for it: a request through an activity (signal-with-start on the
-// host coordinator), the coordinator's answer by the `leaseDecision` signal, and the release by signal.
-// An answer that comes after the run stopped waiting is a grant nobody will use: it is handed straight back.
+// The canary lease as a HealingWorkflow asks for it. Since 0.3 one update-with-start on the host coordinator
+// (the acquireCanaryLease activity) whose result is the decision; a retry carries the same request id (the
+// update id), and a holder that asks again while it holds the lease gets it back. Runs that 0.2 started
+// replay its exchange: the request by signal-with-start, the answer by the `leaseDecision` signal, and a
+// grant that comes after the run stopped waiting handed straight back. The release is a signal.
 import {
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
+  isCancellation,
+  patched,
   proxyActivities,
   uuid4,
 } from '@temporalio/workflow';
 import type { CandidateConfig, HostActivities } from '../activities/types.js';
+import type { LeaseAsked } from '../domain/healing-attempt.js';
 import type { LeaseRelease } from '../domain/host-ledger.js';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
 import { describeFailure } from './failure-text.js';
@@ -16,9 +21,17 @@ import type { LeaseDecision } from './healing-messages.js';
 import type { HealingRun } from './healing-run.js';
 import { releaseLeaseSignal } from './host-coordinator-messages.js';
 import { check, leaseDecisionSchema } from './message-schemas.js';
+import { LEASE_UPDATE_PATCH } from './patches.js';
 
 const { requestCanaryLease } = proxyActivities<HostActivities>({
   startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
+// The update waits while the coordinator finishes what came before it (a release, an abandoned canary's
+// restore): each try waits up to a minute, and a retry rejoins the same update.
+const { acquireCanaryLease } = proxyActivities<HostActivities>({
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
@@ -34,10 +47,38 @@ export class LeaseClient {
 
   constructor(private readonly run: HealingRun) {}
 
-  /** Ask the coordinator; returns its answer, or null when it did not answer in time. */
-  async request(candidate: CandidateConfig): Promise<LeaseDecision | null> {
+  /** Ask the coordinator: its answer, or none (and why, when the request failed). */
+  async request(candidate: CandidateConfig): Promise<LeaseAsked> {
     const { host, kind, workflowId } = this.run;
     const requestId = uuid4();
+    const askedAt = Date.now();
+    if (!patched(LEASE_UPDATE_PATCH)) {
+      const answer = await this.requestBySignal(candidate, requestId);
+      return answer !== null ? { answer } : { answer: null, waitedMs: LEASE_ANSWER_TIMEOUT_MS };
+    }
+    const { predictedDowntimeMs } = candidate;
+    try {
+      const answer = await acquireCanaryLease({
+        host,
+        requestId,
+        holderWorkflowId: workflowId,
+        kind,
+        predictedDowntimeMs,
+      });
+      this.noteFigures(answer);
+      return { answer };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return { answer: null, waitedMs: Date.now() - askedAt, failure: describeFailure(err) };
+    }
+  }
+
+  /** 0.2's exchange, for runs whose history has it. */
+  private async requestBySignal(
+    candidate: CandidateConfig,
+    requestId: string,
+  ): Promise<LeaseDecision | null> {
+    const { host, kind, workflowId } = this.run;
     this.awaitedRequestId = requestId;
     try {
       await requestCanaryLease({
@@ -82,12 +123,7 @@ export class LeaseClient {
       return;
     }
     const decision = checked.value;
-    run.state.hostFigures = {
-      budgetLeftMs: decision.budgetLeftMs,
-      budgetTotalMs: decision.budgetTotalMs,
-      cooldownUntil: decision.cooldownUntil,
-      asOf: Date.now(),
-    };
+    this.noteFigures(decision);
     if (decision.requestId === this.awaitedRequestId) {
       this.answers.set(decision.requestId, decision);
       return;
@@ -99,5 +135,15 @@ export class LeaseClient {
       run.decide({ code: 'late_lease_returned', params: { requestId: decision.requestId } });
       await this.release({ leaseId: decision.leaseId, downtimeMs: 0, outcome: 'not_started' });
     }
+  }
+
+  /** The host's figures as the coordinator's answer gave them, for the state view. */
+  private noteFigures(decision: LeaseDecision): void {
+    this.run.state.hostFigures = {
+      budgetLeftMs: decision.budgetLeftMs,
+      budgetTotalMs: decision.budgetTotalMs,
+      cooldownUntil: decision.cooldownUntil,
+      asOf: Date.now(),
+    };
   }
 }

@@ -63,7 +63,9 @@ export function hostLedgerOf(view: HostStateView | null): Pick<HostLedgerState, 
   };
 }
 
-/** From a HealingWorkflow (via the requestCanaryLease activity's signal-with-start). */
+/** From a HealingWorkflow (the acquireCanaryLease activity's update-with-start): the decision is the result. */
+export const leaseUpdate = defineUpdate<LeaseDecision, [LeaseRequest]>('lease');
+/** 0.2: from a HealingWorkflow (via the requestCanaryLease activity's signal-with-start), answered by signal. */
 export const requestLeaseSignal = defineSignal<[LeaseRequest]>('requestLease');
 /** From the lease holder when its canary (and any restore) is over. */
 export const releaseLeaseSignal = defineSignal<[LeaseRelease]>('releaseLease');

@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/types.js';
-import { type LeaseRelease, type LeaseRequest, leaseExpired } from '../domain/host-ledger.js';
+import { type LeaseRelease, leaseExpired } from '../domain/host-ledger.js';
 import { parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import type { HostCoordinatorInput } from './host-coordinator-messages.js';
 import { registerHostHandlers } from './host-handlers.js';
@@ -58,11 +58,14 @@ export async function HostCoordinatorWorkflow(input: HostCoordinatorInput): Prom
     while (run.releases.length > 0) await handleRelease(run, rules, run.releases.shift() as LeaseRelease);
     const held = run.ledger.lease;
     if (held !== null && leaseExpired(held, Date.now())) await expireLease(run, rules, held);
-    while (run.requests.length > 0) await handleRequest(run, rules, run.requests.shift() as LeaseRequest);
+    for (let q = run.requests.shift(); q !== undefined; q = run.requests.shift())
+      await handleRequest(run, rules, q);
 
     if (run.shouldContinueAsNew() && run.ledger.lease === null) {
-      await condition(allHandlersFinished);
-      if (run.requests.length === 0 && run.releases.length === 0) {
+      // A `lease` update's handler waits for the loop: wait for the handlers, or for a request to answer.
+      const pending = () => run.requests.length > 0 || run.releases.length > 0;
+      await condition(() => allHandlersFinished() || pending());
+      if (!pending()) {
         await continueAsNew<typeof HostCoordinatorWorkflow>({ host, carried: run.carried() });
       }
     }

@@ -4,12 +4,13 @@
 import { condition, setHandler } from '@temporalio/workflow';
 import type { LeaseRelease, LeaseRequest, OperatorLeaseRequest } from '../domain/host-ledger.js';
 import { guardSignal, guardUpdate } from './handler-guard.js';
-import type { OperatorAction } from './healing-messages.js';
+import type { LeaseDecision, OperatorAction } from './healing-messages.js';
 import {
   type OperatorLeaseAnswer,
   acknowledgeRestoreFailureUpdate,
   acquireOperatorLeaseUpdate,
   hostStateQuery,
+  leaseUpdate,
   pauseHostUpdate,
   releaseLeaseSignal,
   requestLeaseSignal,
@@ -40,9 +41,33 @@ function registerLeaseMessages(run: HostRun): void {
       run.messagesThisRun++;
       run.refreshRules();
       const checked = check(leaseRequestSchema, payload);
-      if (checked.ok) run.requests.push(checked.value);
+      if (checked.ok) run.requests.push({ request: checked.value, via: 'signal' });
       else run.refuseMessage('lease request')(checked.error);
     }, run.refuseMessage('lease request')),
+  );
+  setHandler(
+    leaseUpdate,
+    guardUpdate(
+      'lease',
+      async (request: LeaseRequest): Promise<LeaseDecision> => {
+        run.messagesThisRun++;
+        run.refreshRules();
+        // The loop decides requests in order, after releases and expiries; this waits for its answer.
+        run.requests.push({ request, via: 'update' });
+        await condition(() => run.updateAnswers.has(request.requestId));
+        const answer = run.updateAnswers.get(request.requestId);
+        run.updateAnswers.delete(request.requestId);
+        if (answer === undefined) throw new Error('unreachable: the loop answered');
+        return answer;
+      },
+      run.refuseMessage('lease request'),
+    ),
+    {
+      validator: (request: LeaseRequest) => {
+        const checked = check(leaseRequestSchema, request);
+        if (!checked.ok) throw new TypeError(checked.error);
+      },
+    },
   );
   setHandler(
     releaseLeaseSignal,

@@ -12,6 +12,7 @@ import {
   type OperatorLeaseRequest,
   RULES_0_1,
   RULES_0_2,
+  RULES_0_3,
   applyRelease,
   budgetLeftMs,
   budgetTotalMs,
@@ -26,7 +27,7 @@ import { RESTORE_ACTIVITY_OPTIONS } from './activity-options.js';
 import { describeFailure } from './failure-text.js';
 import { type LeaseDecision, leaseDecisionSignal } from './healing-messages.js';
 import type { OperatorLeaseAnswer } from './host-coordinator-messages.js';
-import type { HostRun } from './host-run.js';
+import type { HostRun, QueuedRequest } from './host-run.js';
 
 const { reportBudget } = proxyActivities<HostActivities>({
   startToCloseTimeout: '30 seconds',
@@ -55,28 +56,26 @@ async function answer(request: LeaseRequest, decision: LeaseDecision): Promise<b
   }
 }
 
-/** A canary's lease request: decided once per request id, answered by signal; withdrawn when undeliverable. */
+/**
+ * A canary's lease request. By update (0.3): decided and handed to the update's handler as its result; the
+ * server answers a retried update id with the same result, and a holder that asks again while it holds the
+ * lease gets it back. By signal (0.2): decided once per request id, answered by signal, withdrawn when
+ * undeliverable.
+ */
 export async function handleRequest(
   run: HostRun,
   { policy, window }: HostRules,
-  request: LeaseRequest,
+  { request, via }: QueuedRequest,
 ): Promise<void> {
-  const previous = run.answered.get(request.requestId);
+  const previous = via === 'signal' ? run.answered.get(request.requestId) : undefined;
   if (previous) {
     // A redelivered request (activity retry): answer the same again, never grant twice.
     await answer(request, previous);
     return;
   }
   const now = Date.now();
-  const verdict = decideLease(
-    run.ledger,
-    request,
-    policy,
-    window,
-    now,
-    uuid4(),
-    run.safeRules ? RULES_0_2 : RULES_0_1,
-  );
+  const rules = run.leaseUpdates ? RULES_0_3 : run.safeRules ? RULES_0_2 : RULES_0_1;
+  const verdict = decideLease(run.ledger, request, policy, window, now, uuid4(), rules);
   const figures = {
     budgetLeftMs: budgetLeftMs(run.ledger, policy, window, now),
     budgetTotalMs: budgetTotalMs(policy),
@@ -114,6 +113,10 @@ export async function handleRequest(
       code: 'lease_refused',
       params: { kind: request.kind, reason: verdict.reason, refusal: verdict.code },
     });
+  }
+  if (via === 'update') {
+    run.updateAnswers.set(request.requestId, decision);
+    return;
   }
   run.remember(decision);
   const delivered = await answer(request, decision);

@@ -16,7 +16,13 @@ import { type HostCounters, emptyHostCounters } from '../domain/workflow-counter
 import type { LeaseDecision } from './healing-messages.js';
 import type { CarriedHostState, HostStateView } from './host-coordinator-messages.js';
 import { type HostViewContext, hostDetails, hostStateView } from './host-view.js';
-import { SAFE_RULES_PATCH } from './patches.js';
+import { LEASE_UPDATE_PATCH, SAFE_RULES_PATCH } from './patches.js';
+
+/** A lease request waiting for the loop: answered by signal (0.2) or as its update's result. */
+export interface QueuedRequest {
+  request: LeaseRequest;
+  via: 'signal' | 'update';
+}
 
 /** Answers kept for redelivered requests (activity retries): enough for any retry, bounded for history. */
 const ANSWERED_CAP = 200;
@@ -29,8 +35,12 @@ export class HostRun {
   readonly runs: number;
   /** True once the 0.2 rules apply to this run (see SAFE_RULES_PATCH). */
   safeRules = false;
+  /** True once the 0.3 lease rules apply (see LEASE_UPDATE_PATCH). */
+  leaseUpdates = false;
   /** Lease requests and releases received, waiting for the main loop (which handles them in order). */
-  readonly requests: LeaseRequest[] = [];
+  readonly requests: QueuedRequest[] = [];
+  /** The loop's answers to `lease` updates, taken by their handlers. */
+  readonly updateAnswers = new Map<string, LeaseDecision>();
   readonly releases: LeaseRelease[] = [];
   /** Messages handled by this run: bounds history even where the server reports no length. */
   messagesThisRun = 0;
@@ -52,6 +62,7 @@ export class HostRun {
   /** Workflow code only (never a query or validator): patched() may record a marker. */
   refreshRules(): void {
     this.safeRules ||= patched(SAFE_RULES_PATCH);
+    this.leaseUpdates ||= patched(LEASE_UPDATE_PATCH);
   }
 
   decide(event: DecisionEvent, by?: string): void {

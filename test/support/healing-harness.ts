@@ -1,14 +1,17 @@
 // Helpers for driving healing workflows on the time-skipping server: unique hosts, symptoms,
 // polling a query until it says what the test waits for, and moving the server's clock.
+import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client } from '@temporalio/client';
 import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
+import type { RefusalCode } from '../../src/domain/host-ledger.js';
 import { DEFAULT_POLICY, type HealingPolicy } from '../../src/domain/policy.js';
 import type { SymptomInput } from '../../src/domain/symptom.js';
 import { recordSymptom } from '../../src/client/symptoms.js';
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 import { type HostStateView, hostStateQuery } from '../../src/workflows/host-coordinator-messages.js';
+import { decisionsOf } from './decisions.js';
 
 let hostCounter = 0;
 export function uniqueHost(prefix = 'gpu'): string {
@@ -86,3 +89,22 @@ export async function skipTo(env: TestWorkflowEnvironment, targetMs: number): Pr
 
 // Decisions are found by their code, never by their words.
 export { codesOf, decisionsOf, hasCode } from './decisions.js';
+
+/**
+ * Waits until the host refused the kind's canary for `refusal` (by its code, never its words), checks that
+ * the coordinator counted it, and returns the healing state then.
+ */
+export async function hostRefusal(
+  client: Client,
+  host: string,
+  refusal: RefusalCode,
+  kind = 'vllm_oom',
+): Promise<HealingStateView> {
+  const state = await eventually(`a ${refusal} refusal`, async () => {
+    const s = await healingState(client, host, kind);
+    return decisionsOf(s, 'canary_refused_by_host').some((d) => d.params.refusal === refusal) ? s : undefined;
+  });
+  const counted = (await hostState(client, host)).counters.leaseRefusals[refusal];
+  assert.ok(counted, `the coordinator counted the ${refusal} refusal`);
+  return state;
+}

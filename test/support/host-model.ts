@@ -28,13 +28,14 @@ import {
   type HostLedgerState,
   type LeaseDecision,
   type LeaseRelease,
-  RULES_0_2,
+  RULES_0_3,
   applyRelease,
   budgetLeftMs,
   budgetTotalMs,
   decideLease,
   grantLease,
   initialHostLedgerState,
+  leaseExpired,
 } from '../../src/domain/host-ledger.js';
 import {
   type MaintenanceWindow,
@@ -279,7 +280,7 @@ export function runModel(r: Prng): ModelSchedule {
       kind: k.kind,
       predictedDowntimeMs: candidate.predictedDowntimeMs,
     };
-    const verdict = decideLease(host, request, policy, window, now, leaseId, RULES_0_2);
+    const verdict = decideLease(host, request, policy, window, now, leaseId, RULES_0_3);
     if (!verdict.granted) refusals[verdict.code] = (refusals[verdict.code] ?? 0) + 1;
     const figures = {
       budgetLeftMs: budgetLeftMs(host, policy, window, now),
@@ -309,8 +310,9 @@ export function runModel(r: Prng): ModelSchedule {
         ...figures,
       };
     }
-    if (answer === null && verdict.granted) host = { ...host, lease: null }; // withdrawn: undeliverable
-    const next = leaseStep(k.state, k.rules, answer, occurrence, 120_000, now);
+    // A lost answer to a grant leaves the lease held: the holder's next request gets it back (0.3), or it expires.
+    const asked = answer === null ? { answer: null, waitedMs: 60_000, failure: 'model' } : { answer };
+    const next = leaseStep(k.state, k.rules, asked, occurrence, now);
     if (next.type === 'stop') {
       if (next.giveBack !== null)
         host = applyRelease(
@@ -425,14 +427,37 @@ export function runModel(r: Prng): ModelSchedule {
     if (wake && k.canary === null) k.wakeAt = now;
   };
 
+  /** A lease nobody runs a canary under (its answer was lost and its holder moved on) expires at its TTL. */
+  const orphanLease = () => {
+    const lease = host.lease;
+    return lease !== null && ![...ks.values()].some((k) => k.canary?.run.leaseId === lease.leaseId)
+      ? lease
+      : null;
+  };
+
   let now = start;
   let next = 0;
   for (let guard = 0; guard < 100_000; guard++) {
-    // The earliest of: the next message, a canary ending, a kind's wake-up.
-    let at = events[next]?.at ?? Number.POSITIVE_INFINITY;
+    // The earliest of: the next message, a canary ending, a kind's wake-up, an orphaned lease's expiry.
+    let at = Math.min(
+      events[next]?.at ?? Number.POSITIVE_INFINITY,
+      orphanLease()?.expiresAt ?? Number.POSITIVE_INFINITY,
+    );
     for (const k of ks.values()) at = Math.min(at, k.canary?.endsAt ?? k.wakeAt ?? Number.POSITIVE_INFINITY);
     if (!(at <= end)) break;
     now = Math.max(now, at);
+    const orphan = orphanLease();
+    if (orphan !== null && leaseExpired(orphan, now)) {
+      // The coordinator's expiry: what the holder was allowed to spend is charged, the cooldown starts.
+      host = applyRelease(
+        host,
+        { leaseId: orphan.leaseId, downtimeMs: orphan.predictedDowntimeMs, outcome: 'restored' },
+        policy,
+        now,
+      );
+      refusals.expired = (refusals.expired ?? 0) + 1;
+      continue;
+    }
     const e = events[next];
     if (e !== undefined && e.at <= now) {
       next++;

@@ -113,7 +113,7 @@ test('a window offered to an armed escalation that closes with no canary is miss
   s.decisions.push({
     at: opens + 2000,
     code: 'canary_refused_by_host',
-    params: { reason: 'host paused' },
+    params: { reason: 'host paused', refusal: 'paused' },
     topic: 'canary',
     taken: false,
     action: 'canary refused',
@@ -127,6 +127,8 @@ test('a window offered to an armed escalation that closes with no canary is miss
     closesAt: Date.UTC(2026, 10, 29, 7),
     tz: 'UTC',
     lastRefusal: 'canary refused (host paused)',
+    lastRefusalCode: 'canary_refused_by_host',
+    lastHostRefusal: 'paused',
   });
 });
 

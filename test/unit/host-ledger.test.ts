@@ -5,6 +5,8 @@ import {
   type LeaseRequest,
   type OperatorLeaseRequest,
   RULES_0_1,
+  RULES_0_2,
+  RULES_0_3,
   applyRelease,
   budgetLeftMs,
   decideLease,
@@ -65,7 +67,12 @@ describe('decideLease', () => {
     ],
     [
       'another lease held',
-      (s) => grant(s, NIGHT),
+      (s) => {
+        const held = grant(s, NIGHT);
+        return held.lease
+          ? { ...held, lease: { ...held.lease, holderWorkflowId: 'kloros-healing/gpu-1/kv_cache' } }
+          : held;
+      },
       NIGHT + 1000,
       /^another canary holds the host \(vllm_oom, since 03:00\)/,
     ],
@@ -113,10 +120,22 @@ describe('decideLease', () => {
     assert.ok(!verdict.granted && verdict.code === 'restore_failure_latched');
   });
 
+  test('a holder that asks again while it holds the lease gets it back (0.3); under 0.2 it was busy', () => {
+    const held = grant(initialHostLedgerState(), NIGHT);
+    const again = { ...request, requestId: 'r2' };
+    const verdict = decideLease(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_3);
+    assert.ok(verdict.granted && verdict.lease === held.lease, 'the same lease, not a second one');
+    const before = decideLease(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_2);
+    assert.ok(!before.granted && before.code === 'busy');
+    // Another holder is busy either way; an expired lease is no one's.
+    const other = { ...again, holderWorkflowId: 'kloros-healing/gpu-1/kv_cache', kind: 'kv_cache' };
+    assert.ok(!decideLease(held, other, policy, window, NIGHT + 1000, 'x', RULES_0_3).granted);
+  });
+
   test('busy is retried within the window; cooldown retries when it ends inside the window', () => {
     const busy = decideLease(
       grant(initialHostLedgerState(), NIGHT),
-      request,
+      { ...request, holderWorkflowId: 'kloros-healing/gpu-1/other' },
       policy,
       window,
       NIGHT + 1000,
