@@ -28,7 +28,7 @@ Flags (numbers; each benchmark reads those it knows):
   --sequential=N    ingestion: symptoms sent one at a time (200)
   --fsync=0|1       ingestion baseline: fsync each ledger append (1)
   --limit=N         bounded-cost: KLR_HISTORY_EVENTS_LIMIT of the worker (10000, the default)
-  --canaries=N      canary: simulated canaries, one per host at the same window (2)
+  --canaries=N      canary: simulated canaries, one per host, windows a minute apart (5)
   --hosts=N         fleet: hosts (100); --storming=N hosts under a storm (10); --probes=N per quiet
                     host and phase (5); --probe-concurrency=N probes in flight (2); --storm-rate=N
                     symptoms/s per storming host in the paced storm (2); --storm-concurrency=N calls in

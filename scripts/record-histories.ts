@@ -24,8 +24,8 @@ import {
   acknowledgeRestoreFailureUpdate,
   acquireOperatorLeaseUpdate,
   pauseHostUpdate,
+  leaseUpdate,
   releaseLeaseSignal,
-  requestLeaseSignal,
   resumeHostUpdate,
 } from '../src/workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../src/workflows/host-coordinator-workflow.js';
@@ -187,25 +187,27 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'lease-expiry',
     async drive(env, host) {
-      // A holder that never answers: the lease is granted to a workflow that ignores the decision (the
-      // coordinator itself), so the coordinator takes it back after the TTL.
+      // A holder that never runs its canary: the lease is granted (the update's result) to a workflow that
+      // does not exist, so the coordinator takes it back after the TTL.
       await skipToUtc(env, 3, 1);
-      const coordinatorId = hostCoordinatorWorkflowId(host);
-      await env.client.workflow.signalWithStart(HostCoordinatorWorkflow, {
-        workflowId: coordinatorId,
-        taskQueue: hostTaskQueue(host),
-        args: [{ host }],
-        signal: requestLeaseSignal,
-        signalArgs: [
+      const answer = await env.client.workflow.executeUpdateWithStart(leaseUpdate, {
+        args: [
           {
             requestId: 'lost-holder',
-            holderWorkflowId: coordinatorId,
+            holderWorkflowId: healingWorkflowId(host, 'vllm_oom'),
             kind: 'vllm_oom',
             predictedDowntimeMs: 20_000,
           },
         ],
+        updateId: 'lost-holder',
+        startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+          workflowId: hostCoordinatorWorkflowId(host),
+          taskQueue: hostTaskQueue(host),
+          args: [{ host }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        }),
       });
-      await eventually('lease granted', async () => (await hostState(env.client, host)).lease !== null);
+      if (!answer.granted) throw new Error(`lease refused: ${answer.reason}`);
       await env.sleep(40 * MINUTE);
       await eventually(
         'lease expired',
@@ -213,7 +215,6 @@ const SCENARIOS: Scenario[] = [
       );
     },
   },
-  // Added with release 0.2 (what 0.1 histories cannot show).
   {
     name: 'alert-kind',
     kind: 'gpu_xid',

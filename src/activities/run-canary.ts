@@ -370,9 +370,11 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
         logOffset,
         onPoll: (lastAnswer) => progress.note({ lastAnswer }),
       });
+      // The downtime ends with the first healthy answer: reading the start-up report is not downtime.
+      const healthyAt = performance.now();
       await readMeasurement(logOffset);
       if (!health.healthy) {
-        const waited = Math.round(performance.now() - restartStarted);
+        const waited = Math.round(healthyAt - restartStarted);
         return failed(
           health.why === 'log'
             ? `the service failed to start (not healthy ${waited} ms after the restart); its log says: ${shorten(health.logLine ?? '')}`
@@ -380,7 +382,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
           null,
         );
       }
-      const downtimeMs = Math.round(performance.now() - restartStarted);
+      const downtimeMs = Math.round(healthyAt - restartStarted);
       progress.enter('probe', { downtimeMs });
 
       // ---- probe: one realistic completion (a prompt and an output of the service's own size)
