@@ -2,7 +2,9 @@
 // (topic, taken, action, reason) are rendered from the code here and nowhere else, so tools and tests
 // match on `code`, and rewording a message changes no behaviour.
 import { formatDuration } from './duration-text.js';
-import type { RefusalCode } from './host-ledger.js';
+import { type RefusalCode, leaseGrantText } from './host-ledger.js';
+
+export { leaseGrantText };
 import { formatLocalTime } from './maintenance-window.js';
 
 /** Where a decision belongs (the `state` query groups and healctl filters by it). */
@@ -340,11 +342,6 @@ const RENDER: Renderers = {
   no_restore_failure_latched: () =>
     say('operator', false, 'restore failure acknowledged', 'no restore failure was latched'),
 };
-
-/** The coordinator's answer to a granted canary lease (also the decision's reason). */
-export function leaseGrantText(predictedDowntimeMs: number, budgetLeftMs: number): string {
-  return `granted: predicted ${formatDuration(predictedDowntimeMs)} fits budget ${formatDuration(budgetLeftMs)} left`;
-}
 
 function recoveryText(r: AbandonedLeaseRecovery): string {
   switch (r.action) {

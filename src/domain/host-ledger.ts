@@ -95,10 +95,11 @@ export interface LeaseRules {
   /** At most hostMaxCanaries7d canaries per host in any 7 days, all kinds together. */
   hostCap: boolean;
   /**
-   * 0.3: a holder that asks again while it holds the host's lease gets that lease back (it lost the answer:
-   * a holder runs one canary at a time), instead of "busy" until the lease expires.
+   * 0.3: a holder that asks again while it holds the host's lease lost the answer (a holder runs one canary
+   * at a time, so none runs under that lease): the unused lease is given up, charged nothing, and the new
+   * request decided as any other — never "busy" on its own lease until it expires.
    */
-  regrantToHolder?: boolean;
+  ownLeaseGivenUp?: boolean;
 }
 
 /** The coordinator's answer to a lease request: the `lease` update's result (0.2: the `leaseDecision` signal). */
@@ -120,7 +121,7 @@ export interface LeaseDecision {
 
 export const RULES_0_1: LeaseRules = { kindPolicy: false, hostCap: false };
 export const RULES_0_2: LeaseRules = { kindPolicy: true, hostCap: true };
-export const RULES_0_3: LeaseRules = { kindPolicy: true, hostCap: true, regrantToHolder: true };
+export const RULES_0_3: LeaseRules = { kindPolicy: true, hostCap: true, ownLeaseGivenUp: true };
 
 export const BUSY_RETRY_MS = 60_000;
 
@@ -237,9 +238,6 @@ export function decideLease(
     return refuse('outside_window', `outside the maintenance window; ${describeNextWindow(window, now)}`);
   }
   if (state.lease && !leaseExpired(state.lease, now)) {
-    if (rules.regrantToHolder && state.lease.holderWorkflowId === request.holderWorkflowId) {
-      return { granted: true, lease: state.lease };
-    }
     return refuse(
       'busy',
       `another canary holds the host (${state.lease.kind}, since ${formatLocalTime(state.lease.grantedAt, tz)}); one canary at a time per host`,
@@ -302,6 +300,46 @@ export function grantLease(
   now: number,
 ): HostLedgerState {
   return { ...state, ledger: ledgerFor(state.ledger, currentWindow(window, now)), lease };
+}
+
+/** The coordinator's answer to a granted canary lease (also the decision's reason). */
+export function leaseGrantText(predictedDowntimeMs: number, budgetLeftMs: number): string {
+  return `granted: predicted ${formatDuration(predictedDowntimeMs)} fits budget ${formatDuration(budgetLeftMs)} left`;
+}
+
+/**
+ * A canary's lease request, decided: the host after it (the lease held when granted) and the answer the
+ * requester gets, with the host's figures as they were when it asked.
+ */
+export function answerLeaseRequest(
+  state: HostLedgerState,
+  request: LeaseRequest,
+  policy: HealingPolicy,
+  window: MaintenanceWindow,
+  now: number,
+  leaseId: string,
+  rules: LeaseRules,
+): { state: HostLedgerState; verdict: LeaseVerdict; answer: LeaseDecision } {
+  const held = state.lease;
+  const own = rules.ownLeaseGivenUp === true && held?.holderWorkflowId === request.holderWorkflowId;
+  const host = own ? { ...state, lease: null } : state;
+  const verdict = decideLease(host, request, policy, window, now, leaseId, rules);
+  const figures = {
+    budgetLeftMs: budgetLeftMs(host, policy, window, now),
+    budgetTotalMs: budgetTotalMs(policy),
+    cooldownUntil: host.cooldownUntil,
+  };
+  const { requestId } = request;
+  if (!verdict.granted) {
+    const refusal = { reason: verdict.reason, refusal: verdict.code, retryAt: verdict.retryAt };
+    return { state: host, verdict, answer: { requestId, granted: false, ...refusal, ...figures } };
+  }
+  const reason = leaseGrantText(request.predictedDowntimeMs, verdict.lease.budgetLeftMs);
+  return {
+    state: grantLease(host, verdict.lease, window, now),
+    verdict,
+    answer: { requestId, granted: true, leaseId: verdict.lease.leaseId, reason, ...figures },
+  };
 }
 
 export function recentCanaryStarts(state: HostLedgerState, now: number): number[] {

@@ -1,6 +1,6 @@
 // The canary lease as a HealingWorkflow asks for it. Since 0.3 one update-with-start on the host coordinator
 // (the acquireCanaryLease activity) whose result is the decision; a retry carries the same request id (the
-// update id), and a holder that asks again while it holds the lease gets it back. Runs that 0.2 started
+// update id), and a holder that asks again while it holds the lease gives that unused lease up. Runs that 0.2 started
 // replay its exchange: the request by signal-with-start, the answer by the `leaseDecision` signal, and a
 // grant that comes after the run stopped waiting handed straight back. The release is a signal.
 import {

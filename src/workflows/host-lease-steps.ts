@@ -3,7 +3,7 @@
 // pure host-ledger.ts; this file records them, answers by signal and reports the budget.
 import { getExternalWorkflowHandle, log, proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/types.js';
-import { type AbandonedLeaseRecovery, leaseGrantText } from '../domain/decision-codes.js';
+import type { AbandonedLeaseRecovery } from '../domain/decision-codes.js';
 import { formatDuration } from '../domain/duration-text.js';
 import {
   type Lease,
@@ -13,12 +13,11 @@ import {
   RULES_0_1,
   RULES_0_2,
   RULES_0_3,
+  answerLeaseRequest,
   applyRelease,
   budgetLeftMs,
   budgetTotalMs,
-  decideLease,
   decideOperatorLease,
-  grantLease,
 } from '../domain/host-ledger.js';
 import { type MaintenanceWindow, formatLocalTime } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
@@ -59,7 +58,7 @@ async function answer(request: LeaseRequest, decision: LeaseDecision): Promise<b
 /**
  * A canary's lease request. By update (0.3): decided and handed to the update's handler as its result; the
  * server answers a retried update id with the same result, and a holder that asks again while it holds the
- * lease gets it back. By signal (0.2): decided once per request id, answered by signal, withdrawn when
+ * lease gives that unused lease up and is decided afresh. By signal (0.2): decided once per request id, answered by signal, withdrawn when
  * undeliverable.
  */
 export async function handleRequest(
@@ -73,24 +72,11 @@ export async function handleRequest(
     await answer(request, previous);
     return;
   }
-  const now = Date.now();
   const rules = run.leaseUpdates ? RULES_0_3 : run.safeRules ? RULES_0_2 : RULES_0_1;
-  const verdict = decideLease(run.ledger, request, policy, window, now, uuid4(), rules);
-  const figures = {
-    budgetLeftMs: budgetLeftMs(run.ledger, policy, window, now),
-    budgetTotalMs: budgetTotalMs(policy),
-    cooldownUntil: run.ledger.cooldownUntil,
-  };
-  let decision: LeaseDecision;
+  const decided = answerLeaseRequest(run.ledger, request, policy, window, Date.now(), uuid4(), rules);
+  const { verdict, answer: decision } = decided;
+  run.ledger = decided.state;
   if (verdict.granted) {
-    run.ledger = grantLease(run.ledger, verdict.lease, window, now);
-    decision = {
-      requestId: request.requestId,
-      granted: true,
-      leaseId: verdict.lease.leaseId,
-      reason: leaseGrantText(request.predictedDowntimeMs, verdict.lease.budgetLeftMs),
-      ...figures,
-    };
     run.decide({
       code: 'lease_granted',
       params: {
@@ -101,14 +87,6 @@ export async function handleRequest(
     });
   } else {
     bump(run.counters.leaseRefusals, verdict.code);
-    decision = {
-      requestId: request.requestId,
-      granted: false,
-      reason: verdict.reason,
-      refusal: verdict.code,
-      retryAt: verdict.retryAt,
-      ...figures,
-    };
     run.decide({
       code: 'lease_refused',
       params: { kind: request.kind, reason: verdict.reason, refusal: verdict.code },

@@ -10,7 +10,7 @@ export const SAFE_RULES_PATCH = 'safe-to-act-alone';
 
 /**
  * Release 0.3: the lease is one update (`lease`, update-with-start from the acquireCanaryLease activity)
- * whose result is the decision, and a holder that asks again gets the lease it holds. Histories written
+ * whose result is the decision, and a holder that asks again gives up the unused lease it holds. Histories written
  * before it replay the 0.2 signal exchange (requestLease → leaseDecision), which stays until no host runs
  * a workflow started by 0.2 (docs/upgrading.md).
  */

@@ -29,11 +29,8 @@ import {
   type LeaseDecision,
   type LeaseRelease,
   RULES_0_3,
+  answerLeaseRequest,
   applyRelease,
-  budgetLeftMs,
-  budgetTotalMs,
-  decideLease,
-  grantLease,
   initialHostLedgerState,
   leaseExpired,
 } from '../../src/domain/host-ledger.js';
@@ -280,36 +277,11 @@ export function runModel(r: Prng): ModelSchedule {
       kind: k.kind,
       predictedDowntimeMs: candidate.predictedDowntimeMs,
     };
-    const verdict = decideLease(host, request, policy, window, now, leaseId, RULES_0_3);
+    const decided = answerLeaseRequest(host, request, policy, window, now, leaseId, RULES_0_3);
+    const { verdict } = decided;
     if (!verdict.granted) refusals[verdict.code] = (refusals[verdict.code] ?? 0) + 1;
-    const figures = {
-      budgetLeftMs: budgetLeftMs(host, policy, window, now),
-      budgetTotalMs: budgetTotalMs(policy),
-      cooldownUntil: host.cooldownUntil,
-    };
-    let answer: LeaseDecision | null;
-    if (r.chance(0.03))
-      answer = null; // the answer never came
-    else if (verdict.granted) {
-      host = grantLease(host, verdict.lease, window, now);
-      answer = {
-        requestId: request.requestId,
-        granted: true,
-        leaseId,
-        reason: 'granted',
-        ...figures,
-        budgetLeftMs: verdict.lease.budgetLeftMs,
-      };
-    } else {
-      answer = {
-        requestId: request.requestId,
-        granted: false,
-        reason: verdict.reason,
-        refusal: verdict.code,
-        retryAt: verdict.retryAt,
-        ...figures,
-      };
-    }
+    host = decided.state;
+    const answer: LeaseDecision | null = r.chance(0.03) ? null : decided.answer; // the answer never came
     // A lost answer to a grant leaves the lease held: the holder's next request gets it back (0.3), or it expires.
     const asked = answer === null ? { answer: null, waitedMs: 60_000, failure: 'model' } : { answer };
     const next = leaseStep(k.state, k.rules, asked, occurrence, now);

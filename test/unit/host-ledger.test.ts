@@ -7,6 +7,7 @@ import {
   RULES_0_1,
   RULES_0_2,
   RULES_0_3,
+  answerLeaseRequest,
   applyRelease,
   budgetLeftMs,
   decideLease,
@@ -120,16 +121,26 @@ describe('decideLease', () => {
     assert.ok(!verdict.granted && verdict.code === 'restore_failure_latched');
   });
 
-  test('a holder that asks again while it holds the lease gets it back (0.3); under 0.2 it was busy', () => {
+  test('a holder that asks again while it holds the lease gives up the unused lease (0.3); under 0.2 busy', () => {
     const held = grant(initialHostLedgerState(), NIGHT);
     const again = { ...request, requestId: 'r2' };
-    const verdict = decideLease(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_3);
-    assert.ok(verdict.granted && verdict.lease === held.lease, 'the same lease, not a second one');
-    const before = decideLease(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_2);
-    assert.ok(!before.granted && before.code === 'busy');
-    // Another holder is busy either way; an expired lease is no one's.
-    const other = { ...again, holderWorkflowId: 'kloros-healing/gpu-1/kv_cache', kind: 'kv_cache' };
-    assert.ok(!decideLease(held, other, policy, window, NIGHT + 1000, 'x', RULES_0_3).granted);
+    const regranted = answerLeaseRequest(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_3);
+    assert.ok(regranted.verdict.granted);
+    assert.equal(regranted.state.lease?.leaseId, 'lease-2', 'the new lease replaces the unused one');
+    assert.equal(regranted.answer.leaseId, 'lease-2');
+    assert.equal(regranted.state.ledger.spentMs, 0, 'the unused lease is charged nothing');
+    // A request the host now refuses still gives the unused lease up: it must not hold the host till its TTL.
+    const tooLong = { ...again, requestId: 'r3', predictedDowntimeMs: 10 * 60_000 };
+    const refused = answerLeaseRequest(held, tooLong, policy, window, NIGHT + 1000, 'lease-3', RULES_0_3);
+    assert.ok(!refused.verdict.granted && refused.verdict.code === 'budget');
+    assert.equal(refused.state.lease, null);
+    const before = answerLeaseRequest(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_2);
+    assert.ok(!before.verdict.granted && before.verdict.code === 'busy');
+    assert.equal(before.state.lease?.leaseId, held.lease?.leaseId);
+    // Another holder is busy either way.
+    const other = { ...again, holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom-other-run' };
+    const busy = answerLeaseRequest(held, other, policy, window, NIGHT + 1000, 'x', RULES_0_3);
+    assert.ok(!busy.verdict.granted && busy.verdict.code === 'busy');
   });
 
   test('busy is retried within the window; cooldown retries when it ends inside the window', () => {
