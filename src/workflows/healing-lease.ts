@@ -1,8 +1,9 @@
-// The canary lease as a HealingWorkflow asks for it. Since 0.3 one update-with-start on the host coordinator
-// (the acquireCanaryLease activity) whose result is the decision; a retry carries the same request id (the
-// update id), and a holder that asks again while it holds the lease gives that unused lease up. Runs that 0.2 started
-// replay its exchange: the request by signal-with-start, the answer by the `leaseDecision` signal, and a
-// grant that comes after the run stopped waiting handed straight back. The release is a signal.
+// The canary lease as a HealingWorkflow asks for it. Since 0.3 one update-with-start on the host
+// coordinator (the acquireCanaryLease activity) whose result is the decision; a retry carries the same
+// request id (the update id), and a holder that asks again while it holds the lease gives that unused lease
+// up. Runs that 0.2 started replay its exchange: the request by signal-with-start, the answer by the
+// `leaseDecision` signal, and a grant that comes after the run stopped waiting handed straight back. The
+// release is a signal.
 import {
   CancellationScope,
   condition,
@@ -35,7 +36,8 @@ const { acquireCanaryLease } = proxyActivities<HostActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
-export const LEASE_ANSWER_TIMEOUT_MS = 2 * 60_000;
+/** 0.2: how long a run waited for the `leaseDecision` signal. */
+const LEASE_ANSWER_TIMEOUT_MS = 2 * 60_000;
 /** How many abandoned requests are remembered, so that only a late grant of ours is handed back. */
 const ABANDONED_KEPT = 20;
 

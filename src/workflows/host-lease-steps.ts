@@ -58,8 +58,8 @@ async function answer(request: LeaseRequest, decision: LeaseDecision): Promise<b
 /**
  * A canary's lease request. By update (0.3): decided and handed to the update's handler as its result; the
  * server answers a retried update id with the same result, and a holder that asks again while it holds the
- * lease gives that unused lease up and is decided afresh. By signal (0.2): decided once per request id, answered by signal, withdrawn when
- * undeliverable.
+ * lease gives that unused lease up and is decided afresh. By signal (0.2): decided once per request id,
+ * answered by signal, withdrawn when undeliverable.
  */
 export async function handleRequest(
   run: HostRun,
