@@ -5,6 +5,7 @@
 // (a SIGKILLed simulator cannot remove its own).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isProcessAlive as isAlive } from '../../src/system/process-alive.js';
 
 export interface GpuStateGpu {
   index: number;
@@ -33,15 +34,7 @@ export function simGpuUuid(index: number): string {
   return `GPU-5f3c2a1e-8d4b-4c6e-9a7f-${tail}`;
 }
 
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { isAlive };
 
 function isProcess(p: unknown): p is GpuStateProcess {
   const o = p as Record<string, unknown> | null;

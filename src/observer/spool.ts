@@ -6,8 +6,10 @@
 // is cut off with a warning on the next open. Redelivering after a crash between a delivery and its
 // acknowledgement is harmless, because symptoms carry idempotency ids.
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isProcessAlive } from '../system/process-alive.js';
+import { fsyncDir, writeFileDurably } from '../system/durable-file.js';
 
 // ---- pure parts ------------------------------------------------------------------------------------
 
@@ -358,7 +360,7 @@ export class Spool<T> {
       fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT,
       0o600,
     );
-    await syncDir(this.opts.dir); // the new file's directory entry must survive a crash too
+    await fsyncDir(this.opts.dir); // the new file's directory entry must survive a crash too
     return handle;
   }
 
@@ -415,17 +417,7 @@ export class Spool<T> {
   }
 
   private async writeCursor(cursor: SpoolCursor): Promise<void> {
-    const path = join(this.opts.dir, CURSOR_FILE);
-    const tmp = `${path}.tmp`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(cursor)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-    await syncDir(this.opts.dir);
+    await writeFileDurably(join(this.opts.dir, CURSOR_FILE), `${JSON.stringify(cursor)}\n`, { mode: 0o600 });
   }
 
   private async deleteSegmentsBefore(segment: number): Promise<void> {
@@ -442,25 +434,7 @@ export class Spool<T> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 // ---- the lock: one writer per directory --------------------------------------------------------------
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function acquireLock(dir: string): Promise<void> {
   const path = join(dir, LOCK_FILE);
@@ -480,7 +454,7 @@ async function acquireLock(dir: string): Promise<void> {
     }
     const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
     const ours = pid === process.pid && !heldHere.has(dir); // a previous life of this pid (container restart)
-    if (Number.isSafeInteger(pid) && pid > 0 && !ours && processIsAlive(pid)) {
+    if (Number.isSafeInteger(pid) && pid > 0 && !ours && isProcessAlive(pid)) {
       throw new SpoolLockedError(dir, pid);
     }
     if (heldHere.has(dir)) throw new SpoolLockedError(dir, process.pid);

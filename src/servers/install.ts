@@ -5,6 +5,7 @@ import { access, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from
 import { basename, delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { isProcessAlive } from '../system/process-alive.js';
 
 export type Log = (msg: string) => void;
 
@@ -32,16 +33,6 @@ export async function findOnPath(
   return undefined;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 async function tryCreateLock(lockPath: string, token: string): Promise<boolean> {
   try {
     const handle = await open(lockPath, 'wx');
@@ -63,7 +54,7 @@ async function breakIfStale(lockPath: string): Promise<boolean> {
     return true; // released between our open() and readFile()
   }
   const pid = Number.parseInt(content, 10);
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return false;
+  if (Number.isInteger(pid) && pid > 0 && isProcessAlive(pid)) return false;
   if (!Number.isInteger(pid)) {
     // A holder may have created the file but not written its pid yet: give it a moment.
     const ageMs = Date.now() - (await stat(lockPath).catch(() => ({ mtimeMs: 0 }))).mtimeMs;

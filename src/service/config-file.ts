@@ -13,6 +13,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Stats, promises as fs } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDir } from '../system/durable-file.js';
+import { isProcessAlive } from '../system/process-alive.js';
 
 /** A config or backup file that cannot be read or written; `code` is the errno code when there is one. */
 export class ConfigFileError extends Error {
@@ -59,15 +61,6 @@ async function resolveTarget(path: string): Promise<{ target: string; stat: Stat
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM';
-  }
-}
-
 const tempPrefix = (target: string) => `.${basename(target)}.tmp-`;
 
 /** Temp files of earlier writes to this target whose writer died (a crash between open and rename). */
@@ -83,22 +76,9 @@ async function sweepStaleTemps(target: string): Promise<void> {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
-    if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && !isProcessAlive(pid)) {
       await fs.rm(join(dir, name), { force: true }).catch(() => undefined);
     }
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: fs.FileHandle | undefined;
-  try {
-    handle = await fs.open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some file systems cannot fsync a directory; the rename itself still happened.
-    if (!['EINVAL', 'EISDIR', 'EPERM', 'EACCES', 'ENOTSUP'].includes(errnoCode(err) ?? '')) throw err;
-  } finally {
-    await handle?.close();
   }
 }
 

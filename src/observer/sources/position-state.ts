@@ -2,8 +2,9 @@
 // (temp file, fsync, rename, fsync of the directory) so a crash leaves the old or the new position.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileDurably } from '../../system/durable-file.js';
 
 export const positionSchema = z.object({
   path: z.string(),
@@ -52,21 +53,5 @@ function safeJson(text: string): unknown {
 }
 
 export async function savePosition(file: string, position: SavedPosition): Promise<void> {
-  const dir = dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify(position) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
-  const d = await fs.open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writeFileDurably(file, JSON.stringify(position) + '\n');
 }
