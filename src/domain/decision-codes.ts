@@ -102,6 +102,8 @@ export interface DecisionParams {
   operator_lease_granted: { purpose: string; reason: string; grant: string };
   operator_lease_refused: { purpose: string; reason: string; refusal: RefusalCode };
   lease_withdrawn: { holderWorkflowId: string };
+  /** 0.3: the holder asked again, so the grant's answer never reached it: its unused lease is given up. */
+  lease_given_up: { kind: string; leaseId: string };
   lease_released: {
     kind: string;
     outcome: string;
@@ -295,6 +297,13 @@ const RENDER: Renderers = {
   operator_lease_granted: (p) =>
     say('lease', true, `lease granted to ${p.purpose}`, `${p.reason} — ${p.grant}`),
   operator_lease_refused: (p) => say('lease', false, `lease refused to ${p.purpose}`, p.reason),
+  lease_given_up: (p) =>
+    say(
+      'lease',
+      false,
+      'unused lease given up',
+      `${p.kind} asked again, so the answer to lease ${p.leaseId} was lost; charged nothing`,
+    ),
   lease_withdrawn: (p) =>
     say('lease', false, 'lease withdrawn', `${p.holderWorkflowId} could not be reached`),
   lease_released: (p) =>

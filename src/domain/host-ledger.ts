@@ -319,7 +319,7 @@ export function answerLeaseRequest(
   now: number,
   leaseId: string,
   rules: LeaseRules,
-): { state: HostLedgerState; verdict: LeaseVerdict; answer: LeaseDecision } {
+): { state: HostLedgerState; verdict: LeaseVerdict; answer: LeaseDecision; givenUp: Lease | null } {
   const held = state.lease;
   const own = rules.ownLeaseGivenUp === true && held?.holderWorkflowId === request.holderWorkflowId;
   const host = own ? { ...state, lease: null } : state;
@@ -332,13 +332,19 @@ export function answerLeaseRequest(
   const { requestId } = request;
   if (!verdict.granted) {
     const refusal = { reason: verdict.reason, refusal: verdict.code, retryAt: verdict.retryAt };
-    return { state: host, verdict, answer: { requestId, granted: false, ...refusal, ...figures } };
+    return {
+      state: host,
+      verdict,
+      answer: { requestId, granted: false, ...refusal, ...figures },
+      givenUp: own ? held : null,
+    };
   }
   const reason = leaseGrantText(request.predictedDowntimeMs, verdict.lease.budgetLeftMs);
   return {
     state: grantLease(host, verdict.lease, window, now),
     verdict,
     answer: { requestId, granted: true, leaseId: verdict.lease.leaseId, reason, ...figures },
+    givenUp: own ? held : null,
   };
 }
 

@@ -76,6 +76,10 @@ export async function handleRequest(
   const decided = answerLeaseRequest(run.ledger, request, policy, window, Date.now(), uuid4(), rules);
   const { verdict, answer: decision } = decided;
   run.ledger = decided.state;
+  if (decided.givenUp !== null) {
+    const { kind, leaseId } = decided.givenUp;
+    run.decide({ code: 'lease_given_up', params: { kind, leaseId } });
+  }
   if (verdict.granted) {
     run.decide({
       code: 'lease_granted',

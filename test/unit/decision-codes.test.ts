@@ -52,6 +52,7 @@ const SAMPLES: { [C in keyof DecisionParams]: DecisionParams[C] } = {
   lease_refused: { kind: 'vllm_oom', reason: 'host paused by alice', refusal: 'paused' },
   operator_lease_granted: { purpose: 'rollback', reason: 'bad config', grant: 'granted to alice' },
   operator_lease_refused: { purpose: 'rollback', reason: 'a canary holds the host', refusal: 'busy' },
+  lease_given_up: { kind: 'vllm_oom', leaseId: 'l-1' },
   lease_withdrawn: { holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom' },
   lease_released: {
     kind: 'vllm_oom',

@@ -129,6 +129,7 @@ describe('decideLease', () => {
     assert.equal(regranted.state.lease?.leaseId, 'lease-2', 'the new lease replaces the unused one');
     assert.equal(regranted.answer.leaseId, 'lease-2');
     assert.equal(regranted.state.ledger.spentMs, 0, 'the unused lease is charged nothing');
+    assert.equal(regranted.givenUp?.leaseId, 'lease-1', 'and said to be given up');
     // A request the host now refuses still gives the unused lease up: it must not hold the host till its TTL.
     const tooLong = { ...again, requestId: 'r3', predictedDowntimeMs: 10 * 60_000 };
     const refused = answerLeaseRequest(held, tooLong, policy, window, NIGHT + 1000, 'lease-3', RULES_0_3);
@@ -137,6 +138,7 @@ describe('decideLease', () => {
     const before = answerLeaseRequest(held, again, policy, window, NIGHT + 1000, 'lease-2', RULES_0_2);
     assert.ok(!before.verdict.granted && before.verdict.code === 'busy');
     assert.equal(before.state.lease?.leaseId, held.lease?.leaseId);
+    assert.equal(before.givenUp, null);
     // Another holder is busy either way.
     const other = { ...again, holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom-other-run' };
     const busy = answerLeaseRequest(held, other, policy, window, NIGHT + 1000, 'x', RULES_0_3);
