@@ -214,7 +214,7 @@ function rawPayload(r: Prng): RawPayload {
 const HEALING_SIGNALS = ['symptom', 'leaseDecision', 'no_such_signal'];
 const HEALING_UPDATES = ['recordSymptom', 'clearEscalation', 'forceEscalation', 'no_such_update'];
 const HOST_SIGNALS = ['requestLease', 'releaseLease'];
-const HOST_UPDATES = ['pause', 'resume', 'acknowledgeRestoreFailure'];
+const HOST_UPDATES = ['lease', 'pause', 'resume', 'acknowledgeRestoreFailure'];
 
 async function sendRawSignal(client: Client, workflowId: string, signalName: string, payloads: RawPayload[]) {
   await client.workflowService.signalWorkflowExecution({
