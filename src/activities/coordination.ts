@@ -6,8 +6,12 @@ import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.
 import type { HealingPolicy } from '../domain/policy.js';
 import { leaseUpdate, requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
+import { boundedClientCall } from './bounded-client-call.js';
 import { createRecoverAbandonedLease, holderBusy } from './recover-lease.js';
 import type { BudgetReport, CoordinatorLeaseRequest, HostActivities } from './types.js';
+
+/** How long one try of acquireCanaryLease waits for the coordinator (its start-to-close is 1 minute). */
+const LEASE_TRY_MS = 50_000;
 
 export interface CoordinationDeps {
   client: Client;
@@ -38,18 +42,21 @@ export function createCoordinationActivities(
       const { host, ...lease } = request;
       // Update-with-start: the coordinator of a host exists from its first lease request on. The request id
       // is the update id, so a retry of this activity gets the answer the first try got (the server keeps
-      // it for the run; a run continues as new only with no lease held and nothing asked).
-      return deps.client.workflow.executeUpdateWithStart(leaseUpdate, {
-        args: [lease],
-        updateId: lease.requestId,
-        startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
-          workflowId: hostCoordinatorWorkflowId(host),
-          taskQueue: hostTaskQueue(host),
-          args: [{ host }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          staticSummary: `Canary lease, budget and cooldown of GPU host ${host}`,
+      // it for the run; a run continues as new only with no lease held and nothing asked). Each try ends
+      // before its 1-minute timeout, or at once when cancelled, so the next try rejoins the same update.
+      return boundedClientCall(deps.client, LEASE_TRY_MS, () =>
+        deps.client.workflow.executeUpdateWithStart(leaseUpdate, {
+          args: [lease],
+          updateId: lease.requestId,
+          startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+            workflowId: hostCoordinatorWorkflowId(host),
+            taskQueue: hostTaskQueue(host),
+            args: [{ host }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            staticSummary: `Canary lease, budget and cooldown of GPU host ${host}`,
+          }),
         }),
-      });
+      );
     },
 
     async requestCanaryLease(request: CoordinatorLeaseRequest) {
