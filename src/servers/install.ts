@@ -126,15 +126,32 @@ export async function installAtomically(
 }
 
 /** Keeps the last `max` lines of a stream of output, for error messages. */
+/**
+ * The first lines and the last ones of a process's output: a Go panic says what went wrong first and
+ * then prints a stack longer than any tail (a dev server's "bind: address already in use" was lost so).
+ */
 export class LineTail {
+  private readonly head: string[] = [];
   private readonly lines: string[] = [];
-  constructor(private readonly max = 40) {}
+  private dropped = 0;
+  constructor(
+    private readonly max = 40,
+    private readonly keepFirst = 10,
+  ) {}
   push(line: string): void {
+    if (this.head.length < this.keepFirst) {
+      this.head.push(line);
+      return;
+    }
     this.lines.push(line);
-    if (this.lines.length > this.max) this.lines.shift();
+    if (this.lines.length > this.max) {
+      this.lines.shift();
+      this.dropped++;
+    }
   }
   toString(): string {
-    return this.lines.join('\n');
+    const gap = this.dropped > 0 ? [`… (${this.dropped} lines) …`] : [];
+    return [...this.head, ...gap, ...this.lines].join('\n');
   }
 }
 
