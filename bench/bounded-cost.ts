@@ -1,7 +1,7 @@
 // Bounded cost: a storm of 100,000 symptoms into one (host, kind). The workflow must continue as new
 // before its history grows past KLR_HISTORY_EVENTS_LIMIT, carry its state through every run, count each
 // distinct symptom exactly once, and the worker's memory must not grow with the symptoms sent.
-import { recordSymptom } from '../src/client/symptoms.js';
+import { recordSymptom } from '../src/temporal/symptoms.js';
 import { healingWorkflowId } from '../src/domain/identifiers.js';
 import { stateQuery } from '../src/workflows/healing-messages.js';
 import { rssMib } from './lib/machine.js';

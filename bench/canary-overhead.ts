@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
 import { execa } from 'execa';
-import { recordSymptom } from '../src/client/symptoms.js';
+import { recordSymptom } from '../src/temporal/symptoms.js';
 import { healingWorkflowId } from '../src/domain/identifiers.js';
 import { type HealingStateView, stateQuery } from '../src/workflows/healing-messages.js';
 import { waitHealthy } from '../src/service/health.js';

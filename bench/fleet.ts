@@ -7,7 +7,7 @@
 // As on a real fleet, the storming hosts' Workers are not the quiet hosts' Workers: each group runs in its
 // own worker process (a real fleet has one per GPU host).
 import type { Client } from '@temporalio/client';
-import { recordSymptom } from '../src/client/symptoms.js';
+import { recordSymptom } from '../src/temporal/symptoms.js';
 import { healingWorkflowId } from '../src/domain/identifiers.js';
 import type { SymptomInput } from '../src/domain/symptom.js';
 import { stateQuery } from '../src/workflows/healing-messages.js';

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { recordSymptom, signalSymptom } from '../src/client/symptoms.js';
+import { recordSymptom, signalSymptom } from '../src/temporal/symptoms.js';
 import { healingWorkflowId } from '../src/domain/identifiers.js';
 import { stateQuery } from '../src/workflows/healing-messages.js';
 import { FileLedger } from './baselines/file-ledger.js';

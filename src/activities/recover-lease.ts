@@ -6,19 +6,7 @@
 // otherwise the service is restored from the lease's backup, exactly as restoreService does — except that
 // a candidate the canary had already promoted on disk is kept.
 import type { Client } from '@temporalio/client';
-import type { RestoreInput, RestoreResult } from './types.js';
-
-export interface RecoverLeaseInput {
-  host: string;
-  kind: string;
-  leaseId: string;
-  holderWorkflowId: string;
-}
-
-export type RecoverLeaseResult =
-  | { action: 'holder_busy'; detail: string }
-  | { action: 'kept_promotion' }
-  | { action: 'restored'; downtimeMs: number };
+import type { RecoverLeaseInput, RecoverLeaseResult, RestoreInput, RestoreResult } from './types.js';
 
 /** The activities a holder runs while it changes the service: while one is pending, it is alive. */
 const CHANGING_ACTIVITIES = new Set(['runCanary', 'restoreService']);

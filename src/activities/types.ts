@@ -77,7 +77,18 @@ export interface CoordinatorLeaseRequest extends LeaseRequest {
 }
 
 export { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
-import type { RecoverLeaseInput, RecoverLeaseResult } from './recover-lease.js';
+/** An expired lease whose holder may be gone (the coordinator's recoverAbandonedLease, recover-lease.ts). */
+export interface RecoverLeaseInput {
+  host: string;
+  kind: string;
+  leaseId: string;
+  holderWorkflowId: string;
+}
+
+export type RecoverLeaseResult =
+  | { action: 'holder_busy'; detail: string }
+  | { action: 'kept_promotion' }
+  | { action: 'restored'; downtimeMs: number };
 
 export interface HostActivities {
   /** The policy this host's worker was configured with (local activity). */

@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { SettingsError } from '../config/settings.js';
 import { CliError } from './cli/errors.js';
-import { TemporalUnreachableError } from './temporal-client.js';
+import { TemporalUnreachableError } from '../temporal/temporal-client.js';
 import { registerVramCommand } from './commands/vram.js';
 import { registerObserveCommand } from './commands/observe.js';
 import { registerSymptomCommand } from './commands/symptom.js';

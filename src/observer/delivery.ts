@@ -17,8 +17,8 @@ import { type TemporalTarget, loadTemporalTarget } from '../config/temporal-conn
 import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
 import { MAX_FUTURE_SKEW_MS, type SymptomInput, eventTimeMs, parseSymptom } from '../domain/symptom.js';
 import type { RecordSymptomResult } from '../workflows/healing-messages.js';
-import { SymptomAddressError, recordSymptom, signalSymptom } from '../client/symptoms.js';
-import { connectClient } from '../client/temporal-client.js';
+import { SymptomAddressError, recordSymptom, signalSymptom } from '../temporal/symptoms.js';
+import { connectClient } from '../temporal/temporal-client.js';
 import { Spool, SpoolFullError } from './spool.js';
 import type { SymptomSink } from './types.js';
 

@@ -7,7 +7,7 @@ import { SettingsError, loadSettings, readSetting } from '../config/settings.js'
 import { KIND_EXPECTED, isValidKind } from '../domain/identifiers.js';
 import { DEFAULT_KIND_LABEL } from './alertmanager.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './delivery.js';
-import { parseCommandLine } from './sources/command-line.js';
+import { parseCommandLine, splitCommandLine } from './sources/command-line.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -69,53 +69,6 @@ export function parseListenAddress(text: string): ListenAddress | null {
   const family = isIP(host);
   if (family === 0 || (m[1] !== undefined && family !== 6) || port > 65_535) return null;
   return { host, port };
-}
-
-/**
- * A command line split into arguments the way a shell would split words — spaces separate, '…' and "…"
- * quote, \ escapes — but nothing is expanded and no shell runs it. A JSON array is taken as is.
- */
-export function splitCommandLine(text: string): string[] | null {
-  const trimmed = text.trim();
-  if (trimmed.startsWith('[')) {
-    try {
-      const value = JSON.parse(trimmed) as unknown;
-      if (!Array.isArray(value) || value.length === 0) return null;
-      return value.every((v): v is string => typeof v === 'string') ? value : null;
-    } catch {
-      return null;
-    }
-  }
-  const args: string[] = [];
-  let current = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < trimmed.length; i++) {
-    const c = trimmed[i] as string;
-    if (quote === "'") {
-      if (c === "'") quote = null;
-      else current += c;
-    } else if (c === '\\' && i + 1 < trimmed.length) {
-      current += trimmed[++i];
-      inWord = true;
-    } else if (quote === '"') {
-      if (c === '"') quote = null;
-      else current += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) args.push(current);
-      current = '';
-      inWord = false;
-    } else {
-      current += c;
-      inWord = true;
-    }
-  }
-  if (quote !== null) return null;
-  if (inWord) args.push(current);
-  return args.length > 0 ? args : null;
 }
 
 const onOff = z

@@ -27,7 +27,7 @@ import {
 import { Worker } from '@temporalio/worker';
 import { createCoordinationActivities } from '../../src/activities/coordination.js';
 import type { BudgetReport } from '../../src/activities/types.js';
-import { recordSymptom, signalSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom, signalSymptom } from '../../src/temporal/symptoms.js';
 import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
 import type { HealingPolicy } from '../../src/domain/policy.js';
 import {

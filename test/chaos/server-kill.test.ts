@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { decisionsOf, eventually, healingState } from '../support/healing-harness.js';
 import { type Scenario, startScenario } from '../support/heal-scenario.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { CRASH_POINTS, CRASH_SETTING, type CrashPoint } from '../../src/activities/crash-point.js';
 import type { BudgetReport } from '../../src/activities/types.js';
 import { eventually, healingState, hostState } from '../support/healing-harness.js';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 
 const NOT_FOUND = Object.assign(new Error('5 NOT_FOUND: MultiOperation could not be executed'), { code: 5 });
 const ANSWER = {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import type { BudgetReport } from '../../src/activities/types.js';
 import { decisionsOf, eventually, healingState, hostState } from '../support/healing-harness.js';
 import { SIM_MODEL_PROFILE, waitHealthy } from '../support/heal-stack.js';

@@ -13,7 +13,7 @@ import { resolveTemporalCli } from '../../src/servers/temporal-cli.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import type { HealingStateView } from '../../src/workflows/healing-messages.js';
-import { signalSymptom } from '../../src/client/symptoms.js';
+import { signalSymptom } from '../../src/temporal/symptoms.js';
 import { decisionsOf, eventually, healingState, symptom } from '../support/healing-harness.js';
 
 const host = `e2e-${process.pid}`;

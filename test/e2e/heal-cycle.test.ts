@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { decisionsOf, eventually, healingState, hostState } from '../support/healing-harness.js';
 import { waitHealthy } from '../support/heal-stack.js';
 import {

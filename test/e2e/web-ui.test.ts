@@ -13,7 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { eventually, healingState } from '../support/healing-harness.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 import { type Scenario, complete, startScenario, torchOomDetails } from '../support/heal-scenario.js';

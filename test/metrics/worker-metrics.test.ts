@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, pickFreePort, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import { recordSymptom, signalSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom, signalSymptom } from '../../src/temporal/symptoms.js';
 import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
 import { HostCoordinatorWorkflow } from '../../src/workflows/host-coordinator-workflow.js';
 import { requestLeaseSignal } from '../../src/workflows/host-coordinator-messages.js';

@@ -21,7 +21,7 @@ import {
   deadLetterPath,
   symptomProblem,
 } from '../../src/observer/delivery.js';
-import { SymptomAddressError } from '../../src/client/symptoms.js';
+import { SymptomAddressError } from '../../src/temporal/symptoms.js';
 import { Spool } from '../../src/observer/spool.js';
 import {
   queryState,

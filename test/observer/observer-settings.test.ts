@@ -4,11 +4,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { SettingsError } from '../../src/config/settings.js';
-import {
-  loadObserverSettings,
-  parseListenAddress,
-  splitCommandLine,
-} from '../../src/observer/observer-settings.js';
+import { loadObserverSettings, parseListenAddress } from '../../src/observer/observer-settings.js';
+import { splitCommandLine } from '../../src/observer/sources/command-line.js';
 
 describe('observer settings', () => {
   test('a file to follow, state under the data directory, the door off', () => {

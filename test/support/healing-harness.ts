@@ -8,7 +8,7 @@ import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/i
 import type { RefusalCode } from '../../src/domain/host-ledger.js';
 import { DEFAULT_POLICY, type HealingPolicy } from '../../src/domain/policy.js';
 import type { SymptomInput } from '../../src/domain/symptom.js';
-import { recordSymptom } from '../../src/client/symptoms.js';
+import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 import { type HostStateView, hostStateQuery } from '../../src/workflows/host-coordinator-messages.js';
 import { decisionsOf } from './decisions.js';

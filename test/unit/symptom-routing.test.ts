@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { healingStartOptions, recordSymptom, signalSymptom } from '../../src/client/symptoms.js';
+import { healingStartOptions, recordSymptom, signalSymptom } from '../../src/temporal/symptoms.js';
 
 /** A client that fails the test if any call gets through to it. */
 const untouchable = new Proxy({} as Client, {

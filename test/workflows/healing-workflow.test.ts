@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { healingWorkflowId, hostCoordinatorWorkflowId } from '../../src/domain/identifiers.js';
 import type { BudgetReport } from '../../src/activities/types.js';
-import { signalSymptom } from '../../src/client/symptoms.js';
+import { signalSymptom } from '../../src/temporal/symptoms.js';
 import {
   clearEscalationUpdate,
   forceEscalationUpdate,

@@ -3,7 +3,7 @@
 import type { Client } from '@temporalio/client';
 import { loadTemporalTarget, type TemporalTarget } from '../../config/temporal-connection.js';
 import { defaultHostName } from '../../config/settings.js';
-import { connectClient } from '../temporal-client.js';
+import { connectClient } from '../../temporal/temporal-client.js';
 
 export interface CommandContext {
   client: Client;

@@ -4,7 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { healingWorkflowId } from '../../domain/identifiers.js';
 import { HealingWorkflow } from '../../workflows/healing-workflow.js';
-import { healingStartOptions } from '../symptoms.js';
+import { healingStartOptions } from '../../temporal/symptoms.js';
 import { withClient } from '../cli/context.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 

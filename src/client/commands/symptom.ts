@@ -1,6 +1,6 @@
 // healctl symptom <kind>: record one symptom (update-with-start) and print what the workflow answered.
 import type { Command } from 'commander';
-import { recordSymptom } from '../symptoms.js';
+import { recordSymptom } from '../../temporal/symptoms.js';
 import { parseSymptom, type SymptomInput } from '../../domain/symptom.js';
 import type { RecordSymptomResult } from '../../workflows/healing-messages.js';
 import { UsageError } from '../cli/errors.js';
