@@ -8,7 +8,8 @@ import { createPredictCandidates } from './predict-candidates.js';
 import { createRestartEstimate } from './restart-estimate.js';
 import { createRestoreService } from './restore-service.js';
 import { createRunCanary } from './run-canary.js';
-import { loadServiceSettings } from './service-settings.js';
+import { loadServiceSettings } from '../service/service-settings.js';
+import { vllmService } from '../service/vllm-service.js';
 import type { HostActivities } from './types.js';
 
 export type GpuActivities = Pick<
@@ -39,6 +40,7 @@ export function createGpuActivities(env: Env, settings: Settings, auditDir: stri
     };
   }
   const service = loadServiceSettings(env);
+  const adapter = vllmService(service, { measureVram });
   return {
     measureVram,
     predictCandidates: createPredictCandidates({
@@ -53,7 +55,7 @@ export function createGpuActivities(env: Env, settings: Settings, auditDir: stri
         fallbackMs: service.restartTimeoutMs / 2,
       }),
     }),
-    runCanary: createRunCanary({ service, measureVram }),
-    restoreService: createRestoreService({ service }),
+    runCanary: createRunCanary({ service: adapter }),
+    restoreService: createRestoreService({ service: adapter }),
   };
 }

@@ -1,5 +1,5 @@
 // The restoreService activity: after a failed, timed-out or cancelled canary, put the lease's backup back,
-// restart the service and wait until it is healthy. Idempotent and retried by the workflow (up to
+// restart the service and wait until it is healthy, through the service's ServiceAdapter. Idempotent and retried by the workflow (up to
 // RESTORE_MAX_ATTEMPTS): every step checks what is already done.
 //
 //  - backup of the lease there: put it back (no write when the config already holds it); restart unless the
@@ -14,20 +14,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RESTORE_FAILED } from '../domain/failure-types.js';
-import {
-  backupPathFor,
-  readIfExists,
-  readLeaseRecord,
-  restoreBackup,
-  sha256,
-  writeLeaseRecord,
-} from '../service/config-file.js';
-import { abortReason, checkHealth } from '../service/health.js';
-import { LogWatcher } from '../service/log-watch.js';
+import { sha256 } from '../service/config-file.js';
+import { abortReason } from '../service/health.js';
+import { RestartCommandError } from '../service/restart-command.js';
+import type { ServiceAdapter } from '../service/service-adapter.js';
 import { crashPoint } from './crash-point.js';
-import { RestartCommandError, runRestartCommand } from '../service/restart-command.js';
-import { Progress, type RestorePhase, shorten, waitHealthyWatchingLog } from './run-canary.js';
-import type { ServiceSettings } from './service-settings.js';
+import { Progress, type RestorePhase, shorten } from './progress.js';
 import type { RestoreInput, RestoreResult } from './types.js';
 
 /** The retry policy for restoreService allows this many attempts (RESTORE_ACTIVITY_OPTIONS, src/workflows/activity-options.ts). */
@@ -37,7 +29,7 @@ export const RESTORE_MAX_ATTEMPTS = 6;
 export const RESTORE_INCOMPLETE = 'RestoreIncomplete';
 
 export interface RestoreServiceDeps {
-  service: ServiceSettings;
+  service: ServiceAdapter;
   /** The attempt that is the last one (default {@link RESTORE_MAX_ATTEMPTS}). */
   maxAttempts?: number;
 }
@@ -56,14 +48,14 @@ export function createRestoreService(
     const signal = ctx.cancellationSignal;
     const attempt = ctx.info.attempt;
     const lastAttempt = attempt >= maxAttempts;
-    const { configPath, backupDir } = service;
+    const { configPath } = service;
     const progress = new Progress<RestorePhase>(ctx, { leaseId: input.leaseId, attempt }).start();
-    const healthy = async () => (await checkHealth(service.baseUrl, 5_000, signal)).ok;
+    const healthy = async () => (await service.checkHealth(5_000, signal)).ok;
 
     try {
       progress.enter('restore');
-      const record = await readLeaseRecord(configPath, backupDir, input.leaseId);
-      const current = await readIfExists(configPath);
+      const record = await service.readLeaseRecord(input.leaseId);
+      const current = await service.readConfigIfAny();
 
       // The recovery of an abandoned canary keeps a candidate that passed and was promoted on disk.
       if (input.keepPromotion && record?.promotedAt !== undefined) {
@@ -81,17 +73,16 @@ export function createRestoreService(
         return { downtimeMs: record.restored.downtimeMs };
       }
 
-      const backupPath = backupPathFor(configPath, backupDir, input.leaseId);
       let mustRestart: boolean;
-      if ((await readIfExists(backupPath)) !== null) {
-        const { changed } = await restoreBackup(backupPath, configPath);
+      if ((await service.readBackup(input.leaseId)) !== null) {
+        const { changed } = await service.restoreBackup(input.leaseId);
         progress.note({ configRewritten: changed });
         // Without a record (older files) the service may run anything: restart.
         mustRestart = changed || record === null || record.restartRequestedAt !== undefined;
       } else {
         if (record !== null && (current === null || sha256(current) !== record.originalSha256)) {
           throw new Unfixable(
-            `no backup of ${configPath} for lease ${input.leaseId} (expected ${backupPath}) and the config ${current === null ? 'is missing' : 'differs from the one before the canary'} (sha256 ${current === null ? '-' : sha256(current).slice(0, 12)} ≠ ${record.originalSha256.slice(0, 12)}): put the right config back by hand, restart the service, then acknowledge`,
+            `no backup of ${configPath} for lease ${input.leaseId} and the config ${current === null ? 'is missing' : 'differs from the one before the canary'} (sha256 ${current === null ? '-' : sha256(current).slice(0, 12)} ≠ ${record.originalSha256.slice(0, 12)}): put the right config back by hand, restart the service, then acknowledge`,
           );
         }
         // The canary never took its backup: the config was never touched.
@@ -106,17 +97,14 @@ export function createRestoreService(
         progress.enter('restart');
         crashPoint('restore:restart');
         const restartStarted = performance.now();
-        await runRestartCommand(service.restartCommand, service.restartTimeoutMs, signal);
         // Only the new process's log counts (the old one may print a last failure while it is stopped).
-        const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
+        const { logMark } = await service.restart(signal);
         progress.enter('health');
         crashPoint('restore:health');
-        const health = await waitHealthyWatchingLog({
-          baseUrl: service.baseUrl,
+        const health = await service.waitHealthy({
           deadlineMs: service.restartTimeoutMs - (performance.now() - restartStarted),
+          logMark,
           signal,
-          logPath: service.logPath,
-          logOffset,
           onPoll: (lastAnswer) => progress.note({ lastAnswer }),
         });
         if (!health.healthy) {
@@ -130,8 +118,8 @@ export function createRestoreService(
       }
 
       if (record !== null) {
-        const after = await readIfExists(configPath);
-        await writeLeaseRecord(configPath, backupDir, {
+        const after = await service.readConfigIfAny();
+        await service.writeLeaseRecord({
           ...record,
           restored: {
             at: new Date().toISOString(),

@@ -29,7 +29,8 @@ import { measureVramOnce } from '../../src/activities/measure-vram.js';
 import { RESTORE_FAILED } from '../../src/domain/failure-types.js';
 import { CANARY_HOST_FAILED, createRunCanary } from '../../src/activities/run-canary.js';
 import { RESTORE_INCOMPLETE, createRestoreService } from '../../src/activities/restore-service.js';
-import { type ServiceSettings, loadServiceSettings } from '../../src/activities/service-settings.js';
+import { type ServiceSettings, loadServiceSettings } from '../../src/service/service-settings.js';
+import { vllmService } from '../../src/service/vllm-service.js';
 import { SettingsError } from '../../src/config/settings.js';
 import {
   ConfigFileError,
@@ -266,6 +267,8 @@ const canaryInput = (leaseId: string, c: CandidateConfig, over: Partial<CanaryIn
   ...over,
 });
 
+const unused = () => Promise.reject(new Error('VRAM is not measured in this test'));
+
 /** An activity environment that records its heartbeats; `run` keeps the activity's types. */
 function activityEnv(attempt = 1) {
   const env = new MockActivityEnvironment(
@@ -290,7 +293,9 @@ test(
   async (t) => {
     const svc = await startService();
     const before = await svc.status();
-    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
+    const runCanary = createRunCanary({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const { beats, run } = activityEnv();
     const started = performance.now();
     const result = await run(runCanary, canaryInput('lease-pass', candidate(0.9)));
@@ -377,8 +382,12 @@ test(
   LIMIT,
   async () => {
     const svc = await startService();
-    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
-    const restoreService = createRestoreService({ service: svc.settings });
+    const runCanary = createRunCanary({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
+    const restoreService = createRestoreService({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const started = performance.now();
     const result = await activityEnv().run(
       runCanary,
@@ -426,8 +435,7 @@ test(
     // A service that never gets healthy and leaves no memory error in the log (no log watched): only the
     // deadline (60 s) would end the wait.
     const blind = createRunCanary({
-      service: { ...svc.settings, logPath: null },
-      measureVram: measureVramOf(svc),
+      service: vllmService({ ...svc.settings, logPath: null }, { measureVram: measureVramOf(svc) }),
     });
     const { env, beats, run } = activityEnv();
     const started = performance.now();
@@ -447,12 +455,15 @@ test(
     assert.ok(performance.now() - started < 30_000);
     assert.match(readFileSync(svc.settings.configPath, 'utf8'), /gpu-memory-utilization: 0\.15/);
 
-    const restored = await activityEnv().run(createRestoreService({ service: svc.settings }), {
-      host: 'gpu-1',
-      kind: 'vllm_oom',
-      leaseId: 'lease-cancel',
-      reason: 'cancelled',
-    });
+    const restored = await activityEnv().run(
+      createRestoreService({ service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }) }),
+      {
+        host: 'gpu-1',
+        kind: 'vllm_oom',
+        leaseId: 'lease-cancel',
+        reason: 'cancelled',
+      },
+    );
     assert.ok(restored.downtimeMs > STARTUP_MS);
     assert.equal(readFileSync(svc.settings.configPath, 'utf8'), svc.original);
     assert.equal(await healthStatus(svc.baseUrl), 200);
@@ -464,7 +475,9 @@ test(
   LIMIT,
   async () => {
     const svc = await startService({ utilization: 0.9 });
-    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
+    const runCanary = createRunCanary({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const result = await activityEnv().run(runCanary, canaryInput('lease-oom', candidate(0.99)));
     assert.equal(result.outcome, 'failed');
     assert.ok(result.downtimeMs !== null && result.downtimeMs > STARTUP_MS, 'it was healthy: downtime known');
@@ -497,7 +510,9 @@ test(
       id: 'max-model-len=512',
       changes: { 'max-model-len': 512 },
     };
-    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
+    const runCanary = createRunCanary({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const { beats, run } = activityEnv();
     const result = await run(runCanary, canaryInput('lease-crippled', crippling));
     assert.equal(result.outcome, 'failed', result.reason);
@@ -516,12 +531,15 @@ test(
     assert.match(readFileSync(svc.settings.configPath, 'utf8'), /^max-model-len: 512$/m);
 
     // What the workflow does next: restore. The old config is back and serves the same request again.
-    const restored = await activityEnv().run(createRestoreService({ service: svc.settings }), {
-      host: 'gpu-1',
-      kind: 'vllm_oom',
-      leaseId: 'lease-crippled',
-      reason: result.reason,
-    });
+    const restored = await activityEnv().run(
+      createRestoreService({ service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }) }),
+      {
+        host: 'gpu-1',
+        kind: 'vllm_oom',
+        leaseId: 'lease-crippled',
+        reason: result.reason,
+      },
+    );
     assert.ok(restored.downtimeMs > STARTUP_MS);
     assert.equal(readFileSync(svc.settings.configPath, 'utf8'), svc.original);
     const again = await fetch(`${svc.baseUrl}/v1/completions`, {
@@ -552,7 +570,7 @@ test(
       model: null,
       backupDir: join(dir, 'backups'),
     };
-    const runCanary = createRunCanary({ service, measureVram: () => Promise.reject(new Error('unused')) });
+    const runCanary = createRunCanary({ service: vllmService(service, { measureVram: unused }) });
     await assert.rejects(
       activityEnv().run(runCanary, canaryInput('lease-bad', candidate(0.9))),
       (err: unknown) => {
@@ -563,7 +581,7 @@ test(
         return true;
       },
     );
-    const restore = createRestoreService({ service });
+    const restore = createRestoreService({ service: vllmService(service, { measureVram: unused }) });
     const input = { host: 'gpu-1', kind: 'vllm_oom', leaseId: 'lease-bad', reason: 'test' };
     await assert.rejects(activityEnv().run(restore, input), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
@@ -599,7 +617,7 @@ test(
       model: null,
       backupDir: join(dir, 'backups'),
     };
-    const runCanary = createRunCanary({ service, measureVram: () => Promise.reject(new Error('unused')) });
+    const runCanary = createRunCanary({ service: vllmService(service, { measureVram: unused }) });
     await assert.rejects(
       activityEnv().run(runCanary, canaryInput('lease-x', candidate(0.9))),
       (err: unknown) => {
@@ -609,7 +627,7 @@ test(
         return true;
       },
     );
-    const restore = createRestoreService({ service });
+    const restore = createRestoreService({ service: vllmService(service, { measureVram: unused }) });
     const input = { host: 'gpu-1', kind: 'vllm_oom', leaseId: 'lease-x', reason: 'test' };
     await assert.rejects(activityEnv(1).run(restore, input), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
@@ -646,7 +664,7 @@ test(
       model: null,
       backupDir: join(dir, 'backups'),
     };
-    const runCanary = createRunCanary({ service, measureVram: () => Promise.reject(new Error('unused')) });
+    const runCanary = createRunCanary({ service: vllmService(service, { measureVram: unused }) });
     const { beats, run } = activityEnv();
     let started = performance.now();
     try {
@@ -666,7 +684,7 @@ test(
       const [canaryGroup] = await pidsFrom(pidFile, 1);
       await assertGroupGone(canaryGroup);
 
-      const restore = createRestoreService({ service });
+      const restore = createRestoreService({ service: vllmService(service, { measureVram: unused }) });
       started = performance.now();
       await assert.rejects(
         activityEnv(1).run(restore, {
@@ -703,7 +721,9 @@ test(
   LIMIT,
   async () => {
     const svc = await startService({ utilization: 0.9 });
-    const restore = createRestoreService({ service: svc.settings });
+    const restore = createRestoreService({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const restartsBefore = (await svc.status()).restarts;
     // No canary ran for this lease at all: the service is healthy, nothing is restarted.
     const none = await activityEnv().run(restore, {
@@ -716,7 +736,9 @@ test(
     assert.equal((await svc.status()).restarts, restartsBefore);
 
     // A canary whose backup vanished while the candidate is in the file: a person must decide.
-    const runCanary = createRunCanary({ service: svc.settings, measureVram: measureVramOf(svc) });
+    const runCanary = createRunCanary({
+      service: vllmService(svc.settings, { measureVram: measureVramOf(svc) }),
+    });
     const passed = await activityEnv().run(
       runCanary,
       canaryInput('lease-lost', candidate(0.85), { soakMs: 0 }),

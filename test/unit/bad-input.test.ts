@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSymptom } from '../../src/domain/symptom.js';
 import { SettingsError, loadSettings } from '../../src/config/settings.js';
-import { loadServiceSettings } from '../../src/activities/service-settings.js';
+import { loadServiceSettings } from '../../src/service/service-settings.js';
 import { ServingConfigError, parseServingConfig } from '../../src/service/vllm-config.js';
 import { BAD_SYMPTOMS } from '../support/bad-symptoms.js';
 

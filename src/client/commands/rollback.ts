@@ -1,6 +1,7 @@
 // healctl rollback: put back the config the last promotion replaced (<backupDir>/<name>.previous, written by
 // the canary's promotion), keep the config it replaces as <name>.rolled-back, restart the service with the
-// worker's restart command and wait until it is healthy — the same steps and code as restoreService.
+// worker's restart command and wait until it is healthy — the same ServiceAdapter as the canary and
+// restoreService (src/service/service-adapter.ts).
 // It holds the host's lease for the whole change, as a canary does (the coordinator refuses it while a canary
 // runs, and charges its downtime to the budget); --force goes on without the lease only when the coordinator
 // cannot be reached.
@@ -8,11 +9,11 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadServiceSettings } from '../../activities/service-settings.js';
-import { shorten, waitHealthyWatchingLog } from '../../activities/run-canary.js';
-import { ConfigFileError, readIfExists, rollbackToPrevious, sha256 } from '../../service/config-file.js';
-import { LogWatcher } from '../../service/log-watch.js';
-import { RestartCommandError, runRestartCommand } from '../../service/restart-command.js';
+import { createMeasureVram } from '../../activities/measure-vram.js';
+import { shorten } from '../../activities/progress.js';
+import { loadServiceSettings } from '../../service/service-settings.js';
+import { ConfigFileError, sha256 } from '../../service/config-file.js';
+import { vllmService } from '../../service/vllm-service.js';
 import { loadSettings } from '../../config/settings.js';
 import type { LeaseRelease } from '../../domain/host-ledger.js';
 import type { OperatorLeaseAnswer } from '../../workflows/host-coordinator-messages.js';
@@ -65,7 +66,7 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
     .action(async (opts: RollbackOptions) => {
       const host = hostFrom(opts, 'rollback');
       const settings = loadSettings();
-      const service = loadServiceSettings();
+      const service = vllmService(loadServiceSettings(), { measureVram: createMeasureVram() });
       const by = operatorName(opts.by);
       // The host's lease, like a canary's: never beside a canary, and the downtime goes to the budget.
       let lease: OperatorLeaseAnswer | null = null;
@@ -93,15 +94,15 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
       // start the cooldown.
       let release: LeaseRelease = { leaseId: leaseId ?? '', downtimeMs: 0, outcome: 'not_started' };
       try {
-        const before = await readIfExists(service.configPath);
+        const before = await service.readConfigIfAny();
         let result;
         try {
-          result = await rollbackToPrevious(service.configPath, service.backupDir);
+          result = await service.rollbackToPrevious();
         } catch (err) {
           if (err instanceof ConfigFileError) throw new CliError(`healctl rollback: ${err.message}`);
           throw err;
         }
-        const after = await readIfExists(service.configPath);
+        const after = await service.readConfigIfAny();
         const changes =
           before !== null && after !== null
             ? diffConfigKeys(before.toString('utf8'), after.toString('utf8'))
@@ -111,7 +112,6 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
         let failure: string | null = null;
         let started: number | null = null;
         if (opts.restart) {
-          const logOffset = service.logPath !== null ? await LogWatcher.sizeOf(service.logPath) : null;
           started = performance.now();
           const restartStarted = started;
           // The restart command runs in a process group of its own, which Ctrl-C does not reach: the first
@@ -122,13 +122,11 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
           process.once('SIGINT', onSignal);
           process.once('SIGTERM', onSignal);
           try {
-            await runRestartCommand(service.restartCommand, service.restartTimeoutMs, interrupted.signal);
-            const health = await waitHealthyWatchingLog({
-              baseUrl: service.baseUrl,
+            const { logMark } = await service.restart(interrupted.signal);
+            const health = await service.waitHealthy({
               deadlineMs: service.restartTimeoutMs - (performance.now() - restartStarted),
+              logMark,
               signal: interrupted.signal,
-              logPath: service.logPath,
-              logOffset,
             });
             if (health.healthy) restart = { downtimeMs: Math.round(performance.now() - restartStarted) };
             else
@@ -137,12 +135,7 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
                   ? `the service failed to start; its log says: ${shorten(health.logLine ?? '')}`
                   : `the service was not healthy within ${service.restartTimeoutMs} ms (last answer: ${health.lastAnswer})`;
           } catch (err) {
-            failure =
-              err instanceof RestartCommandError
-                ? err.message
-                : err instanceof Error
-                  ? err.message
-                  : String(err);
+            failure = err instanceof Error ? err.message : String(err);
           } finally {
             process.off('SIGINT', onSignal);
             process.off('SIGTERM', onSignal);
