@@ -20,12 +20,23 @@ import { registerResumeCommand } from './commands/resume.js';
 import { registerAckCommand } from './commands/ack.js';
 import { registerRollbackCommand } from './commands/rollback.js';
 import { registerWorkerCommand } from './commands/worker.js';
+import { addConnectionFlags } from './cli/connection-flags.js';
+import { VERSION } from './cli/version.js';
 
 const program = new Command()
   .name('healctl')
   .description('Operate kloros-healing: the self-healing loop for GPU inference services.')
+  .version(VERSION, '-V, --version', 'print the version')
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+addConnectionFlags(program);
+
+// `healctl observe --json | head`: the reader went away; that ends the command, quietly and successfully.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 registerSymptomCommand(program);
 registerStatusCommand(program);
@@ -56,6 +67,16 @@ try {
     console.error(`healctl: ${err.message}`);
     process.exit(1);
   }
-  console.error(`healctl: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`healctl: ${errorText(err)}`);
   process.exit(1);
+}
+
+/** An error with what caused it: the SDK's "Failed to list workflows" alone does not say why. */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause as { details?: unknown; message?: unknown } | undefined;
+  const why = typeof cause?.details === 'string' && cause.details ? cause.details : cause?.message;
+  return typeof why === 'string' && why && !err.message.includes(why)
+    ? `${err.message}: ${why}`
+    : err.message;
 }

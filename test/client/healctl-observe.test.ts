@@ -70,6 +70,32 @@ test('--file --once --dry-run --json: one JSON object per incident, sizes in MiB
   );
 });
 
+test('--json | head: the reader going away ends observe quietly with exit 0 (no EPIPE crash)', async () => {
+  const log = join(dir, 'many.log');
+  const lines: string[] = [];
+  for (let i = 0; i < 3000; i++)
+    lines.push(
+      `ERROR 12-02 10:00:00 [engine.py:1] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate ${i + 1}.00 MiB. GPU 0 has a total capacity of 79.19 GiB of which 3.12 MiB is free.`,
+      'INFO 12-02 10:00:00 [engine.py:2] another line',
+    );
+  await writeFile(log, lines.join('\n') + '\n');
+  // A shell pipeline as an operator types it; PIPESTATUS gives healctl's own exit status.
+  const r = await execa(
+    'bash',
+    [
+      '-c',
+      `node bin/healctl.js observe --file '${log}' --once --dry-run --json | head -c 200 >/dev/null; echo "healctl exit \${PIPESTATUS[0]}" >&2`,
+    ],
+    {
+      reject: false,
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1', KLR_HOST: 'gpu-7', KLR_DATA_DIR: '' },
+      extendEnv: true,
+    },
+  );
+  assert.match(r.stderr, /healctl exit 0$/);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error:/);
+});
+
 test('human output: one readable line per incident', async () => {
   const r = await healctl(['observe', '--file', 'test/fixtures/logs/sim-kv.txt', '--once', '--dry-run']);
   assert.equal(r.exitCode, 0, r.stderr);

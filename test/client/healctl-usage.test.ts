@@ -75,9 +75,30 @@ test('an unreachable server exits 1 with the address and what to do', async () =
   assert.match(
     r.stderr,
     new RegExp(
-      `^healctl: cannot reach Temporal at ${deadAddress} .*— start the local stack with \`npm start\` or set TEMPORAL_ADDRESS`,
+      `^healctl: cannot reach Temporal at ${deadAddress} .*— start the local stack with \`npm start\`, or pass --address \\(TEMPORAL_ADDRESS\\)`,
     ),
   );
+});
+
+test('connection flags win over the environment, and TLS failures say to check TLS, not to start a server', async () => {
+  const viaFlag = await healctl(['status', 'vllm_oom', '--address', '127.0.0.1:9', '-n', 'prod'], {
+    TEMPORAL_ADDRESS: deadAddress,
+  });
+  assert.equal(viaFlag.exitCode, 1);
+  assert.match(viaFlag.stderr, /^healctl: cannot reach Temporal at 127\.0\.0\.1:9 /);
+  const tls = await healctl(['--tls', 'list', '--host', 'h']);
+  assert.equal(tls.exitCode, 1);
+  assert.match(
+    tls.stderr,
+    new RegExp(`cannot reach Temporal at ${deadAddress} over TLS .*check that the server speaks TLS`),
+  );
+  assert.doesNotMatch(tls.stderr, /npm start/);
+});
+
+test('--version prints the package version', async () => {
+  const r = await healctl(['--version']);
+  assert.equal(r.exitCode, 0);
+  assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+$/);
 });
 
 async function serviceDir(name: string, previous: string | null) {

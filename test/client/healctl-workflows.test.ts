@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
+import { hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
+import {
+  acquireOperatorLeaseUpdate,
+  releaseLeaseSignal,
+} from '../../src/workflows/host-coordinator-messages.js';
+import { HostCoordinatorWorkflow } from '../../src/workflows/host-coordinator-workflow.js';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import type { Decision } from '../../src/domain/decision-log.js';
@@ -187,6 +193,50 @@ test('pause, resume and ack change the host coordinator', async () => {
   assert.equal(plain.exitCode, 0, plain.stderr);
   assert.match(plain.stdout, new RegExp(`^nothing to acknowledge: no restore failure is latched on ${host}`));
   assert.doesNotMatch(plain.stdout, /^acknowledged/);
+});
+
+test('status exits 1 while a failed rollback latches the host, and 0 once acknowledged', async () => {
+  const lease = await client.workflow.executeUpdateWithStart(acquireOperatorLeaseUpdate, {
+    args: [
+      { requestId: 'latch-1', purpose: 'rollback', by: 'tester', reason: 'test', predictedDowntimeMs: 1_000 },
+    ],
+    startWorkflowOperation: new WithStartWorkflowOperation(HostCoordinatorWorkflow, {
+      workflowId: hostCoordinatorWorkflowId(host),
+      taskQueue: hostTaskQueue(host),
+      args: [{ host }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    }),
+  });
+  assert.equal(lease.granted, true, lease.reason);
+  await client.workflow.getHandle(hostCoordinatorWorkflowId(host)).signal(releaseLeaseSignal, {
+    leaseId: lease.leaseId!,
+    downtimeMs: 1_000,
+    outcome: 'rollback_failed',
+    restoreFailure: 'healctl rollback by tester: the service was not healthy',
+  });
+  await eventually('latched', async () => (await hostState(client, host)).restoreFailure !== null);
+
+  const latched = await healctl(['status', kind]);
+  assert.equal(latched.exitCode, 1, 'a latched host is a non-zero status');
+  assert.match(latched.stdout, /restore/i, 'the state is still printed');
+  assert.match(
+    latched.stderr,
+    new RegExp(`^healctl status: ${host} is latched: .* until \`healctl ack ${host}\``),
+  );
+  const ack = await healctl(['ack', host, '--reason', 'service checked by hand']);
+  assert.equal(ack.exitCode, 0, ack.stderr);
+  const clear = await healctl(['status', kind]);
+  assert.equal(clear.exitCode, 0, clear.stderr);
+});
+
+test('list on a host with no workflows says which hosts have some', async () => {
+  const r = await healctl(['list', '--host', 'no-such-host']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.equal(r.stdout, 'no healing workflows'); // execa strips the final newline
+  assert.match(
+    r.stderr,
+    new RegExp(`^healctl list: none on no-such-host; hosts with healing workflows: .*${host}`),
+  );
 });
 
 test('start is idempotent and cancel ends the workflow', async () => {

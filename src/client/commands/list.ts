@@ -78,5 +78,14 @@ Visibility is eventually consistent: a workflow started a moment ago may take a 
       });
       if (opts.json) printJson(rows);
       else process.stdout.write(formatList(rows));
+      if (!opts.json && rows.length === 0 && host !== null) {
+        const others = await withClient(({ client }) => listHealingWorkflows(client, null, false));
+        const hosts = [...new Set(others.map((w) => w.host))].sort();
+        process.stderr.write(
+          hosts.length > 0
+            ? `healctl list: none on ${host}; hosts with healing workflows: ${hosts.slice(0, 10).join(', ')}${hosts.length > 10 ? ', …' : ''} (--host NAME, or --all-hosts)\n`
+            : `healctl list: none on ${host}, nor on any other host: nothing has been recorded yet (healctl symptom <kind>, or the observer)\n`,
+        );
+      }
     });
 }

@@ -60,16 +60,13 @@ export function registerStatusCommand(program: Command): void {
       )
       .argument('[kind]', 'one symptom kind (default: every kind on the host)'),
   )
-    .option(
-      '-n, --decisions <n>',
-      'how many recent decisions to show',
-      (v) => parseCount(v, '--decisions'),
-      5,
-    )
+    .option('--decisions <n>', 'how many recent decisions to show', (v) => parseCount(v, '--decisions'), 5)
     .option('--json', 'print the state query’s answers as JSON')
     .addHelpText(
       'after',
       `
+Exits 1 when the host is latched by a failed restore (after printing the state), 0 otherwise.
+
 Examples:
   healctl status                     every kind on this host, and the host's coordinator
   healctl status vllm_oom --host gpu-node-1
@@ -82,6 +79,14 @@ Examples:
         const snapshot = await withClient(({ client }) => readStatus(client, 'status', host, kind));
         if (opts.json) printJson(snapshot);
         else process.stdout.write(formatStatus(snapshot, Date.now(), opts.decisions));
+        // Like `kubectl argo rollouts status`: a script can tell a host that needs an operator.
+        const latch = snapshot.hostState?.restoreFailure;
+        if (latch) {
+          process.stderr.write(
+            `healctl status: ${host} is latched: a ${latch.kind} restore failed at ${latch.at}; no canary runs until \`healctl ack ${host}\` (exit 1)\n`,
+          );
+          process.exitCode = 1;
+        }
       },
     );
 }

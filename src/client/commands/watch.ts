@@ -37,7 +37,7 @@ export function registerWatchCommand(program: Command): void {
       .argument('[kind]', 'one symptom kind (default: every kind on the host)'),
   )
     .option('-i, --interval <seconds>', 'seconds between refreshes', parseInterval, 2)
-    .option('-n, --decisions <n>', 'how many recent decisions to show', (v) => Number(v), 5)
+    .option('--decisions <n>', 'how many recent decisions to show', (v) => Number(v), 5)
     .option('--once', 'print one block (or JSON line) and exit')
     .option('--json', 'one JSON line per change (the `status --json` object), for scripts')
     .addHelpText(
