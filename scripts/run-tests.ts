@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { ensureTestServer } from '../src/servers/test-server.js';
+import { provisionOsDependencies } from './os-deps.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
 
 async function findTests(dir: string): Promise<string[]> {
@@ -61,6 +62,7 @@ const rerunHung = process.env.KLR_TEST_RERUN_HUNG !== '0';
 
 const say = (m: string) => console.log(`# ${m}`);
 const started = Date.now();
+provisionOsDependencies(files, say);
 const cli = await resolveTemporalCli(say);
 const testServer = await ensureTestServer(say);
 say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, ${testServer}`);
