@@ -167,7 +167,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.exit(130);
   });
 
-const first = await runAll([...files]);
+// The longest files first (the end-to-end ones take 1.5-2.5 minutes each), so that the run does not end
+// with one lane on a long file while the other idles.
+const weight = (f: string) =>
+  /[/\\]e2e[/\\]/.test(f) ? 0 : /[/\\](adversarial|observer|workflows|client)[/\\]/.test(f) ? 1 : 2;
+const first = await runAll([...files].sort((a, b) => weight(a) - weight(b)));
 const hung = first.filter((r) => r.hung);
 const reruns: FileRun[] = [];
 if (rerunHung && hung.length > 0) {

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseDurationSeconds } from './duration.js';
 import { HOST_EXPECTED, isValidHost, isValidKind } from '../domain/identifiers.js';
 import { parseKindActions } from '../domain/kind-policy.js';
 import { isValidTimeZone, parseMaintenanceWindow } from '../domain/maintenance-window.js';
@@ -48,12 +49,25 @@ export function readSetting<T>(
 const wholeNumber = (min: number, max: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
 
-const decimal = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?$/)
-    .transform(Number)
-    .pipe(z.number().min(min).max(max));
+/**
+ * A duration setting ("4h", "90m", "1h30m", "45s"; a bare number in the setting's historical unit), as
+ * seconds (or hours, for the settings that were hours) within [min, max] seconds; `whole` rounds nothing:
+ * a value that is not whole seconds is refused.
+ */
+export const duration = (opts: { min: number; max: number; bare: 's' | 'h'; whole?: boolean }) =>
+  z.string().transform((text, ctx) => {
+    const seconds = parseDurationSeconds(text, opts.bare, opts.bare === 'h');
+    if (
+      seconds === null ||
+      seconds < opts.min ||
+      seconds > opts.max ||
+      (opts.whole && !Number.isInteger(seconds))
+    ) {
+      ctx.addIssue({ code: 'custom', message: 'not a duration in range' });
+      return z.NEVER;
+    }
+    return opts.bare === 'h' ? seconds / 3600 : seconds;
+  });
 
 export function hostTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -115,18 +129,18 @@ export function loadSettings(env: Env = process.env): Settings {
     escalationFlagTtlSeconds: readSetting(
       env,
       'KLR_ESCALATION_FLAG_TTL',
-      wholeNumber(0, 365 * 86_400),
+      duration({ min: 0, max: 365 * 86_400, bare: 's', whole: true }),
       '14400',
-      'whole seconds ≥ 0 (0 = the flag never lapses)',
+      'a duration such as 4h, 90m or 14400 (bare numbers are seconds), up to 365d; 0 = the flag never lapses',
     ),
     maintenanceWindow: windowText,
     maintenanceTimeZone: tz,
     maxDowntimeSeconds: readSetting(
       env,
       'KLR_GPU_MAINTENANCE_MAX_DOWNTIME',
-      wholeNumber(1, 86_400),
+      duration({ min: 1, max: 86_400, bare: 's', whole: true }),
       '60',
-      'whole seconds of downtime per window, 1 to 86400',
+      'downtime per window as a duration such as 5m or 300 (bare numbers are seconds), 1s to 24h, whole seconds',
     ),
     defaultMode: readSetting(
       env,
@@ -138,9 +152,9 @@ export function loadSettings(env: Env = process.env): Settings {
     cooldownHours: readSetting(
       env,
       'KLR_CANARY_COOLDOWN_HOURS',
-      decimal(0, 24 * 365),
+      duration({ min: 0, max: 365 * 86_400, bare: 'h' }),
       '6',
-      'hours ≥ 0 between canaries on one host (decimals allowed, e.g. 0.5)',
+      'the time between canaries on one host as a duration such as 6h or 90m, or a number of hours (decimals allowed, e.g. 0.5), up to 365d',
     ),
     maxAttempts: readSetting(
       env,
@@ -152,23 +166,23 @@ export function loadSettings(env: Env = process.env): Settings {
     soakSeconds: readSetting(
       env,
       'KLR_CANARY_SOAK_SECONDS',
-      wholeNumber(0, 3600),
+      duration({ min: 0, max: 3600, bare: 's', whole: true }),
       '30',
-      'whole seconds ≥ 0 to watch a canary for new OOMs, at most 3600',
+      'how long to watch a canary for new OOMs as a duration such as 30s or 2m (bare numbers are seconds), 0 to 1h, whole seconds',
     ),
     leaseTtlSeconds: readSetting(
       env,
       'KLR_CANARY_LEASE_TTL',
-      wholeNumber(60, 86_400),
+      duration({ min: 60, max: 86_400, bare: 's', whole: true }),
       '1800',
-      'whole seconds a canary lease may be held, 60 to 86400',
+      'how long a canary lease may be held as a duration such as 30m or 1800 (bare numbers are seconds), 1m to 24h, whole seconds',
     ),
     predictIntervalSeconds: readSetting(
       env,
       'KLR_PREDICT_INTERVAL',
-      wholeNumber(0, 86_400),
+      duration({ min: 0, max: 86_400, bare: 's', whole: true }),
       '300',
-      'whole seconds between two predictive runs, 0 to 86400',
+      'the time between two predictive runs as a duration such as 5m or 300 (bare numbers are seconds), 0 to 24h, whole seconds',
     ),
     historyEventsLimit: readSetting(
       env,

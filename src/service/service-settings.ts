@@ -3,7 +3,7 @@
 // expected, like every other KLR_* setting (src/config/settings.ts).
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { SettingsError, readSetting } from '../config/settings.js';
+import { SettingsError, duration, readSetting } from '../config/settings.js';
 import type { CandidateFloorSettings } from '../domain/candidates.js';
 
 export interface ServiceSettings {
@@ -186,9 +186,9 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
   const restartTimeoutS = readSetting(
     env,
     'KLR_SERVICE_RESTART_TIMEOUT',
-    z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1).max(3600)),
+    duration({ min: 1, max: 3600, bare: 's', whole: true }),
     '60',
-    'whole seconds, 1 to 3600, for the restart command and for the service to be healthy again',
+    'a duration such as 5m or 300 (bare numbers are seconds), 1s to 1h, whole seconds, for the restart command and for the service to be healthy again',
   );
   const baseUrl = readSetting(
     env,

@@ -895,7 +895,7 @@ test('service settings: defaults, and one clear line per bad value (a shell stri
   );
   bad(
     { KLR_SERVICE_RESTART_TIMEOUT: '1.5' },
-    /KLR_SERVICE_RESTART_TIMEOUT="1\.5": expected whole seconds, 1 to 3600/,
+    /KLR_SERVICE_RESTART_TIMEOUT="1\.5": expected a duration such as 5m or 300/,
   );
   bad(
     { KLR_SERVICE_URL: 'localhost:8000' },

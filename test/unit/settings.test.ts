@@ -40,6 +40,25 @@ describe('settings', () => {
     assert.equal(s.policy.cooldownHours, 0.5);
   });
 
+  test('durations take units, and bare numbers keep their old unit (seconds, or hours for the cooldown)', () => {
+    const s = loadSettings({
+      KLR_ESCALATION_FLAG_TTL: '4h',
+      KLR_GPU_MAINTENANCE_MAX_DOWNTIME: '5m',
+      KLR_CANARY_COOLDOWN_HOURS: '90m',
+      KLR_CANARY_SOAK_SECONDS: '1m30s',
+      KLR_CANARY_LEASE_TTL: '1h',
+      KLR_PREDICT_INTERVAL: '0',
+    });
+    assert.equal(s.policy.escalationFlagTtlSeconds, 14_400);
+    assert.equal(s.policy.maxDowntimeSeconds, 300);
+    assert.equal(s.policy.cooldownHours, 1.5);
+    assert.equal(s.policy.soakSeconds, 90);
+    assert.equal(s.policy.leaseTtlSeconds, 3600);
+    assert.equal(s.policy.predictIntervalSeconds, 0);
+    assert.equal(loadSettings({ KLR_CANARY_COOLDOWN_HOURS: '2d' }).policy.cooldownHours, 48);
+    assert.equal(loadSettings({ KLR_ESCALATION_FLAG_TTL: '600' }).policy.escalationFlagTtlSeconds, 600);
+  });
+
   const bad: [Record<string, string>, RegExp][] = [
     [
       { KLR_SYMPTOM_THRESHOLD_24H: 'three' },
@@ -47,7 +66,10 @@ describe('settings', () => {
     ],
     [{ KLR_SYMPTOM_THRESHOLD_24H: '0' }, /KLR_SYMPTOM_THRESHOLD_24H="0"/],
     [{ KLR_SYMPTOM_THRESHOLD_24H: '-3' }, /KLR_SYMPTOM_THRESHOLD_24H="-3"/],
-    [{ KLR_ESCALATION_FLAG_TTL: '1.5' }, /KLR_ESCALATION_FLAG_TTL="1.5": expected whole seconds ≥ 0/],
+    [
+      { KLR_ESCALATION_FLAG_TTL: '1.5' },
+      /KLR_ESCALATION_FLAG_TTL="1.5": expected a duration such as 4h, 90m or 14400/,
+    ],
     [
       { KLR_GPU_MAINTENANCE_WINDOW: '25:00-07:00' },
       /^invalid setting KLR_GPU_MAINTENANCE_WINDOW="25:00-07:00": expected HH:MM-HH:MM/,
@@ -63,6 +85,17 @@ describe('settings', () => {
       /^invalid setting KLR_CANARY_MODE="yolo": expected "predictive" or "canary"$/,
     ],
     [{ KLR_CANARY_COOLDOWN_HOURS: '-1' }, /KLR_CANARY_COOLDOWN_HOURS="-1"/],
+    [{ KLR_CANARY_COOLDOWN_HOURS: '6 hours' }, /KLR_CANARY_COOLDOWN_HOURS="6 hours": expected .* 6h or 90m/],
+    [
+      { KLR_GPU_MAINTENANCE_MAX_DOWNTIME: '1500ms' },
+      /KLR_GPU_MAINTENANCE_MAX_DOWNTIME="1500ms": expected .*whole seconds/,
+    ],
+    [
+      { KLR_GPU_MAINTENANCE_MAX_DOWNTIME: '25h' },
+      /KLR_GPU_MAINTENANCE_MAX_DOWNTIME="25h": expected .*1s to 24h/,
+    ],
+    [{ KLR_CANARY_LEASE_TTL: '30s' }, /KLR_CANARY_LEASE_TTL="30s": expected .*1m to 24h/],
+    [{ KLR_ESCALATION_FLAG_TTL: '4h-1m' }, /KLR_ESCALATION_FLAG_TTL="4h-1m"/],
     [{ KLR_HOST: '../etc' }, /^invalid setting KLR_HOST="..\/etc": expected a host name/],
     [{ KLR_HOST: 'gpu 1' }, /KLR_HOST="gpu 1"/],
     [{ KLR_LOG_LEVEL: 'loud' }, /KLR_LOG_LEVEL="loud"/],
