@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { SettingsError, loadSettings } from '../src/config/settings.js';
 import { formatListenAddress, loadMetricsSettings } from '../src/config/metrics-settings.js';
+import { DEFAULT_TEMPORAL_ADDRESS } from '../src/config/temporal-connection.js';
 import { type DevServerHandle, startDevServer } from '../src/servers/dev-server.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
 import { hostTaskQueue } from '../src/domain/identifiers.js';
@@ -166,10 +167,15 @@ try {
   say(
     `Metrics:  ${metricsUrl(metrics.metrics)} (Temporal SDK: ${metricsUrl(metrics.sdkMetrics)}); docs/metrics.md`,
   );
+  // healctl's own default is 127.0.0.1:7233: any other address must be in the command to be true.
+  const healctl =
+    server.address === DEFAULT_TEMPORAL_ADDRESS
+      ? 'npm run healctl --'
+      : `TEMPORAL_ADDRESS=${server.address} npm run healctl --`;
   say('Try, in another terminal:');
-  say(`  npm run healctl -- status ${KIND}     what it knows and what it will do next`);
-  say('  npm run healctl -- list                every healing workflow');
-  say(`  npm run healctl -- watch ${KIND}      a live view`);
+  say(`  ${healctl} status ${KIND}     what it knows and what it will do next`);
+  say(`  ${healctl} list                every healing workflow`);
+  say(`  ${healctl} watch ${KIND}      a live view`);
   say(
     `Ctrl-C stops everything it started; the next \`npm start\` reuses ${rel(dataDir)}/ (started ${elapsed()} ago)`,
   );

@@ -154,7 +154,11 @@ async function firstRun(run: Run): Promise<void> {
     assert.match(output, new RegExp(`\\] ${stage}`), `a line for "${stage}"`);
   assert.match(output, /KLR_GPU_MAINTENANCE_WINDOW\s+\d\d:\d\d-\d\d:\d\d \(UTC\)\s+03:00-07:00/);
   assert.match(output, /Web UI: +http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\?query=/);
-  assert.match(output, /npm run healctl -- status vllm_oom/);
+  // The hint names the address: healctl's default is 127.0.0.1:7233, and this run uses another port.
+  assert.ok(
+    output.includes(`TEMPORAL_ADDRESS=${run.temporalAddress} npm run healctl -- status vllm_oom`),
+    'the second-terminal hint carries the address',
+  );
 
   const state = await withClient(run.temporalAddress, (client) =>
     client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
