@@ -1,5 +1,6 @@
 // The worker of one GPU host: it runs the healing and coordinator workflows of that host and the
 // activities that touch its GPU and its service, on the host's own task queue.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -24,6 +25,13 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${ext}`, 
 export const PAYLOAD_CONVERTER_PATH = fileURLToPath(
   new URL(`../workflows/payload-converter${ext}`, import.meta.url),
 );
+
+/**
+ * The workflow bundle `npm run build` wrote beside the compiled worker (dist/workflow-bundle.js): used
+ * when the worker runs from dist/, so that a production start does not bundle the workflows again.
+ */
+export const PREBUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
+const usePrebuiltBundle = ext === '.js' && existsSync(PREBUILT_WORKFLOW_BUNDLE);
 
 export interface HostWorkerOptions {
   settings: Settings;
@@ -64,7 +72,9 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
     connection,
     namespace: target.namespace,
     taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
+    ...(usePrebuiltBundle
+      ? { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } }
+      : { workflowsPath: WORKFLOWS_PATH }),
     dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
     activities,
     // The canary's restore must outlive a shutdown request: give running activities time to finish.
@@ -110,6 +120,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       address: target.address,
       host: settings.host,
       metrics: metricsServer ? `http://${formatListenAddress(metricsServer.address)}/metrics` : 'off',
+      workflows: usePrebuiltBundle ? PREBUILT_WORKFLOW_BUNDLE : `bundled at start from ${WORKFLOWS_PATH}`,
     },
     'host worker started',
   );

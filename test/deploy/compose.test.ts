@@ -113,16 +113,19 @@ test('the worker and observer: built from the repo, Temporal by TEMPORAL_* env, 
   const text = await readFile(dockerfile, 'utf8');
   assert.match(text, /^FROM node:20-bookworm-slim$/m);
   assert.match(text, /npm ci --omit=dev/);
+  assert.match(text, /RUN npm run build/, 'the image runs built JavaScript');
   assert.match(text, /^USER node$/m);
-  assert.deepEqual(worker.command, ['node', '--import', 'tsx', 'src/workers/main.ts']);
-  assert.deepEqual(s['kloros-observer']!.command, ['node', '--import', 'tsx', 'src/observer/main.ts']);
+  assert.deepEqual(worker.command, ['node', 'dist/workers/main.js']);
+  assert.deepEqual(s['kloros-observer']!.command, ['node', 'dist/observer/main.js']);
   assert.equal(s['kloros-observer']!.image, worker.image, 'the observer runs the worker’s image');
   for (const name of ['kloros-worker', 'kloros-observer']) {
     const env = s[name]!.environment!;
     assert.equal(env.TEMPORAL_ADDRESS, 'temporal:7233', `${name}: TEMPORAL_ADDRESS`);
     assert.equal(env.TEMPORAL_NAMESPACE, 'default');
     assert.equal(env.KLR_HOST, 'lab-gpu-1');
-    await access(join(REPO_ROOT, s[name]!.command!.at(-1)!), constants.R_OK);
+    // The image runs dist/ (built in the image): its source must be in the repository.
+    const entry = s[name]!.command!.at(-1)!;
+    await access(join(REPO_ROOT, entry.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')), constants.R_OK);
   }
   assert.equal(worker.environment!.KLR_METRICS_ADDR, '0.0.0.0:9464');
   assert.equal(worker.environment!.KLR_SDK_METRICS_ADDR, '0.0.0.0:9465');

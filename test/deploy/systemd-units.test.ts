@@ -78,11 +78,14 @@ for (const [name, path] of Object.entries(UNITS)) {
     const workDir = one(unit, 'Service', 'WorkingDirectory');
     assert.equal(workDir, '/opt/kloros-healing');
     const exec = one(unit, 'Service', 'ExecStart').split(/\s+/);
-    assert.deepEqual(exec.slice(0, 3), ['/usr/bin/node', '--import', 'tsx']);
-    const entry = exec[3]!;
-    assert.equal(entry, name === 'worker' ? 'src/workers/main.ts' : 'src/observer/main.ts');
-    await access(join(REPO_ROOT, entry), constants.R_OK).catch(() =>
-      assert.fail(`${name}: ExecStart runs ${entry} (relative to ${workDir}), missing in the repository`),
+    // Built JavaScript (npm run build), no tsx in production: the entry's source must exist.
+    assert.equal(exec.length, 2, 'node and the entry point, nothing else');
+    assert.equal(exec[0], '/usr/bin/node');
+    const entry = exec[1]!;
+    assert.equal(entry, name === 'worker' ? 'dist/workers/main.js' : 'dist/observer/main.js');
+    const source = entry.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts');
+    await access(join(REPO_ROOT, source), constants.R_OK).catch(() =>
+      assert.fail(`${name}: ExecStart runs ${entry} (relative to ${workDir}), built from ${source}: missing`),
     );
   });
 }

@@ -1,0 +1,73 @@
+// `npm run build` as production uses it: the JavaScript and the pre-built workflow bundle, run with plain
+// node (no tsx): healctl answers, and the worker loads the bundle instead of bundling at start and runs
+// the workflows — a symptom sent by the built healctl is counted by the built worker.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
+
+// Inside the repository, so that the built files resolve the installed packages as dist/ does.
+const OUT = resolve('node_modules', '.cache', `klr-build-test-${process.pid}`);
+const host = `built-${process.pid}`;
+let server: DevServerHandle | undefined;
+let worker: ResultPromise | undefined;
+let dataDir: string;
+
+before(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'klr-build-'));
+});
+after(async () => {
+  worker?.kill('SIGTERM');
+  await worker?.catch(() => undefined);
+  await server?.stop();
+  await rm(OUT, { recursive: true, force: true });
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+test('the build runs with plain node: healctl, and a worker on the pre-built workflow bundle', async () => {
+  const build = await execa(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--out-dir', OUT], {
+    reject: false,
+    all: true,
+  });
+  assert.equal(build.exitCode, 0, build.all);
+  assert.match(build.all ?? '', /workflow bundle .*workflow-bundle\.js/);
+
+  const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+  const version = await execa(process.execPath, [join(OUT, 'client', 'healctl.js'), '--version'], {
+    reject: false,
+  });
+  assert.equal(version.exitCode, 0, version.stderr);
+  assert.equal(version.stdout.trim(), pkg.version);
+
+  server = await startDevServer({ searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+  const env = {
+    TEMPORAL_ADDRESS: server.address,
+    KLR_HOST: host,
+    KLR_DATA_DIR: dataDir,
+    KLR_METRICS_ADDR: 'off',
+  };
+  worker = execa(process.execPath, [join(OUT, 'workers', 'main.js')], { env, all: true, reject: false });
+  const proc = worker;
+  let output = '';
+  const started = await new Promise<string>((resolveLine, reject) => {
+    proc.all?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split('\n').find((l) => l.includes('host worker started'));
+      if (line) resolveLine(line);
+    });
+    void proc.then(() => reject(new Error(`the built worker exited before it started:\n${output}`)));
+  });
+  assert.match(started, /workflow-bundle\.js/, 'the worker loads the pre-built bundle');
+
+  const symptom = await execa(
+    process.execPath,
+    [join(OUT, 'client', 'healctl.js'), 'symptom', 'vllm_oom', '--host', host, '--json'],
+    { env, reject: false },
+  );
+  assert.equal(symptom.exitCode, 0, symptom.stderr);
+  assert.equal((JSON.parse(symptom.stdout) as { count24h: number }).count24h, 1, symptom.stdout);
+});
