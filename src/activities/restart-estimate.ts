@@ -6,35 +6,41 @@ import type { BudgetReport } from './types.js';
 
 const RECENT = 10;
 
+/** The median restart of this host's last promotions (its audit log), and how many; null: none yet. */
+export async function measuredRestart(
+  auditDir: string,
+  host: string,
+): Promise<{ medianMs: number; promotions: number } | null> {
+  let text: string;
+  try {
+    text = await readFile(join(auditDir, `budget-${host}.jsonl`), 'utf8');
+  } catch {
+    return null;
+  }
+  const measured = text
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((line) => {
+      try {
+        const report = JSON.parse(line) as BudgetReport;
+        // A promotion is exactly one restart; a restore is two, so it says less about one restart.
+        return report.event.outcome === 'promoted' && report.event.downtimeMs > 0
+          ? [report.event.downtimeMs]
+          : [];
+      } catch {
+        return [];
+      }
+    })
+    .slice(-RECENT)
+    .sort((a, b) => a - b);
+  if (measured.length === 0) return null;
+  return { medianMs: measured[Math.floor(measured.length / 2)] as number, promotions: measured.length };
+}
+
 export function createRestartEstimate(opts: {
   auditDir: string;
   host: string;
   fallbackMs: number;
 }): () => Promise<number> {
-  return async () => {
-    let text: string;
-    try {
-      text = await readFile(join(opts.auditDir, `budget-${opts.host}.jsonl`), 'utf8');
-    } catch {
-      return opts.fallbackMs;
-    }
-    const measured = text
-      .split('\n')
-      .filter(Boolean)
-      .flatMap((line) => {
-        try {
-          const report = JSON.parse(line) as BudgetReport;
-          // A promotion is exactly one restart; a restore is two, so it says less about one restart.
-          return report.event.outcome === 'promoted' && report.event.downtimeMs > 0
-            ? [report.event.downtimeMs]
-            : [];
-        } catch {
-          return [];
-        }
-      })
-      .slice(-RECENT)
-      .sort((a, b) => a - b);
-    if (measured.length === 0) return opts.fallbackMs;
-    return measured[Math.floor(measured.length / 2)] as number;
-  };
+  return async () => (await measuredRestart(opts.auditDir, opts.host))?.medianMs ?? opts.fallbackMs;
 }

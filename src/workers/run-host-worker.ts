@@ -3,10 +3,13 @@
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createGpuActivities } from '../activities/gpu-activities.js';
+import { measuredRestart } from '../activities/restart-estimate.js';
 import { createLogger } from '../config/logger.js';
 import { formatListenAddress, loadMetricsSettings } from '../config/metrics-settings.js';
 import { loadSettings } from '../config/settings.js';
 import { loadTemporalTarget } from '../config/temporal-connection.js';
+import { restartFitWarnings } from '../domain/restart-fit.js';
+import { loadServiceSettings } from '../service/service-settings.js';
 import { startHostWorker } from './host-worker.js';
 
 /**
@@ -22,6 +25,12 @@ export async function runHostWorkerProcess(
   const gpuActivities = createGpuActivities(env, settings, join(settings.dataDir, 'audit'));
 
   const logger = createLogger('kloros-worker', settings.logLevel);
+  const fit = restartFitWarnings({
+    budgetSeconds: settings.policy.maxDowntimeSeconds,
+    restartTimeoutMs: env.KLR_SERVICE_CONFIG ? loadServiceSettings(env).restartTimeoutMs : null,
+    measured: await measuredRestart(join(settings.dataDir, 'audit'), settings.host),
+  });
+  for (const warning of fit) logger.warn(warning);
   // The SDK's own logs: warnings and errors unless debugging. Its own metrics (polls, task latencies,
   // slots) on a second address, served by the SDK's core (docs/metrics.md). Installed once, before any
   // connection.

@@ -1,9 +1,10 @@
 // `npm run build` as production uses it: the JavaScript and the pre-built workflow bundle, run with plain
-// node (no tsx): healctl answers, and the worker loads the bundle instead of bundling at start and runs
-// the workflows — a symptom sent by the built healctl is counted by the built worker.
+// node (no tsx): healctl answers, and the worker loads the bundle instead of bundling at start, warns that
+// its budget cannot hold the restart this host measured, and runs the workflows — a symptom sent by the
+// built healctl is counted by the built worker.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -43,6 +44,12 @@ test('the build runs with plain node: healctl, and a worker on the pre-built wor
   assert.equal(version.exitCode, 0, version.stderr);
   assert.equal(version.stdout.trim(), pkg.version);
 
+  // This host measured 95 s restarts: the 60 s default budget cannot hold one, and the worker says so.
+  await mkdir(join(dataDir, 'audit'), { recursive: true });
+  await writeFile(
+    join(dataDir, 'audit', `budget-${host}.jsonl`),
+    JSON.stringify({ host, event: { kind: 'vllm_oom', outcome: 'promoted', downtimeMs: 95_000 } }) + '\n',
+  );
   server = await startDevServer({ searchAttributes: SEARCH_ATTRIBUTE_TYPES });
   const env = {
     TEMPORAL_ADDRESS: server.address,
@@ -62,6 +69,7 @@ test('the build runs with plain node: healctl, and a worker on the pre-built wor
     void proc.then(() => reject(new Error(`the built worker exited before it started:\n${output}`)));
   });
   assert.match(started, /workflow-bundle\.js/, 'the worker loads the pre-built bundle');
+  assert.match(output, /KLR_GPU_MAINTENANCE_MAX_DOWNTIME \(60 s\) cannot cover the service's restart/);
 
   const symptom = await execa(
     process.execPath,
