@@ -21,6 +21,7 @@ import { registerAckCommand } from './commands/ack.js';
 import { registerRollbackCommand } from './commands/rollback.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { addConnectionFlags } from './cli/connection-flags.js';
+import { addOutputOption } from './cli/output.js';
 import { VERSION } from './cli/version.js';
 
 const program = new Command()
@@ -31,6 +32,7 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 addConnectionFlags(program);
+addOutputOption(program);
 
 // `healctl observe --json | head`: the reader went away; that ends the command, quietly and successfully.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -34,6 +34,13 @@ test('tables align columns and trim the last one', () => {
   assert.equal(formatTable(['A', 'B'], [['x', '']]), 'A  B\nx\n');
 });
 
+test('-o table cuts a cell longer than the limit with …; without a limit (-o wide) nothing is cut', () => {
+  const reason = 'r'.repeat(600);
+  const cut = formatTable(['KIND', 'REASON'], [['vllm_oom', reason]], 80);
+  assert.equal(cut, `KIND      REASON\nvllm_oom  ${'r'.repeat(79)}…\n`);
+  assert.ok(formatTable(['KIND', 'REASON'], [['vllm_oom', reason]]).includes(reason));
+});
+
 test('relative times: future, past, now, and a bad input', () => {
   assert.equal(relativeTime(NOW + 5 * 3600_000 + 12 * 60_000, NOW), 'in 5 h 12 m');
   assert.equal(relativeTime('2026-11-28T11:57:00Z', NOW), '3 m ago');

@@ -60,6 +60,18 @@ test('--file --once --dry-run --json: one JSON object per incident, sizes in MiB
   );
 
   // The same file again gives the same ids (positions, not run order).
+  const viaOutput = await healctl([
+    'observe',
+    '--file',
+    log,
+    '--once',
+    '--dry-run',
+    '-o',
+    'json',
+    '--host',
+    'gpu-7',
+  ]);
+  assert.equal(viaOutput.stdout, r.stdout, '-o json is --json');
   const again = await healctl(['observe', '--file', log, '--once', '--dry-run', '--json', '--host', 'gpu-7']);
   assert.deepEqual(
     again.stdout

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
+import { parse as parseYaml } from 'yaml';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { hostCoordinatorWorkflowId, hostTaskQueue } from '../../src/domain/identifiers.js';
 import {
@@ -237,6 +238,30 @@ test('list on a host with no workflows says which hosts have some', async () => 
     r.stderr,
     new RegExp(`^healctl list: none on no-such-host; hosts with healing workflows: .*${host}`),
   );
+});
+
+test('-o yaml and -o json print the same data; -o table cuts a long reason that -o wide keeps whole', async () => {
+  const json = await healctl(['status', kind, '-o', 'json']);
+  assert.equal(json.exitCode, 0, json.stderr);
+  const yaml = await healctl(['status', kind, '--output', 'yaml']);
+  assert.equal(yaml.exitCode, 0, yaml.stderr);
+  const fromYaml = parseYaml(yaml.stdout) as { host: string; healing: { kind: string }[] };
+  const fromJson = JSON.parse(json.stdout) as typeof fromYaml;
+  assert.equal(fromYaml.host, fromJson.host);
+  assert.equal(fromYaml.healing[0]?.kind, kind);
+
+  const reason = `long reason ${'x'.repeat(300)} end`;
+  assert.equal((await healctl(['escalate', kind, '--reason', reason])).exitCode, 0);
+  await healctl(['clear', kind, '--reason', 'done']);
+  const table = await healctl(['history', kind]);
+  assert.equal(table.exitCode, 0, table.stderr);
+  assert.match(table.stdout, /long reason x+…$/m);
+  assert.ok(!table.stdout.includes(' end (by '), 'the table cut the reason');
+  const wide = await healctl(['history', kind, '-o', 'wide']);
+  assert.ok(wide.stdout.includes(`${reason} (by tester@`), 'wide keeps it whole');
+  const bad = await healctl(['status', '-o', 'xml']);
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /xml.*(table|choices)/);
 });
 
 test('start is idempotent and cancel ends the workflow', async () => {

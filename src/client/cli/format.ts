@@ -7,8 +7,17 @@ export function isInteractive(stream: NodeJS.WriteStream = process.stdout): bool
   return stream.isTTY === true && !process.env.NO_COLOR;
 }
 
-/** Left-aligned columns separated by two spaces; a header row first. Trailing spaces are trimmed. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * Left-aligned columns separated by two spaces; a header row first. Trailing spaces are trimmed. A cell
+ * longer than `maxCell` is cut with "…" (`-o table`; `-o wide` passes Infinity).
+ */
+export function formatTable(
+  headers: readonly string[],
+  allRows: readonly (readonly string[])[],
+  maxCell = Infinity,
+): string {
+  const cut = (c: string) => (c.length > maxCell ? `${c.slice(0, Math.max(1, maxCell - 1))}…` : c);
+  const rows = allRows.map((r) => r.map(cut));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -45,8 +54,4 @@ export function mib(v: number | null | undefined): string {
 /** Milliseconds as "1.234 s" (downtimes are measured to the millisecond). */
 export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)} s`;
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

@@ -24,9 +24,9 @@ export function decisionRows(decisions: readonly Decision[]): string[][] {
   ]);
 }
 
-export function formatDecisions(decisions: readonly Decision[]): string {
+export function formatDecisions(decisions: readonly Decision[], maxCell = Infinity): string {
   if (decisions.length === 0) return 'no decisions yet\n';
-  return formatTable(['TIME', 'ACTION', 'REPEATS', 'REASON'], decisionRows(decisions));
+  return formatTable(['TIME', 'ACTION', 'REPEATS', 'REASON'], decisionRows(decisions), maxCell);
 }
 
 export function formatHealingState(view: HealingStateView, now: number, lastDecisions = 5): string {

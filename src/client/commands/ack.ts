@@ -3,11 +3,11 @@
 import type { Command } from 'commander';
 import { acknowledgeRestoreFailureUpdate } from '../../workflows/host-coordinator-messages.js';
 import { withClient } from '../cli/context.js';
-import { printJson } from '../cli/format.js';
 import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
 import { parseHost } from '../cli/options.js';
 import { formatHostState } from '../cli/state-text.js';
 import { coordinatorStart, rejected } from '../cli/workflows.js';
+import { printData, wantsData } from '../cli/output.js';
 
 export function registerAckCommand(program: Command): void {
   addOperatorOptions(
@@ -37,7 +37,7 @@ export function registerAckCommand(program: Command): void {
           return rejected('ack', err);
         }
       });
-      if (opts.json) printJson(view);
+      if (wantsData(opts)) printData(view);
       else {
         // An answer from an older worker has no `acknowledged`: its decisions say it all the same.
         const what =

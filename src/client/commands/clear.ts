@@ -4,11 +4,11 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { healingWorkflowId } from '../../domain/identifiers.js';
 import { clearEscalationUpdate } from '../../workflows/healing-messages.js';
 import { withClient } from '../cli/context.js';
-import { printJson } from '../cli/format.js';
 import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
 import { hostFrom, parseKind } from '../cli/options.js';
 import { formatHealingState } from '../cli/state-text.js';
 import { healingNotFound, rejected } from '../cli/workflows.js';
+import { printData, wantsData } from '../cli/output.js';
 
 export function registerClearCommand(program: Command): void {
   addOperatorOptions(
@@ -37,7 +37,7 @@ export function registerClearCommand(program: Command): void {
           return rejected('clear', err);
         }
       });
-      if (opts.json) printJson(view);
+      if (wantsData(opts)) printData(view);
       else process.stdout.write(`disarmed by ${action.by}\n` + formatHealingState(view, Date.now()));
     });
 }

@@ -1,10 +1,10 @@
 // healctl history <kind>: the decision log of one healing workflow — every action taken or refused, why.
 import type { Command } from 'commander';
 import { withClient } from '../cli/context.js';
-import { printJson } from '../cli/format.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 import { formatDecisions } from '../cli/state-text.js';
 import { queryHealingState } from '../cli/workflows.js';
+import { cellLimit, printData, wantsData } from '../cli/output.js';
 
 export function registerHistoryCommand(program: Command): void {
   addHostOption(
@@ -25,7 +25,7 @@ Examples:
       const kind = parseKind(kindArg, 'history');
       const host = hostFrom(opts, 'history');
       const view = await withClient(({ client }) => queryHealingState(client, 'history', host, kind));
-      if (opts.json) printJson({ workflowId: view.workflowId, host, kind, decisions: view.decisions });
-      else process.stdout.write(`${view.workflowId}\n` + formatDecisions(view.decisions));
+      if (wantsData(opts)) printData({ workflowId: view.workflowId, host, kind, decisions: view.decisions });
+      else process.stdout.write(`${view.workflowId}\n` + formatDecisions(view.decisions, cellLimit()));
     });
 }

@@ -1,9 +1,10 @@
 // healctl list: every healing workflow Temporal's visibility knows, with host, kind, mode, armed and count.
 import type { Command } from 'commander';
 import { withClient } from '../cli/context.js';
-import { formatTable, printJson } from '../cli/format.js';
+import { formatTable } from '../cli/format.js';
 import { addHostOption, hostFrom } from '../cli/options.js';
 import { type HealingListing, QUERY_TIMEOUT_MS, listHealingWorkflows } from '../cli/workflows.js';
+import { cellLimit, printData, wantsData } from '../cli/output.js';
 import { healingWorkflowId } from '../../domain/identifiers.js';
 import { stateQuery } from '../../workflows/healing-messages.js';
 
@@ -14,7 +15,7 @@ export interface ListRow extends HealingListing {
   phase: string | null;
 }
 
-export function formatList(rows: readonly ListRow[]): string {
+export function formatList(rows: readonly ListRow[], maxCell = Infinity): string {
   if (rows.length === 0) return 'no healing workflows\n';
   return formatTable(
     ['HOST', 'KIND', 'MODE', 'ARMED', 'COUNT', 'PHASE', 'STATUS'],
@@ -27,6 +28,7 @@ export function formatList(rows: readonly ListRow[]): string {
       r.phase?.replace(/_/g, ' ') ?? '-',
       r.status.toLowerCase().replace(/_/g, ' '),
     ]),
+    maxCell,
   );
 }
 
@@ -76,9 +78,9 @@ Visibility is eventually consistent: a workflow started a moment ago may take a 
           }),
         );
       });
-      if (opts.json) printJson(rows);
-      else process.stdout.write(formatList(rows));
-      if (!opts.json && rows.length === 0 && host !== null) {
+      if (wantsData(opts)) printData(rows);
+      else process.stdout.write(formatList(rows, cellLimit()));
+      if (!wantsData(opts) && rows.length === 0 && host !== null) {
         const others = await withClient(({ client }) => listHealingWorkflows(client, null, false));
         const hosts = [...new Set(others.map((w) => w.host))].sort();
         process.stderr.write(

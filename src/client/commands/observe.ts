@@ -16,6 +16,7 @@ import type { Incident, SymptomSink } from '../../observer/types.js';
 import type { SymptomInput } from '../../domain/symptom.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { resolveHost } from '../cli/context.js';
+import { wantsData } from '../cli/output.js';
 
 interface ObserveOpts {
   file?: string;
@@ -168,7 +169,9 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
       collapseWindowMs,
       ...(opts.kind !== undefined ? { memoryKind: opts.kind } : {}),
       onIncident: (incident, symptom) =>
-        process.stdout.write(opts.json ? formatJson(incident, symptom) : formatHuman(incident, symptom)),
+        process.stdout.write(
+          wantsData(opts) ? formatJson(incident, symptom) : formatHuman(incident, symptom),
+        ),
     });
   } catch (err) {
     if (err instanceof FileMissingError) throw new CliError(`healctl observe: ${err.message}`);

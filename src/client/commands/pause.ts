@@ -3,11 +3,11 @@
 import type { Command } from 'commander';
 import { pauseHostUpdate } from '../../workflows/host-coordinator-messages.js';
 import { withClient } from '../cli/context.js';
-import { printJson } from '../cli/format.js';
 import { type OperatorOptions, addOperatorOptions, operatorAction } from '../cli/operator.js';
 import { parseHost } from '../cli/options.js';
 import { formatHostState } from '../cli/state-text.js';
 import { coordinatorStart, rejected } from '../cli/workflows.js';
+import { printData, wantsData } from '../cli/output.js';
 
 export function registerPauseCommand(program: Command): void {
   addOperatorOptions(
@@ -32,7 +32,7 @@ export function registerPauseCommand(program: Command): void {
           return rejected('pause', err);
         }
       });
-      if (opts.json) printJson(view);
+      if (wantsData(opts)) printData(view);
       else process.stdout.write(`paused by ${action.by}\n` + formatHostState(view, host, Date.now()));
     });
 }

@@ -18,10 +18,10 @@ import { loadSettings } from '../../config/settings.js';
 import type { LeaseRelease } from '../../domain/host-ledger.js';
 import type { OperatorLeaseAnswer } from '../../workflows/host-coordinator-messages.js';
 import { CliError } from '../cli/errors.js';
-import { printJson } from '../cli/format.js';
 import { addHostOption, hostFrom, operatorName } from '../cli/options.js';
 import { diffConfigKeys, formatKeyChanges } from '../cli/config-diff.js';
 import { CoordinatorUnreachable, acquireOperatorLease, releaseOperatorLease } from '../cli/operator-lease.js';
+import { printData, wantsData } from '../cli/output.js';
 
 interface RollbackOptions {
   host?: string;
@@ -174,7 +174,7 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
           mode: 0o640,
         });
 
-        if (opts.json) printJson(record);
+        if (wantsData(opts)) printData(record);
         else {
           const lines = [
             result.changed

@@ -5,10 +5,10 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { HealingStateView } from '../../workflows/healing-messages.js';
 import type { HostStateView } from '../../workflows/host-coordinator-messages.js';
 import { withClient } from '../cli/context.js';
-import { printJson } from '../cli/format.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 import { formatHealingState, formatHostState } from '../cli/state-text.js';
 import { listHealingWorkflows, queryHealingState, queryHostState } from '../cli/workflows.js';
+import { printData, wantsData } from '../cli/output.js';
 
 export interface StatusSnapshot {
   host: string;
@@ -77,7 +77,7 @@ Examples:
         const kind = kindArg === undefined ? undefined : parseKind(kindArg, 'status');
         const host = hostFrom(opts, 'status');
         const snapshot = await withClient(({ client }) => readStatus(client, 'status', host, kind));
-        if (opts.json) printJson(snapshot);
+        if (wantsData(opts)) printData(snapshot);
         else process.stdout.write(formatStatus(snapshot, Date.now(), opts.decisions));
         // Like `kubectl argo rollouts status`: a script can tell a host that needs an operator.
         const latch = snapshot.hostState?.restoreFailure;

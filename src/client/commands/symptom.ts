@@ -5,9 +5,10 @@ import { parseSymptom, type SymptomInput } from '../../domain/symptom.js';
 import type { RecordSymptomResult } from '../../workflows/healing-messages.js';
 import { UsageError } from '../cli/errors.js';
 import { withClient } from '../cli/context.js';
-import { printJson, timeWithRelative } from '../cli/format.js';
+import { timeWithRelative } from '../cli/format.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 import { rejected } from '../cli/workflows.js';
+import { printData, wantsData } from '../cli/output.js';
 
 interface SymptomOptions {
   host?: string;
@@ -146,7 +147,7 @@ unreachable, 2 bad arguments.`,
           return rejected('symptom', err);
         }
       });
-      if (opts.json) printJson({ host, kind, ...result });
+      if (wantsData(opts)) printData({ host, kind, ...result });
       else process.stdout.write(formatSymptomResult(kind, host, result, Date.now()));
     });
 }

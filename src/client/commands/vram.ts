@@ -4,6 +4,7 @@ import { measureVramOnce } from '../../activities/measure-vram.js';
 import type { VramSnapshot } from '../../activities/types.js';
 import { NvidiaSmiError } from '../../gpu/nvidia-smi.js';
 import { CliError } from '../cli/errors.js';
+import { printData, wantsData } from '../cli/output.js';
 
 export function registerVramCommand(program: Command): void {
   program
@@ -22,7 +23,8 @@ export function registerVramCommand(program: Command): void {
         if (err instanceof NvidiaSmiError) throw new CliError(`healctl vram: ${err.message}`);
         throw err;
       }
-      process.stdout.write(opts.json ? JSON.stringify(snapshot, null, 2) + '\n' : formatVram(snapshot));
+      if (wantsData(opts)) printData(snapshot);
+      else process.stdout.write(formatVram(snapshot));
     });
 }
 

@@ -9,6 +9,7 @@ import { CliError } from '../cli/errors.js';
 import { isInteractive, utcStamp } from '../cli/format.js';
 import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
 import { type StatusSnapshot, formatStatus, readStatus } from './status.js';
+import { wantsData } from '../cli/output.js';
 
 const CLEAR_SCREEN = '\x1b[2J\x1b[H';
 
@@ -83,7 +84,7 @@ Ctrl-C stops it (exit 0).`,
                 line = JSON.stringify({ host, error: err.message });
               }
               const stamp = utcStamp(Date.now());
-              if (opts.json) {
+              if (wantsData(opts)) {
                 if (key !== lastKey) process.stdout.write(line + '\n');
               } else if (tty) {
                 process.stdout.write(
