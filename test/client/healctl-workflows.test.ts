@@ -264,6 +264,25 @@ test('-o yaml and -o json print the same data; -o table cuts a long reason that 
   assert.match(bad.stderr, /xml.*(table|choices)/);
 });
 
+test('wait returns once the condition holds, and exits 1 at its timeout saying where things stand', async () => {
+  const waiting = healctl(['wait', kind, '--for', 'armed', '--timeout', '60s']);
+  await delay(1_000);
+  assert.equal((await healctl(['escalate', kind, '--reason', 'wait test'])).exitCode, 0);
+  const armed = await waiting;
+  assert.equal(armed.exitCode, 0, armed.stderr);
+  assert.equal(armed.stdout, `${kind} on ${host}: armed`);
+  // The window is hours away: no canary ends within 3 s.
+  const timedOut = await healctl(['wait', kind, '--for', 'promoted', '--timeout', '3s']);
+  assert.equal(timedOut.exitCode, 1);
+  assert.match(
+    timedOut.stderr,
+    new RegExp(`^healctl wait: ${kind} on ${host} was not promoted after 3 s \\(phase .*armed`),
+  );
+  assert.equal((await healctl(['clear', kind, '--reason', 'wait test done'])).exitCode, 0);
+  const bad = await healctl(['wait', kind, '--for', 'happy']);
+  assert.equal(bad.exitCode, 2);
+});
+
 test('start is idempotent and cancel ends the workflow', async () => {
   const first = await healctl(['start', 'kv_cache']);
   assert.equal(first.exitCode, 0, first.stderr);
