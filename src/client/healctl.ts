@@ -21,6 +21,7 @@ import { registerAckCommand } from './commands/ack.js';
 import { registerRollbackCommand } from './commands/rollback.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerWaitCommand } from './commands/wait.js';
+import { registerCompletionCommand } from './commands/completion.js';
 import { addConnectionFlags } from './cli/connection-flags.js';
 import { addOutputOption } from './cli/output.js';
 import { VERSION } from './cli/version.js';
@@ -58,6 +59,7 @@ registerRollbackCommand(program);
 registerWorkerCommand(program);
 registerVramCommand(program);
 registerObserveCommand(program);
+registerCompletionCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,40 @@
+// healctl completion: the bash script, sourced in a real bash, completes commands and each command's
+// options from healctl's own definitions; zsh and fish scripts name the same commands.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+
+const healctl = (args: string[]) => execa('node', ['bin/healctl.js', ...args], { reject: false });
+
+async function complete(script: string, words: string[]): Promise<string[]> {
+  const array = words.map((w) => `'${w}'`).join(' ');
+  const r = await execa('bash', [
+    '-c',
+    `${script}\nCOMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _healctl; printf '%s\\n' "\${COMPREPLY[@]}"`,
+  ]);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+test('bash: commands, then the options of the command typed', async () => {
+  const r = await healctl(['completion', 'bash']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.deepEqual(await complete(r.stdout, ['healctl', 'st']), ['start', 'status']);
+  assert.deepEqual(await complete(r.stdout, ['healctl', 'wait', '--f']), ['--for']);
+  assert.deepEqual(await complete(r.stdout, ['healctl', 'status', '--dec']), ['--decisions']);
+  assert.ok(
+    (await complete(r.stdout, ['healctl', 'list', '--'])).includes('--namespace'),
+    'global flags too',
+  );
+});
+
+test('zsh and fish scripts, and a bad shell is a usage error', async () => {
+  const zsh = await healctl(['completion', 'zsh']);
+  assert.match(zsh.stdout, /bashcompinit/);
+  assert.match(zsh.stdout, /complete -F _healctl healctl/);
+  const fish = await healctl(['completion', 'fish']);
+  assert.match(fish.stdout, /complete -c healctl -n '__fish_use_subcommand' -a rollback -d '/);
+  assert.match(fish.stdout, /__fish_seen_subcommand_from wait' -l timeout/);
+  const bad = await healctl(['completion', 'tcsh']);
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /expected one of bash, zsh, fish/);
+});
