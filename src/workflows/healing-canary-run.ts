@@ -37,8 +37,9 @@ const { measureVram, predictCandidates } = proxyActivities<HostActivities>({
 const { restoreService } = proxyActivities<HostActivities>(RESTORE_ACTIVITY_OPTIONS);
 
 /** The canary is not idempotent: never retried; a failure of any kind leads to the restore. */
-function canaryActivity(healthDeadlineMs: number, soakMs: number) {
+function canaryActivity(healthDeadlineMs: number, soakMs: number, summary: string) {
   return proxyActivities<HostActivities>({
+    summary,
     startToCloseTimeout: healthDeadlineMs + soakMs + 2 * 60_000,
     heartbeatTimeout: '30 seconds',
     retry: { maximumAttempts: 1 },
@@ -54,12 +55,15 @@ export async function predict(run: HealingRun, why: string): Promise<Recommendat
   state.symptomsSincePrediction = false;
   let vram: VramSnapshot | null = null;
   try {
-    vram = await measureVram();
+    vram = await measureVram.executeWithOptions({ summary: `measure VRAM on ${host}` }, []);
   } catch (err) {
     run.decide({ code: 'vram_not_measured', params: { failure: describeFailure(err) } });
   }
   try {
-    const rec = await predictCandidates({ host, kind, vram, symptom: state.lastSymptomDetails ?? null });
+    const rec = await predictCandidates.executeWithOptions(
+      { summary: `predict the ${kind} configs that fit on ${host}` },
+      [{ host, kind, vram, symptom: state.lastSymptomDetails ?? null }],
+    );
     state.recommendation = rec;
     const best = rec.candidates.find((c) => c.fits);
     run.decide({
@@ -131,6 +135,7 @@ async function runLeasedCanary(
     canary.result = await canaryActivity(
       healthDeadlineMs,
       soakMs,
+      `canary ${candidate.id} on ${host}`,
     )({ host, kind, leaseId: granted.leaseId, candidate, healthDeadlineMs, soakMs });
   } catch (err) {
     if (isCancellation(err)) cancellation = err as Error;
@@ -162,7 +167,10 @@ async function restoreAfter(
   const restoreStarted = Date.now();
   let release: LeaseRelease;
   try {
-    const restored = await restoreService({ host, kind, leaseId: canary.leaseId, reason: failed.reason });
+    const restored = await restoreService.executeWithOptions(
+      { summary: `restore ${host}'s config from before canary ${canary.candidate.id}` },
+      [{ host, kind, leaseId: canary.leaseId, reason: failed.reason }],
+    );
     release = canaryRestored(state, canary, failed, restored.downtimeMs, cancelled, Date.now());
   } catch (err) {
     const now = Date.now();

@@ -60,13 +60,10 @@ export class LeaseClient {
     }
     const { predictedDowntimeMs } = candidate;
     try {
-      const answer = await acquireCanaryLease({
-        host,
-        requestId,
-        holderWorkflowId: workflowId,
-        kind,
-        predictedDowntimeMs,
-      });
+      const answer = await acquireCanaryLease.executeWithOptions(
+        { summary: `ask ${host}'s coordinator for the canary lease (${candidate.id})` },
+        [{ host, requestId, holderWorkflowId: workflowId, kind, predictedDowntimeMs }],
+      );
       this.noteFigures(answer);
       return { answer };
     } catch (err) {

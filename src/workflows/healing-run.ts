@@ -118,7 +118,8 @@ export class HealingRun {
     this.publish();
     const woken = () => this.wake || this.shouldContinueAsNew();
     if (until === null) await condition(woken);
-    else await condition(woken, Math.max(1, until - Date.now()));
+    // The timer's summary in the Web UI's event history says what it waits for.
+    else await condition(woken, Math.max(1, until - Date.now()), { summary: this.next.slice(0, 200) });
   }
 
   /** Whether this run's history is long enough to continue as new (checked by the main loop and its waits). */

@@ -160,6 +160,22 @@ test('the third symptom escalates, and the canary in the open window promotes a 
     decisionsOf(done, 'lease_granted').some((d) => d.params.kind === 'vllm_oom') ||
       decisionsOf(done, 'canary_started').length > 0,
   );
+
+  // The Web UI's event history says what each step is: the activities and the timers carry summaries.
+  const history = await client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).fetchHistory();
+  const summaries = (history.events ?? [])
+    .map((e) => e.userMetadata?.summary?.data)
+    .filter((d): d is Uint8Array => d instanceof Uint8Array && d.length > 0)
+    .map((d) => JSON.parse(Buffer.from(d).toString('utf8')) as string);
+  assert.ok(summaries.includes(`canary ${done.lastCanary!.candidateId} on ${host}`), summaries.join(' | '));
+  assert.ok(
+    summaries.some((t) => t.startsWith(`ask ${host}'s coordinator for the canary lease`)),
+    summaries.join(' | '),
+  );
+  assert.ok(
+    summaries.some((t) => t.startsWith(`predict the vllm_oom configs that fit on ${host}`)),
+    summaries.join(' | '),
+  );
 });
 
 test('search attributes let the Web UI and healctl filter the workflows', async () => {
