@@ -27,8 +27,9 @@ export const OS_DEPENDENCIES: readonly OsDependency[] = [
   { command: 'chromium', debianPackage: 'chromium', neededBy: /e2e\/web-ui/ },
 ];
 
+// The name goes in as an argument, never into the shell's text.
 const onPath = (command: string): boolean =>
-  spawnSync('sh', ['-c', `command -v '${command}'`], { stdio: 'ignore' }).status === 0;
+  spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command], { stdio: 'ignore' }).status === 0;
 
 /** The Debian packages the given test files need and this machine lacks. */
 export function missingPackages(

@@ -95,6 +95,8 @@ function runFile(file: string): Promise<FileRun> {
   });
   running.add(child);
   const out: string[] = [];
+  let hung: string | null = null;
+  let heardAt = Date.now();
   const take = (chunk: Buffer) => {
     const text = chunk.toString('utf8');
     out.push(text);
@@ -103,8 +105,6 @@ function runFile(file: string): Promise<FileRun> {
   };
   child.stdout.on('data', take);
   child.stderr.on('data', take);
-  let hung: string | null = null;
-  let heardAt = Date.now();
   const watch = setInterval(() => {
     const now = Date.now();
     if (fileTimeoutS > 0 && now - t0 > fileTimeoutS * 1000)

@@ -3,9 +3,11 @@
 import { readFileSync } from 'node:fs';
 
 function packageVersion(): string {
-  for (let up = '../../../'; up.length <= 3 * 8; up += '../') {
+  // src/client/cli/ is three levels below the package; a build written deeper (a test's) a few more.
+  for (let levels = 3; levels <= 8; levels++) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(`${up}package.json`, import.meta.url), 'utf8')) as {
+      const path = new URL(`${'../'.repeat(levels)}package.json`, import.meta.url);
+      const pkg = JSON.parse(readFileSync(path, 'utf8')) as {
         name?: unknown;
         version?: unknown;
       };
