@@ -15,9 +15,17 @@ export class SettingsError extends Error {
     readonly value: string,
     readonly expected: string,
   ) {
-    super(`invalid setting ${variable}=${JSON.stringify(value)}: expected ${expected}`);
+    super(`invalid setting ${variable}=${echoed(value)}: expected ${expected}`);
     this.name = 'SettingsError';
   }
+}
+
+/** A bad value as the error quotes it: whole when short, else its start and its length (never 200 kB). */
+function echoed(value: string): string {
+  const MAX = 120;
+  return value.length <= MAX
+    ? JSON.stringify(value)
+    : `${JSON.stringify(value.slice(0, MAX))}… (${value.length} characters)`;
 }
 
 export interface Settings {

@@ -40,6 +40,29 @@ describe('settings', () => {
     assert.equal(s.policy.cooldownHours, 0.5);
   });
 
+  test('hostile durations are refused, fast and without echoing them whole: 200 kB of digits, 100 000 units, 1e309, hex, full-width digits', () => {
+    for (const value of [
+      '1'.repeat(200_000) + 'x',
+      '1h'.repeat(100_000),
+      '9'.repeat(400) + 'd',
+      '1e309s',
+      '0x10',
+      '-0',
+      'NaN',
+      '1\u00a0h',
+      '\uff11h',
+    ]) {
+      assert.throws(
+        () => loadSettings({ KLR_ESCALATION_FLAG_TTL: value }),
+        (err: unknown) =>
+          err instanceof SettingsError &&
+          /^invalid setting KLR_ESCALATION_FLAG_TTL=.*: expected a duration/.test(err.message) &&
+          err.message.length < 400,
+        value.slice(0, 20),
+      );
+    }
+  });
+
   test('durations take units, and bare numbers keep their old unit (seconds, or hours for the cooldown)', () => {
     const s = loadSettings({
       KLR_ESCALATION_FLAG_TTL: '4h',
