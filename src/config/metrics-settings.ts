@@ -19,8 +19,12 @@ export interface MetricsSettings {
 export const DEFAULT_METRICS_ADDR = '127.0.0.1:9464';
 export const DEFAULT_SDK_METRICS_ADDR = '127.0.0.1:9465';
 
-const EXPECTED =
-  'IP:PORT to listen on (e.g. 127.0.0.1:9464, 0.0.0.0:9464, [::1]:9464; port 1-65535), or off (also 0)';
+/** What an address setting expects, with examples on `port`. */
+function expectedAddress(port: number): string {
+  return `IP:PORT to listen on (e.g. 127.0.0.1:${port}, 0.0.0.0:${port}, [::1]:${port}; port 1-65535), or off (also 0)`;
+}
+
+const EXPECTED = expectedAddress(9464);
 
 /** "127.0.0.1:9464" / "[::1]:9464" → {host, port}; "off" / "0" → null; anything else → undefined. */
 export function parseListenAddress(text: string): ListenAddress | null | undefined {
@@ -51,21 +55,31 @@ const address = z.string().transform((v, ctx) => {
   return parsed;
 });
 
+/**
+ * One more metrics address setting, read like KLR_METRICS_ADDR: "IP:PORT" or off; blank = `fallback`. A bad
+ * value is a SettingsError whose examples use the fallback's port.
+ */
+export function readListenAddress(env: Env, variable: string, fallback: string): ListenAddress | null {
+  const example = parseListenAddress(fallback)?.port ?? 9464;
+  return readSetting(env, variable, address, fallback, expectedAddress(example));
+}
+
+/** Whether two listen addresses would take the same port (the same IP, or one of them every interface). */
+export function listenAddressesClash(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port !== b.port) return false;
+  const any = ['0.0.0.0', '::'];
+  return a.host === b.host || any.includes(a.host) || any.includes(b.host);
+}
+
 export function loadMetricsSettings(env: Env = process.env): MetricsSettings {
   const metrics = readSetting(env, 'KLR_METRICS_ADDR', address, DEFAULT_METRICS_ADDR, EXPECTED);
   const sdkMetrics = readSetting(env, 'KLR_SDK_METRICS_ADDR', address, DEFAULT_SDK_METRICS_ADDR, EXPECTED);
-  if (metrics && sdkMetrics && metrics.port === sdkMetrics.port) {
-    const sameHost =
-      metrics.host === sdkMetrics.host ||
-      ['0.0.0.0', '::'].includes(metrics.host) ||
-      ['0.0.0.0', '::'].includes(sdkMetrics.host);
-    if (sameHost) {
-      throw new SettingsError(
-        'KLR_SDK_METRICS_ADDR',
-        env.KLR_SDK_METRICS_ADDR ?? DEFAULT_SDK_METRICS_ADDR,
-        `an address other than KLR_METRICS_ADDR (${formatListenAddress(metrics)}): the SDK serves its own metrics on a second port`,
-      );
-    }
+  if (metrics && sdkMetrics && listenAddressesClash(metrics, sdkMetrics)) {
+    throw new SettingsError(
+      'KLR_SDK_METRICS_ADDR',
+      env.KLR_SDK_METRICS_ADDR ?? DEFAULT_SDK_METRICS_ADDR,
+      `an address other than KLR_METRICS_ADDR (${formatListenAddress(metrics)}): the SDK serves its own metrics on a second port`,
+    );
   }
   return { metrics, sdkMetrics };
 }

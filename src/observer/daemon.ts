@@ -1,11 +1,14 @@
-// The observer of one GPU host, assembled: the delivery (Temporal, or the spool while it is away), the
-// log or command that is followed through the detection pipeline, and the HTTP door when it is on. stop() ends
-// the source first (its position is saved after the last symptom it handed over), then the door, then
-// the delivery (which closes the spool).
+// The observer of one GPU host, assembled: its metrics, the delivery (Temporal, or the spool while it is
+// away), the log or command that is followed through the detection pipeline, the HTTP door when it is on,
+// and /metrics when it is on. stop() ends the source first (its position is saved after the last symptom
+// it handed over), then the door, then the delivery (which closes the spool), then /metrics.
 import type { Logger } from '../config/logger.js';
+import { formatListenAddress } from '../config/metrics-settings.js';
 import type { TemporalTarget } from '../config/temporal-connection.js';
+import { type MetricsServer, serveMetrics } from '../metrics/exporter.js';
 import { type SymptomDelivery, createSymptomDelivery } from './delivery.js';
 import { type HttpDoor, startHttpDoor } from './http-door.js';
+import { type ObserverMetrics, createObserverMetrics } from './observer-metrics-registry.js';
 import type { ObserverSettings } from './observer-settings.js';
 import { observe } from './pipeline.js';
 import { CommandSource } from './sources/command-source.js';
@@ -15,6 +18,8 @@ import type { LineSource } from './sources/line-source.js';
 export interface RunningObserver {
   delivery: SymptomDelivery;
   door: HttpDoor | null;
+  /** `http://127.0.0.1:9466/metrics`, or null when KLR_OBSERVER_METRICS_ADDR is off. */
+  metricsUrl: string | null;
   /** Settles when the source ends by itself (a command that exits) or fails, or once stopped. */
   done: Promise<void>;
   stop(): Promise<void>;
@@ -25,6 +30,7 @@ export async function startObserver(
   target: TemporalTarget,
   log: Logger,
 ): Promise<RunningObserver> {
+  const metrics = createObserverMetrics({ source: settings.source?.type ?? null, door: !!settings.httpDoor });
   const delivery = await createSymptomDelivery({
     host: settings.host,
     target,
@@ -32,8 +38,11 @@ export async function startObserver(
     spoolMaxBytes: settings.spoolMaxBytes,
     attemptTimeoutMs: settings.attemptTimeoutMs,
     log: log.child({ part: 'delivery' }),
+    events: metrics,
   });
+  metrics.readSpool(() => delivery.stats());
   let door: HttpDoor | null = null;
+  let metricsServer: MetricsServer | null = null;
   try {
     if (settings.httpDoor) {
       door = await startHttpDoor({
@@ -41,20 +50,26 @@ export async function startObserver(
         delivery,
         host: settings.host,
         log: log.child({ part: 'http-door' }),
+        events: metrics,
       });
     }
+    if (settings.metrics) {
+      metricsServer = await serveMetrics(metrics.registry, settings.metrics, 'KLR_OBSERVER_METRICS_ADDR');
+    }
   } catch (err) {
+    await door?.close();
     await delivery.close();
     throw err;
   }
   const stopSource = new AbortController();
   const done = settings.source
-    ? followSource(settings, delivery, log, stopSource.signal)
+    ? followSource(settings, delivery, metrics, log, stopSource.signal)
     : new Promise<void>((resolve) => stopSource.signal.addEventListener('abort', () => resolve()));
   let stopping: Promise<void> | undefined;
   return {
     delivery,
     door,
+    metricsUrl: metricsServer ? `http://${formatListenAddress(metricsServer.address)}/metrics` : null,
     done,
     stop: () =>
       (stopping ??= (async () => {
@@ -62,6 +77,8 @@ export async function startObserver(
         await done.catch(() => undefined);
         await door?.close();
         await delivery.close();
+        // Last, so that a scrape during the stop still sees the final counts.
+        await metricsServer?.close();
       })()),
   };
 }
@@ -74,6 +91,7 @@ export async function startObserver(
 async function followSource(
   settings: ObserverSettings,
   delivery: SymptomDelivery,
+  metrics: ObserverMetrics,
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
@@ -107,6 +125,8 @@ async function followSource(
     sink: delivery,
     signal,
     ...(settings.memoryKind ? { memoryKind: settings.memoryKind } : {}),
+    onLine: (line) => metrics.lineRead(spec.type, line.truncated === true),
+    onDetected: (incident) => metrics.incidentDetected(incident.kind, incident.family),
     onIncident: (incident, symptom) =>
       sourceLog.info(
         { kind: incident.kind, family: incident.family, line: incident.line, id: symptom.id },

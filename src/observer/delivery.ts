@@ -19,6 +19,7 @@ import { MAX_FUTURE_SKEW_MS, type SymptomInput, eventTimeMs, parseSymptom } from
 import type { RecordSymptomResult } from '../workflows/healing-messages.js';
 import { SymptomAddressError, recordSymptom, signalSymptom } from '../temporal/symptoms.js';
 import { connectClient } from '../temporal/temporal-client.js';
+import type { DeliveryErrorReason } from './observer-metrics.js';
 import { Spool, SpoolFullError } from './spool.js';
 import type { SymptomSink } from './types.js';
 
@@ -69,6 +70,13 @@ export interface DeliveryLog {
   error(obj: object, msg: string): void;
 }
 
+/** Told of each event as it happens (the observer's metrics count them). */
+export interface DeliveryEvents {
+  delivered(): void;
+  spooled(): void;
+  failed(reason: DeliveryErrorReason): void;
+}
+
 export interface SymptomDeliveryOptions {
   /** The GPU host whose HealingWorkflows receive symptoms that do not name another host. */
   host: string;
@@ -85,6 +93,7 @@ export interface SymptomDeliveryOptions {
   attemptTimeoutMs?: number;
   /** Drainer backoff between failed attempts: from `initialMs`, doubling, up to `maxMs` (0.5 s → 30 s). */
   backoff?: { initialMs?: number; maxMs?: number };
+  events?: DeliveryEvents;
 }
 
 interface SpoolRecord {
@@ -138,6 +147,28 @@ export function classifyDeliveryError(err: unknown): DeliveryFailure {
   return { kind: 'transient', reason: describeError(err) };
 }
 
+/** gRPC status codes that say why Temporal did not take a request (grpc/status.h). */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_PERMISSION_DENIED = 7;
+const GRPC_UNAVAILABLE = 14;
+const GRPC_UNAUTHENTICATED = 16;
+
+/**
+ * The reason code of a transient failure, for the metrics: by where it happened (no connection could be
+ * made, or a call on a connection failed) and the gRPC status code in the error's causes — never its text.
+ */
+export function transientReason(stage: 'connect' | 'call', err: unknown): DeliveryErrorReason {
+  if (stage === 'connect') return 'connect';
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (!isGrpcServiceError(e)) continue;
+    const code = Number(e.code);
+    if (code === GRPC_DEADLINE_EXCEEDED) return 'deadline';
+    if (code === GRPC_UNAVAILABLE) return 'unavailable';
+    if (code === GRPC_PERMISSION_DENIED || code === GRPC_UNAUTHENTICATED) return 'auth';
+  }
+  return 'other';
+}
+
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause =
@@ -160,6 +191,7 @@ export function deadLetterPath(spoolDir: string, nowMs: number): string {
 
 export async function createSymptomDelivery(options: SymptomDeliveryOptions): Promise<SymptomDelivery> {
   const { host, log, spoolDir } = options;
+  const events = options.events;
   if (!isValidHost(host)) throw new Error(`delivery host ${JSON.stringify(host)}: expected ${HOST_EXPECTED}`);
   const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
   const initialMs = options.backoff?.initialMs ?? 500;
@@ -224,9 +256,11 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
 
   type Attempt = { ok: true; result: RecordSymptomResult | null } | { ok: false; failure: DeliveryFailure };
 
-  const failed = async (err: unknown): Promise<Attempt> => {
+  const failed = async (err: unknown, stage: 'connect' | 'call'): Promise<Attempt> => {
     const failure = classifyDeliveryError(err);
     if (failure.kind === 'transient') {
+      // A rejection is counted where the symptom is dead-lettered (reject), with its own reason.
+      events?.failed(transientReason(stage, err));
       noteUnreachable(failure.reason);
       await dropClient();
     } else {
@@ -240,7 +274,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     try {
       c = await getClient();
     } catch (err) {
-      return failed(err);
+      return failed(err, 'connect');
     }
     try {
       const result = await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () =>
@@ -249,7 +283,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
       noteReachable();
       return { ok: true, result };
     } catch (err) {
-      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) return failed(err);
+      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) return failed(err, 'call');
     }
     // The server answers but no worker took the update in time (the host's worker is down, or a host
     // that has none yet). A signal is durable as soon as the server has it, and the workflow counts
@@ -260,12 +294,19 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
       log.info({ host: to, id: symptom.id }, 'no worker took the update in time; symptom signalled instead');
       return { ok: true, result: null };
     } catch (err) {
-      return failed(err);
+      return failed(err, 'call');
     }
   };
 
-  const reject = async (to: string, symptom: unknown, reason: string, id: string): Promise<SubmitOutcome> => {
+  const reject = async (
+    to: string,
+    symptom: unknown,
+    reason: string,
+    id: string,
+    code: 'rejected' | 'invalid',
+  ): Promise<SubmitOutcome> => {
     counts.rejected++;
+    events?.failed(code);
     log.warn({ host: to, id, reason }, 'symptom rejected; recorded in the dead-letter file');
     await deadLetter({ host: to, reason, symptom });
     return { status: 'rejected', id, host: to, reason };
@@ -301,6 +342,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
       if (outcome.ok) {
         await spool.ack(entry);
         counts.delivered++;
+        events?.delivered();
         failures = 0;
         log.debug(
           { host: to, id: symptom.id, outcome: outcome.result?.outcome ?? 'signalled' },
@@ -308,7 +350,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
         );
         if (spool.pendingCount === 0) log.info({}, 'spool drained');
       } else if (outcome.failure.kind === 'rejected') {
-        await reject(to, symptom, outcome.failure.reason, symptom.id);
+        await reject(to, symptom, outcome.failure.reason, symptom.id, 'rejected');
         await spool.ack(entry);
         failures = 0;
       } else {
@@ -327,8 +369,14 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
 
   // ---- the sink ---------------------------------------------------------------------------------------
   const spoolIt = async (to: string, symptom: IdentifiedSymptom): Promise<SubmitOutcome> => {
-    await spool.append({ host: to, symptom, spooledAt: Date.now() });
+    try {
+      await spool.append({ host: to, symptom, spooledAt: Date.now() });
+    } catch (err) {
+      if (err instanceof SpoolFullError) events?.failed('spool_full');
+      throw err;
+    }
     counts.spooled++;
+    events?.spooled();
     wake?.();
     return { status: 'spooled', id: symptom.id, host: to, pending: spool.pendingCount };
   };
@@ -336,15 +384,17 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
   const submitNow = async (symptom: IdentifiedSymptom, to: string): Promise<SubmitOutcome> => {
     const id = typeof symptom.id === 'string' ? symptom.id : '';
     const problem = symptomProblem(to, symptom, Date.now());
-    if (problem !== null) return reject(to, symptom, problem, id);
+    if (problem !== null) return reject(to, symptom, problem, id, 'invalid');
     // Anything already waiting goes first: queue behind it.
     if (spool.pendingCount > 0 || unreachable !== null) return spoolIt(to, symptom);
     const outcome = await attempt(to, symptom);
     if (outcome.ok) {
       counts.delivered++;
+      events?.delivered();
       return { status: 'delivered', id, host: to, result: outcome.result };
     }
-    if (outcome.failure.kind === 'rejected') return reject(to, symptom, outcome.failure.reason, id);
+    if (outcome.failure.kind === 'rejected')
+      return reject(to, symptom, outcome.failure.reason, id, 'rejected');
     return spoolIt(to, symptom);
   };
 

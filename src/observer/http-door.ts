@@ -33,6 +33,13 @@ export interface HttpDoorOptions {
   log: HttpDoorLog;
   /** The clock, for the rate limit (tests may pass their own). */
   now?: () => number;
+  /** Told of each answer and each connection closed at the cap (the observer's metrics count them). */
+  events?: HttpDoorEvents;
+}
+
+export interface HttpDoorEvents {
+  answered(status: number): void;
+  connectionDropped(): void;
 }
 
 export interface HttpDoor {
@@ -86,21 +93,24 @@ function badRequest(reason: string, extra: Record<string, unknown> = {}): Answer
 }
 
 export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor> {
-  const { settings, delivery, log, host } = options;
+  const { settings, delivery, log, host, events } = options;
   const now = options.now ?? Date.now;
   const bucket = new TokenBucket(settings.burst, settings.ratePerSecond, now());
 
   const server: Server = createServer((req, res) => {
     const started = Date.now();
     void handle(req, res).then(
-      (status) =>
-        log.info({ method: req.method, path: pathOf(req), status, ms: Date.now() - started }, 'http door'),
+      (status) => {
+        events?.answered(status);
+        log.info({ method: req.method, path: pathOf(req), status, ms: Date.now() - started }, 'http door');
+      },
       (err: unknown) => {
         log.error(
           { method: req.method, path: pathOf(req), error: (err as Error).message },
           'http door failed',
         );
-        if (!res.headersSent) send(res, 500, { error: 'internal error; see the observer log' });
+        if (!res.headersSent)
+          events?.answered(send(res, 500, { error: 'internal error; see the observer log' }));
       },
     );
   });
@@ -121,6 +131,7 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
   let dropped = 0;
   let droppedWarnedAt = -Infinity;
   server.on('drop', () => {
+    events?.connectionDropped();
     dropped += 1;
     if (Date.now() - droppedWarnedAt < 60_000) return; // a flood of them: one line a minute
     log.warn(

@@ -1,6 +1,6 @@
 // Entry point of the observer daemon of one GPU host (`npm run observer`, or its systemd unit): validates
 // every setting, follows the service's log (or a command's output) into the HealingWorkflows, serves the
-// HTTP door when it is on, and stops cleanly on SIGINT/SIGTERM (position saved, spool closed).
+// HTTP door when it is on and its own /metrics, and stops cleanly on SIGINT/SIGTERM (position saved, spool closed).
 import { SettingsError } from '../config/settings.js';
 import { loadTemporalTarget } from '../config/temporal-connection.js';
 import { createLogger } from '../config/logger.js';
@@ -36,6 +36,7 @@ logger.info(
     stateDir: settings.stateDir,
     temporal: target.address,
     httpDoor: running.door?.url ?? null,
+    metrics: running.metricsUrl,
     spool: running.delivery.stats().pending,
   },
   'observer started',

@@ -3,6 +3,14 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import {
+  DEFAULT_METRICS_ADDR,
+  DEFAULT_SDK_METRICS_ADDR,
+  formatListenAddress,
+  listenAddressesClash,
+  parseListenAddress as parseMetricsAddress,
+  readListenAddress,
+} from '../config/metrics-settings.js';
 import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
 import { KIND_EXPECTED, isValidKind } from '../domain/identifiers.js';
 import { DEFAULT_KIND_LABEL } from './alertmanager.js';
@@ -12,6 +20,8 @@ import { parseCommandLine, splitCommandLine } from './sources/command-line.js';
 type Env = Record<string, string | undefined>;
 
 export const DEFAULT_HTTP_DOOR_ADDR = '127.0.0.1:8787';
+/** The observer's /metrics: on loopback, next to the worker's two (9464, 9465). */
+export const DEFAULT_OBSERVER_METRICS_ADDR = '127.0.0.1:9466';
 export const MIN_TOKEN_LENGTH = 16;
 
 export interface ListenAddress {
@@ -57,6 +67,8 @@ export interface ObserverSettings {
   memoryKind: string | null;
   /** The HTTP door, or null when it is off (the default). */
   httpDoor: HttpDoorSettings | null;
+  /** Where the observer serves its own /metrics (KLR_OBSERVER_METRICS_ADDR); null = off. */
+  metrics: ListenAddress | null;
   logLevel: string;
 }
 
@@ -161,7 +173,36 @@ export function loadHttpDoorSettings(env: Env = process.env): HttpDoorSettings |
   };
 }
 
-/** The daemon's settings: host, state and spool, what to follow, the HTTP door. */
+/**
+ * KLR_OBSERVER_METRICS_ADDR, read like the worker's KLR_METRICS_ADDR. It must not take the door's port, nor
+ * the worker's two: the worker and the observer of a host run side by side from one environment file, so
+ * the worker's addresses are read here too (leniently: validating them is the worker's job).
+ */
+export function loadObserverMetricsAddress(env: Env, door: HttpDoorSettings | null): ListenAddress | null {
+  const variable = 'KLR_OBSERVER_METRICS_ADDR';
+  const metrics = readListenAddress(env, variable, DEFAULT_OBSERVER_METRICS_ADDR);
+  if (!metrics) return null;
+  const value = env[variable] ?? DEFAULT_OBSERVER_METRICS_ADDR;
+  const worker = (name: string, fallback: string) => parseMetricsAddress(env[name]?.trim() || fallback);
+  const others: [string, ListenAddress | null | undefined, string][] = [
+    ['KLR_HTTP_DOOR_ADDR', door?.listen, "the observer's HTTP door"],
+    ['KLR_METRICS_ADDR', worker('KLR_METRICS_ADDR', DEFAULT_METRICS_ADDR), "the worker's metrics"],
+    ['KLR_SDK_METRICS_ADDR', worker('KLR_SDK_METRICS_ADDR', DEFAULT_SDK_METRICS_ADDR), "the SDK's metrics"],
+  ];
+  for (const [name, other, what] of others) {
+    // Port 0 (the door's "any free port") never clashes.
+    if (other && other.port !== 0 && listenAddressesClash(metrics, other)) {
+      throw new SettingsError(
+        variable,
+        value,
+        `an address other than ${name} (${formatListenAddress(other)}, ${what}): each is served on its own port`,
+      );
+    }
+  }
+  return metrics;
+}
+
+/** The daemon's settings: host, state and spool, what to follow, the HTTP door, its metrics. */
 export function loadObserverSettings(env: Env = process.env): ObserverSettings {
   const base = loadSettings(env);
   const stateDir = resolve(
@@ -249,6 +290,7 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
     source,
     memoryKind: memoryKind === '' ? null : memoryKind,
     httpDoor,
+    metrics: loadObserverMetricsAddress(env, httpDoor),
     logLevel: base.logLevel,
   };
 }

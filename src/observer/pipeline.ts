@@ -20,7 +20,12 @@ export interface ObserveOptions {
   host: string;
   /** Where symptoms go; none = detect only (dry run). */
   sink?: SymptomSink;
+  /** Told of each incident once the sink has accepted it (delivered or spooled). */
   onIncident?: (incident: Incident, symptom: SymptomInput & { id: string }) => void;
+  /** Told of each line as it is read, before detection (the observer's metrics count them). */
+  onLine?: (line: SourceLine) => void;
+  /** Told of each incident as the detector reports it, before it is handed to the sink. */
+  onDetected?: (incident: Incident) => void;
   signal?: AbortSignal;
   collapseWindowMs?: number;
   /** The kind of the memory incidents of this source (KLR_OBSERVER_KIND); unset: see DetectorOptions. */
@@ -54,6 +59,7 @@ export async function observe(opts: ObserveOptions): Promise<ObserveSummary> {
   for await (const line of source.lines(opts.signal)) {
     summary.lines += 1;
     summary.bytes += line.bytes;
+    opts.onLine?.(line);
     const incident = detector.push({
       text: line.text,
       line: line.line,
@@ -61,6 +67,7 @@ export async function observe(opts: ObserveOptions): Promise<ObserveSummary> {
       arrivalMs: now(),
     });
     if (incident) {
+      opts.onDetected?.(incident);
       const symptom = incidentToSymptom(incident, host, line.sourceKey);
       if (!source.stablePositions) symptom.id = symptomId(host, line.sourceKey, `c${contentKey(line.text)}`);
       // Durable first (delivered or spooled), then reported, then the position moves past it.

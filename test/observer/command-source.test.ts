@@ -1,7 +1,9 @@
 // Following a real subprocess's output, and splitting --command without a shell.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { CommandSource } from '../../src/observer/sources/command-source.js';
+import { splitLines } from '../../src/observer/sources/stream-source.js';
 import { CommandLineError, parseCommandLine } from '../../src/observer/sources/command-line.js';
 import { observe } from '../../src/observer/pipeline.js';
 import type { SymptomInput } from '../../src/domain/symptom.js';
@@ -123,4 +125,32 @@ test('--command is split into words without a shell; quotes and escapes; operato
   for (const bad of ['', '   ', 'tail "unclosed']) {
     assert.throws(() => parseCommandLine(bad), /cannot split command/, bad);
   }
+});
+
+test('stream lines: capped at 65536 characters, and truncated only when something was dropped', async () => {
+  const MAX = 64 * 1024;
+  const text = [
+    'a'.repeat(MAX),
+    `${'b'.repeat(MAX)}\r`,
+    'c'.repeat(MAX + 1),
+    'd'.repeat(MAX * 3),
+    `${'e'.repeat(MAX + 1)}\r`,
+    'short',
+  ].join('\n');
+  // In small chunks, so that long lines arrive in pieces and partial lines are carried over.
+  const chunks: Buffer[] = [];
+  const bytes = Buffer.from(`${text}\nlast without newline`);
+  for (let at = 0; at < bytes.length; at += 7001) chunks.push(bytes.subarray(at, at + 7001));
+  const got: string[] = [];
+  for await (const line of splitLines(Readable.from(chunks)))
+    got.push(`${line.text.slice(0, 1)} ${line.text.length} ${line.truncated}`);
+  assert.deepEqual(got, [
+    `a ${MAX} false`,
+    `b ${MAX} false`,
+    `c ${MAX} true`,
+    `d ${MAX} true`,
+    `e ${MAX} true`,
+    's 5 false',
+    'l 20 false',
+  ]);
 });

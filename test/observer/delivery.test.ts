@@ -279,6 +279,8 @@ test('a spooled symptom the workflow rejects is dead-lettered and the ones behin
   await spool.close();
 
   const log = recordingLog();
+  // What the observer's metrics count (kloros_observer_delivery_errors_total, …_symptoms_delivered_total).
+  const events: string[] = [];
   const delivery = await createSymptomDelivery({
     host,
     target: loadTemporalTarget({ TEMPORAL_ADDRESS: server.address }),
@@ -286,12 +288,18 @@ test('a spooled symptom the workflow rejects is dead-lettered and the ones behin
     log,
     attemptTimeoutMs: 5_000,
     backoff: { initialMs: 200, maxMs: 1_000 },
+    events: {
+      delivered: () => void events.push('delivered'),
+      spooled: () => void events.push('spooled'),
+      failed: (reason) => void events.push(`failed:${reason}`),
+    },
   });
   try {
     assert.ok(await delivery.whenDrained(60_000));
     const stats = delivery.stats();
     assert.equal(stats.rejected, 1);
     assert.equal(stats.delivered, 1);
+    assert.deepEqual(events, ['failed:rejected', 'delivered'], 'a rejection by the validator, then r-2');
     const files = await readdir(join(spoolDir, 'rejected'));
     const text = await readFile(join(spoolDir, 'rejected', files[0] ?? ''), 'utf8');
     assert.match(text, /"reason":"eventTime: .* in the future; check the sender's clock"/);

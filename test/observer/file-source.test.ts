@@ -282,9 +282,34 @@ test('the position saved is never past a line the sink has not accepted', async 
 test('long lines are capped, a last line without newline is read in --once mode', async () => {
   await writeFile(log, `${'x'.repeat(200_000)}\n${oom().trimEnd()}`);
   const texts: string[] = [];
+  const truncated: boolean[] = [];
   const source = new FileSource({ path: log, fromStart: true, once: true });
-  for await (const line of source.lines()) texts.push(line.text);
+  for await (const line of source.lines()) {
+    texts.push(line.text);
+    truncated.push(line.truncated === true);
+  }
   assert.equal(texts.length, 2);
   assert.equal(texts[0]?.length, 64 * 1024);
   assert.match(texts[1] ?? '', /CUDA out of memory/);
+  assert.deepEqual(truncated, [true, false], 'the capped line says so (the observer counts it)');
+});
+
+test('a line is truncated only when something of it was dropped: the cap itself, CRLF, multi-byte, huge', async () => {
+  const MAX = 64 * 1024;
+  const cases: [string, string, boolean][] = [
+    ['exactly the cap', 'a'.repeat(MAX), false],
+    ['the cap and CRLF', `${'a'.repeat(MAX)}\r`, false],
+    ['one over', 'a'.repeat(MAX + 1), true],
+    ['the cap in 3-byte characters', '€'.repeat(MAX), false],
+    ['one 3-byte character over', '€'.repeat(MAX + 1), true],
+    ['far over the bytes kept', 'b'.repeat(MAX * 5), true],
+  ];
+  await writeFile(log, cases.map(([, text]) => `${text}\n`).join(''));
+  const got: boolean[] = [];
+  for await (const line of new FileSource({ path: log, fromStart: true, once: true }).lines())
+    got.push(line.truncated === true);
+  assert.deepEqual(
+    got.map((t, i) => `${cases[i]?.[0]}: ${t}`),
+    cases.map(([what, , t]) => `${what}: ${t}`),
+  );
 });

@@ -144,6 +144,61 @@ describe('observer settings', () => {
     }
   });
 
+  test("its own /metrics: on loopback by default, on another port than the worker's; off turns it off", () => {
+    const file = { KLR_HOST: 'gpu-1', KLR_OBSERVER_FILE: 'a.log' };
+    assert.deepEqual(loadObserverSettings(file).metrics, { host: '127.0.0.1', port: 9466 });
+    assert.equal(loadObserverSettings({ ...file, KLR_OBSERVER_METRICS_ADDR: 'off' }).metrics, null);
+    assert.equal(loadObserverSettings({ ...file, KLR_OBSERVER_METRICS_ADDR: '0' }).metrics, null);
+    assert.deepEqual(loadObserverSettings({ ...file, KLR_OBSERVER_METRICS_ADDR: '[::1]:9999' }).metrics, {
+      host: '::1',
+      port: 9999,
+    });
+    // The worker's own addresses moved elsewhere free the observer's choice of theirs.
+    assert.deepEqual(
+      loadObserverSettings({ ...file, KLR_OBSERVER_METRICS_ADDR: '0.0.0.0:9464', KLR_METRICS_ADDR: 'off' })
+        .metrics,
+      { host: '0.0.0.0', port: 9464 },
+    );
+  });
+
+  test('a bad or clashing KLR_OBSERVER_METRICS_ADDR stops the daemon with one line saying what is expected', () => {
+    const file = { KLR_HOST: 'gpu-1', KLR_OBSERVER_FILE: 'a.log' };
+    const door = { KLR_HTTP_DOOR: '1', KLR_HTTP_DOOR_TOKEN: 'a'.repeat(32) };
+    const cases: [Record<string, string>, string][] = [
+      [
+        { KLR_OBSERVER_METRICS_ADDR: 'localhost:9466' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="localhost:9466": expected IP:PORT to listen on (e.g. 127.0.0.1:9466, 0.0.0.0:9466, [::1]:9466; port 1-65535), or off (also 0)',
+      ],
+      [
+        { KLR_OBSERVER_METRICS_ADDR: '127.0.0.1:0' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="127.0.0.1:0": expected IP:PORT to listen on (e.g. 127.0.0.1:9466, 0.0.0.0:9466, [::1]:9466; port 1-65535), or off (also 0)',
+      ],
+      [
+        { KLR_OBSERVER_METRICS_ADDR: '127.0.0.1:9464' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="127.0.0.1:9464": expected an address other than KLR_METRICS_ADDR (127.0.0.1:9464, the worker\'s metrics): each is served on its own port',
+      ],
+      [
+        { KLR_OBSERVER_METRICS_ADDR: '0.0.0.0:9465' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="0.0.0.0:9465": expected an address other than KLR_SDK_METRICS_ADDR (127.0.0.1:9465, the SDK\'s metrics): each is served on its own port',
+      ],
+      [
+        { ...door, KLR_OBSERVER_METRICS_ADDR: '127.0.0.1:8787' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="127.0.0.1:8787": expected an address other than KLR_HTTP_DOOR_ADDR (127.0.0.1:8787, the observer\'s HTTP door): each is served on its own port',
+      ],
+      [
+        { KLR_METRICS_ADDR: '0.0.0.0:9466' },
+        'invalid setting KLR_OBSERVER_METRICS_ADDR="127.0.0.1:9466": expected an address other than KLR_METRICS_ADDR (0.0.0.0:9466, the worker\'s metrics): each is served on its own port',
+      ],
+    ];
+    for (const [env, message] of cases) {
+      assert.throws(
+        () => loadObserverSettings({ ...file, ...env }),
+        (err: unknown) => err instanceof SettingsError && err.message === message,
+        JSON.stringify(env),
+      );
+    }
+  });
+
   test('listen addresses are IP literals with a port', () => {
     assert.deepEqual(parseListenAddress('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
     assert.deepEqual(parseListenAddress('[::]:0'), { host: '::', port: 0 });

@@ -216,7 +216,7 @@ export class FileSource implements LineSource {
           while ((nl = data.indexOf(NEWLINE, start)) !== -1) {
             const piece = data.subarray(start, nl);
             const bytes = pendingBytes + nl + 1 - start;
-            const text = lineText(pending, piece);
+            const { text, truncated } = lineText(pending, piece, bytes - 1);
             tailAtOffset = lastBytes(before, data.subarray(0, nl + 1));
             const cursor: Cursor = {
               path,
@@ -233,6 +233,7 @@ export class FileSource implements LineSource {
               position: offset,
               sourceKey: inc.sourceKey,
               bytes,
+              truncated,
               cursor,
             };
             offset += bytes;
@@ -258,7 +259,7 @@ export class FileSource implements LineSource {
             // The last line has no newline yet: hand it over, but its cursor stays at its start so a
             // later run reads it again once it is complete.
             yield {
-              text: lineText(pending, Buffer.alloc(0)),
+              ...lineText(pending, Buffer.alloc(0), pendingBytes),
               line: nextLine,
               position: offset,
               sourceKey: inc.sourceKey,
@@ -283,7 +284,7 @@ export class FileSource implements LineSource {
             if (pendingBytes > 0) {
               // A last line the old file never finished: it will not be finished now.
               yield {
-                text: lineText(pending, Buffer.alloc(0)),
+                ...lineText(pending, Buffer.alloc(0), pendingBytes),
                 line: nextLine,
                 position: offset,
                 sourceKey: inc.sourceKey,
@@ -319,11 +320,21 @@ export class FileSource implements LineSource {
   }
 }
 
-function lineText(pending: Buffer[], last: Buffer): string {
+/**
+ * The text of a line whose `contentBytes` (newline excluded) are `pending` then `last`, capped at
+ * MAX_LINE_CHARS. More than 4 bytes a character cannot be, so a line of more bytes than 4 × MAX_LINE_CHARS
+ * (of which `pending` may have kept only that many) is longer than the cap whatever it decodes to.
+ */
+function lineText(
+  pending: Buffer[],
+  last: Buffer,
+  contentBytes: number,
+): { text: string; truncated: boolean } {
   const all = pending.length === 0 ? last : Buffer.concat([...pending, last]);
   const text = all.subarray(0, MAX_LINE_CHARS * 4).toString('utf8');
   const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
-  return trimmed.length > MAX_LINE_CHARS ? trimmed.slice(0, MAX_LINE_CHARS) : trimmed;
+  const truncated = contentBytes > MAX_LINE_CHARS * 4 || trimmed.length > MAX_LINE_CHARS;
+  return { text: truncated ? trimmed.slice(0, MAX_LINE_CHARS) : trimmed, truncated };
 }
 
 /** The last PRINT_BYTES bytes of `before` followed by `data` (a view into `data` when it is long enough). */

@@ -11,6 +11,8 @@ export interface SourceLine {
   sourceKey: string;
   /** Bytes the line took in its source, newline included. */
   bytes: number;
+  /** True when the line was longer than MAX_LINE_CHARS and the rest of it was dropped. */
+  truncated?: boolean;
   /** Opaque progress marker: committing it records that this line and all before it were handled. */
   readonly cursor: unknown;
 }

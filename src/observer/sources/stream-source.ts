@@ -7,6 +7,8 @@ export interface RawLine {
   text: string;
   /** Bytes the line took, newline included. */
   bytes: number;
+  /** The line was longer than MAX_LINE_CHARS: `text` is its start, the rest was dropped. */
+  truncated: boolean;
 }
 
 /** Splits a byte stream into lines (a last line without newline counts), capped at MAX_LINE_CHARS. */
@@ -15,10 +17,13 @@ export async function* splitLines(stream: Readable): AsyncGenerator<RawLine> {
   let partialBytes = 0;
   let dropping = false;
   const decoder = new TextDecoder('utf-8');
-  const emit = (text: string, bytes: number): RawLine => ({
-    text: text.endsWith('\r') ? text.slice(0, -1) : text,
-    bytes,
-  });
+  // `whole` is all that was kept of a line: at most MAX_LINE_CHARS + 1 characters, one more than the cap so
+  // that a "\r" there is seen as the line's end rather than a dropped rest. `dropped`: there was more.
+  const emit = (whole: string, bytes: number, dropped: boolean): RawLine => {
+    const text = whole.endsWith('\r') ? whole.slice(0, -1) : whole;
+    const truncated = dropped || text.length > MAX_LINE_CHARS;
+    return { text: truncated ? text.slice(0, MAX_LINE_CHARS) : text, bytes, truncated };
+  };
   for await (const chunk of stream) {
     const buffer = chunk as Buffer;
     const text = decoder.decode(buffer, { stream: true });
@@ -26,26 +31,27 @@ export async function* splitLines(stream: Readable): AsyncGenerator<RawLine> {
     let nl: number;
     while ((nl = text.indexOf('\n', from)) !== -1) {
       const piece = dropping ? '' : text.slice(from, nl);
-      const full = (partial + piece).slice(0, MAX_LINE_CHARS);
+      const whole = (partial + piece).slice(0, MAX_LINE_CHARS + 1);
       const bytes = partialBytes + Buffer.byteLength(text.slice(from, nl)) + 1;
+      const dropped = dropping;
       partial = '';
       partialBytes = 0;
       dropping = false;
       from = nl + 1;
-      yield emit(full, bytes);
+      yield emit(whole, bytes, dropped);
     }
     const rest = text.slice(from);
     partialBytes += Buffer.byteLength(rest);
     if (!dropping) {
       partial += rest;
-      if (partial.length > MAX_LINE_CHARS) {
-        partial = partial.slice(0, MAX_LINE_CHARS);
+      if (partial.length > MAX_LINE_CHARS + 1) {
+        partial = partial.slice(0, MAX_LINE_CHARS + 1);
         dropping = true;
       }
     }
   }
   partial += decoder.decode();
-  if (partialBytes > 0 || partial !== '') yield emit(partial.slice(0, MAX_LINE_CHARS), partialBytes);
+  if (partialBytes > 0 || partial !== '') yield emit(partial, partialBytes, dropping);
 }
 
 /**
@@ -86,7 +92,15 @@ export async function* mergeLines(
   for (;;) {
     const next = queue.shift();
     if (next) {
-      yield { text: next.text, line, position, sourceKey, bytes: next.bytes, cursor: null };
+      yield {
+        text: next.text,
+        line,
+        position,
+        sourceKey,
+        bytes: next.bytes,
+        truncated: next.truncated,
+        cursor: null,
+      };
       line += 1;
       position += 1;
       continue;
