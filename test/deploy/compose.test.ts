@@ -131,6 +131,7 @@ test('the worker and observer: built from the repo, Temporal by TEMPORAL_* env, 
   assert.equal(worker.environment!.KLR_SDK_METRICS_ADDR, '0.0.0.0:9465');
   const observer = s['kloros-observer']!.environment!;
   assert.equal(observer.KLR_HTTP_DOOR, '1');
+  assert.equal(observer.KLR_OBSERVER_METRICS_ADDR, '0.0.0.0:9466');
   assert.equal(observer.KLR_HTTP_DOOR_TOKEN, TOKEN);
   assert.equal(s.alertmanager!.environment!.KLR_HTTP_DOOR_TOKEN, TOKEN);
   // The Prometheus config scrapes the worker by its service name and the ports it serves on.
@@ -139,6 +140,7 @@ test('the worker and observer: built from the repo, Temporal by TEMPORAL_* env, 
   };
   const targets = prom.scrape_configs.flatMap((j) => j.static_configs.flatMap((c) => c.targets));
   assert.ok(targets.includes('kloros-worker:9464') && targets.includes('kloros-worker:9465'));
+  assert.ok(targets.includes('kloros-observer:9466'), "and the observer's /metrics");
   // The Alertmanager door receiver points at the observer service.
   const am = await readFile(join(REPO_ROOT, 'deploy/alertmanager/alertmanager.yml'), 'utf8');
   assert.match(am, /url: http:\/\/kloros-observer:8787\/v1\/alertmanager/);
@@ -183,6 +185,7 @@ test('ports: every published port binds to loopback', async () => {
   assert.deepEqual(published.prometheus, ['9090']);
   assert.deepEqual(published.alertmanager, ['9093']);
   assert.deepEqual(published['kloros-worker'], ['9464', '9465']);
+  assert.deepEqual(published['kloros-observer'], ['8787', '9466']);
 });
 
 test('the one-shot registers exactly the search attributes the workflows use, with their types', async () => {
