@@ -68,6 +68,20 @@ test('routing by severity; the door gets other services’ kloros_kind alerts, n
   assert.deepEqual(await route({ alertname: 'KLoROS_CanaryEligible', severity: 'info', host: 'gpu-1' }), [
     'chat',
   ]);
+  // The scrape alerts: a target down carries the target's labels, an absent job only its job.
+  assert.deepEqual(
+    await route({
+      alertname: 'KLoROS_TargetDown',
+      severity: 'warning',
+      job: 'kloros-observer',
+      host: 'gpu-1',
+    }),
+    ['chat'],
+  );
+  assert.deepEqual(
+    await route({ alertname: 'KLoROS_TargetAbsent', severity: 'warning', job: 'kloros-healing' }),
+    ['chat'],
+  );
   assert.deepEqual(
     await route({ alertname: 'VllmOutOfMemory', severity: 'warning', kloros_kind: 'vllm_oom' }),
     ['kloros-healing-door', 'chat'],
