@@ -1,8 +1,9 @@
 // The Grafana dashboard as a file Grafana provisions: its structure (unique panel ids, a grid position
 // inside the 24-column grid, a datasource on every panel and target), the `host` and `kind` variables,
 // the canary annotations — and every query (panels, annotations, variables) reads only metric names
-// the worker exports (src/metrics/catalog.ts), every catalog metric is on some panel, and every query is
-// valid PromQL once Grafana's variables are filled in (Debian's promtool parses them as recording rules).
+// the worker or the observer exports (src/metrics/catalog.ts, src/observer/observer-metrics.ts,
+// kloros_build_info), every metric of both catalogs is on some panel, and every query is valid PromQL once
+// Grafana's variables are filled in (Debian's promtool parses them as recording rules).
 // test/e2e/prometheus.test.ts runs the same queries against a real Prometheus during a heal cycle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { METRICS } from '../../src/metrics/catalog.js';
+import { BUILD_INFO } from '../../src/metrics/build-info.js';
+import { OBSERVER_METRICS } from '../../src/observer/observer-metrics.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 import { exportedSeriesNames, metricNames, unknownNames } from '../support/promql-names.js';
 import {
@@ -59,7 +62,9 @@ interface Dashboard {
 }
 
 const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as Dashboard;
-const exported = exportedSeriesNames(Object.values(METRICS));
+/** Every metric the dashboard may read: the worker's, the observer's, and kloros_build_info (both serve it). */
+const CATALOG = [...Object.values(METRICS), ...Object.values(OBSERVER_METRICS), BUILD_INFO];
+const exported = exportedSeriesNames(CATALOG);
 
 function allPanels(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
@@ -133,7 +138,7 @@ test('annotations: canaries from increase of kloros_canary_runs_total', () => {
   assert.equal(canaries.datasource?.uid, DS_UID);
 });
 
-test('every query reads only metrics the worker exports, and every catalog metric is on a panel', () => {
+test('every query reads only metrics the worker or the observer exports, and every catalog metric is on a panel', () => {
   const queries = dashboardQueries(dashboard);
   const bad: string[] = [];
   const onPanels = new Set<string>();
@@ -151,11 +156,9 @@ test('every query reads only metrics the worker exports, and every catalog metri
     for (const n of unknownNames(names, exported)) bad.push(`variable ${v.name}: ${n} is not exported`);
   }
   assert.deepEqual(bad, []);
-  const missing = Object.values(METRICS)
-    .filter((m) =>
-      m.type === 'histogram' ? ![...onPanels].some((n) => n.startsWith(`${m.name}_`)) : !onPanels.has(m.name),
-    )
-    .map((m) => m.name);
+  const missing = CATALOG.filter((m) =>
+    m.type === 'histogram' ? ![...onPanels].some((n) => n.startsWith(`${m.name}_`)) : !onPanels.has(m.name),
+  ).map((m) => m.name);
   assert.deepEqual(missing, [], 'catalog metrics without a panel');
   console.log(`${queries.length} queries over ${onPanels.size} series names`);
 });
