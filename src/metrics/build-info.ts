@@ -13,11 +13,12 @@ export const BUILD_INFO = {
   labels: ['version', 'node_version', 'temporal_sdk'],
 } as const satisfies MetricSpec;
 
-export interface BuildInfo {
+/** The labels (a type, not an interface, so that it is a Record<string, string> where labels are wanted). */
+export type BuildInfo = {
   version: string;
   node_version: string;
   temporal_sdk: string;
-}
+};
 
 /** The installed SDK's version (the packages are released together; common is what every part uses). */
 function temporalSdkVersion(): string {
