@@ -13,10 +13,9 @@ import { pickFreePort } from '../../src/servers/dev-server.js';
 import { OBSERVER_METRICS as M } from '../../src/observer/observer-metrics.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 import { type Exposition, scrape, valueOf } from '../support/metrics-text.js';
-import { type ReadyProcess, startReadyProcess } from '../support/ready-process.js';
+import { OBSERVER_MAIN as MAIN, startObserverProcess } from '../support/observer-process.js';
 import { waitFor } from '../support/observer-stack.js';
 
-const MAIN = join(REPO_ROOT, 'src', 'observer', 'main.ts');
 const REAL_LOGS = join(REPO_ROOT, 'test', 'fixtures', 'real-logs');
 /** vLLM 0.11's PyTorch OOM, one line (test/fixtures/real-logs/manifest.json: vllm_oom, torch_oom). */
 const OOM_LOG = join(REAL_LOGS, 'vllm', 'v0110-torch-oom-bare-line.log');
@@ -46,16 +45,6 @@ function env(extra: Record<string, string>): Record<string, string> {
   };
 }
 
-/** The daemon's "observer started" log line. */
-function startedLine(daemon: ReadyProcess): Record<string, unknown> {
-  const line = daemon
-    .output()
-    .split('\n')
-    .find((l) => l.includes('"observer started"'));
-  assert.ok(line, daemon.output());
-  return JSON.parse(line) as Record<string, unknown>;
-}
-
 /** A fixture's text as whole lines (a followed file's last line counts once it has its newline). */
 async function wholeLines(path: string): Promise<{ text: string; lines: number }> {
   const raw = await readFile(path, 'utf8');
@@ -68,9 +57,8 @@ test('a real OOM line, Temporal away: lines read, the incident, the symptom spoo
   const oom = await wholeLines(OOM_LOG);
   await writeFile(log, oom.text);
   const metricsPort = await pickFreePort();
-  const daemon = await startReadyProcess(['--import', 'tsx', MAIN], {
-    cwd: REPO_ROOT,
-    env: env({
+  const daemon = await startObserverProcess(
+    env({
       KLR_OBSERVER_FILE: log,
       KLR_OBSERVER_FROM_START: '1',
       KLR_OBSERVER_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
@@ -78,13 +66,10 @@ test('a real OOM line, Temporal away: lines read, the incident, the symptom spoo
       KLR_HTTP_DOOR_ADDR: '127.0.0.1:0',
       KLR_HTTP_DOOR_TOKEN: TOKEN,
     }),
-    ready: '"observer started"',
-    name: 'observer',
-  });
+  );
   try {
-    const started = startedLine(daemon);
     const url = `http://127.0.0.1:${metricsPort}/metrics`;
-    assert.equal(started.metrics, url);
+    assert.equal(daemon.metricsUrl, url);
     const v = (e: Exposition, name: string, labels: Record<string, string> = {}) => valueOf(e, name, labels);
 
     let e = await waitFor('the OOM spooled', async () => {
@@ -105,7 +90,7 @@ test('a real OOM line, Temporal away: lines read, the incident, the symptom spoo
     // More of the log: a kernel Xid line, and a request to the door without its token.
     const xid = await wholeLines(XID_LOG);
     await appendFile(log, xid.text);
-    const res = await fetch(`${String(started.httpDoor)}/v1/symptoms`, { method: 'POST', body: '{}' });
+    const res = await fetch(`${daemon.doorUrl}/v1/symptoms`, { method: 'POST', body: '{}' });
     assert.equal(res.status, 401);
     e = await waitFor('the Xid spooled', async () => {
       const now = await scrape(url);
