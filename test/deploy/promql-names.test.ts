@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PromqlScanError, exportedSeriesNames, metricNames, unknownNames } from '../support/promql-names.js';
 import { METRICS } from '../../src/metrics/catalog.js';
+import { BUILD_INFO } from '../../src/metrics/build-info.js';
+import { OBSERVER_METRICS } from '../../src/observer/observer-metrics.js';
 
 test('a bare selector and one with label matchers', () => {
   assert.deepEqual(metricNames('kloros_escalation_flag'), ['kloros_escalation_flag']);
@@ -78,4 +80,28 @@ test('only exported series pass: histogram only with its suffixes', () => {
     ),
     ['kloros_canary_downtime_seconds', 'kloros_symptom_total', 'up'],
   );
+});
+
+test("the scrape alerts' up, and the observer's catalog with kloros_build_info", () => {
+  assert.deepEqual(
+    metricNames(`absent(up{job="kloros-healing"})
+      or absent(up{job="kloros-temporal-sdk"})
+      or absent(up{job="kloros-observer"})`),
+    ['up'],
+  );
+  assert.deepEqual(metricNames('up{job=~"kloros-healing|kloros-observer"} == 0'), ['up']);
+  const observer = exportedSeriesNames([...Object.values(OBSERVER_METRICS), BUILD_INFO]);
+  assert.deepEqual(
+    unknownNames(
+      metricNames(
+        'max by (host) (kloros_observer_spool_pending_bytes{host=~"$host"} / kloros_observer_spool_max_bytes{host=~"$host"}) or kloros_build_info',
+      ),
+      observer,
+    ),
+    [],
+  );
+  assert.deepEqual(unknownNames(['kloros_observer_lines_total', 'up'], observer), [
+    'kloros_observer_lines_total',
+    'up',
+  ]);
 });
