@@ -4,6 +4,7 @@
 // measures the Temporal path, not nvidia-smi). Hosts come from KLR_BENCH_HOSTS (comma-separated); every
 // other KLR_ setting is read as the production worker reads it. Prints "bench worker started" once all
 // poll; SIGTERM/SIGINT stops them.
+import { metricsSinks } from '../../src/metrics/metrics-sinks.js';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -41,6 +42,7 @@ const workers = await Promise.all(
       taskQueue: hostTaskQueue(host),
       workflowBundle,
       dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+      sinks: metricsSinks(null),
       activities: {
         ...createCoordinationActivities({
           client,

@@ -2,7 +2,7 @@
 // (served by the SDK's core on a second address). Each is "IP:PORT", or off.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { SettingsError, readSetting } from './settings.js';
+import { SettingsError, duration, readSetting } from './settings.js';
 
 export interface ListenAddress {
   host: string;
@@ -14,7 +14,14 @@ export interface MetricsSettings {
   metrics: ListenAddress | null;
   /** KLR_SDK_METRICS_ADDR: the Temporal SDK's own metrics; null = off. */
   sdkMetrics: ListenAddress | null;
+  /**
+   * KLR_METRICS_RECHECK, seconds: how long an alerting figure (an armed flag, a latched restore failure)
+   * may go without a report before a scrape checks, with one call, that its workflow still runs.
+   */
+  recheckSeconds: number;
 }
+
+export const DEFAULT_METRICS_RECHECK = '10m';
 
 export const DEFAULT_METRICS_ADDR = '127.0.0.1:9464';
 export const DEFAULT_SDK_METRICS_ADDR = '127.0.0.1:9465';
@@ -81,5 +88,12 @@ export function loadMetricsSettings(env: Env = process.env): MetricsSettings {
       `an address other than KLR_METRICS_ADDR (${formatListenAddress(metrics)}): the SDK serves its own metrics on a second port`,
     );
   }
-  return { metrics, sdkMetrics };
+  const recheckSeconds = readSetting(
+    env,
+    'KLR_METRICS_RECHECK',
+    duration({ min: 1, max: 7 * 24 * 3600, bare: 's' }),
+    DEFAULT_METRICS_RECHECK,
+    'a duration from 1s to 7d (e.g. 10m, 600)',
+  );
+  return { metrics, sdkMetrics, recheckSeconds };
 }

@@ -112,6 +112,12 @@ export const METRICS = {
     help: "1 while this host's maintenance window is open, else 0.",
     labels: [],
   },
+  lastStateRead: {
+    name: 'kloros_state_last_read_timestamp_seconds',
+    type: 'gauge',
+    help: "Unix time this worker last heard from Temporal about its figures (a workflow's report, the reading at start, or a reachability check on scrape): far behind time() means the figures may be stale.",
+    labels: [],
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRICS).map((m) => m.name);

@@ -11,8 +11,9 @@ import {
   emptyHealingCounters,
   emptyHostCounters,
 } from '../domain/workflow-counters.js';
-import type { CanaryRecord, HealingStateView } from '../workflows/healing-messages.js';
-import { type HostStateView, hostLedgerOf } from '../workflows/host-coordinator-messages.js';
+import type { CanaryRecord } from '../workflows/healing-messages.js';
+import { hostLedgerOf } from '../workflows/host-coordinator-messages.js';
+import type { HealingMetricsReport, HostMetricsReport } from '../workflows/metrics-sink.js';
 import { METRICS } from './catalog.js';
 
 export type Labels = Record<string, string>;
@@ -75,7 +76,7 @@ export function seriesKey(name: string, labels: Labels): string {
 }
 
 /** The counter series of one HealingWorkflow (its kind's symptoms, its canaries, its refusals). */
-export function healingCounts(view: HealingStateView): SourceCounts {
+export function healingCounts(view: HealingMetricsReport): SourceCounts {
   const counters = view.counters ?? emptyHealingCounters();
   const samples: Sample[] = [
     { name: METRICS.symptoms.name, labels: { kind: view.kind }, value: view.totals.counted },
@@ -115,7 +116,7 @@ export function healingCounts(view: HealingStateView): SourceCounts {
 }
 
 /** The counter series of the HostCoordinatorWorkflow (lease refusals, overrun). */
-export function hostCounts(view: HostStateView): SourceCounts {
+export function hostCounts(view: HostMetricsReport): SourceCounts {
   const counters = view.counters ?? emptyHostCounters();
   const samples: Sample[] = [
     { name: METRICS.restoreOverrun.name, labels: {}, value: counters.overrunMs / 1000 },
@@ -171,15 +172,17 @@ export function zeroCounterSamples(kinds: readonly string[]): Sample[] {
 }
 
 export interface GaugeInput {
-  /** Current views of this host's running healing workflows. */
-  healing: readonly HealingStateView[];
+  /** What this host's running healing workflows last reported. */
+  healing: readonly HealingMetricsReport[];
   /** Kinds seen before (their flag reads 0 while no workflow of theirs runs). */
   knownKinds: readonly string[];
-  /** The coordinator's view; null while this host has none yet (no lease was ever asked for). */
-  host: HostStateView | null;
+  /** What the coordinator last reported; null while this host has none yet (no lease was ever asked for). */
+  host: HostMetricsReport | null;
   /** The worker's own policy: the coordinator's, once it has loaded one, wins. */
   policy: HealingPolicy;
   now: number;
+  /** When the worker last heard from Temporal about these figures (epoch ms). */
+  lastContact: number;
 }
 
 export function gaugeSamples(input: GaugeInput): Sample[] {
@@ -220,5 +223,6 @@ export function gaugeSamples(input: GaugeInput): Sample[] {
       labels: {},
       value: input.host?.restoreFailure ? 1 : 0,
     },
+    { name: METRICS.lastStateRead.name, labels: {}, value: input.lastContact / 1000 },
   ];
 }

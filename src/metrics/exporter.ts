@@ -1,11 +1,12 @@
 // The worker's /metrics: every metric of the catalog, with exactly its name, type and labels, valued at
-// scrape time from the collector's snapshot (derived from the workflows' durable state), plus
-// prom-client's default process metrics. Counters are prom-client Counters whose collect() sets the
+// scrape time from the collector's snapshot (derived from the workflows' reported durable state), plus
+// kloros_build_info and prom-client's default process metrics. Counters are prom-client Counters whose collect() sets the
 // value from state (reset, then inc by the total): the exposition says `# TYPE … counter`, and the
 // value never depends on what this process happened to observe.
 import { type Server, createServer } from 'node:http';
 import { Counter, Gauge, type Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ListenAddress } from '../config/metrics-settings.js';
+import { registerBuildInfo } from './build-info.js';
 import { METRICS, type MetricSpec } from './catalog.js';
 import type { MetricsCollector, MetricsSnapshot } from './collector.js';
 import type { Sample } from './derive.js';
@@ -40,6 +41,7 @@ function derivedHistogram(spec: MetricSpec, snapshot: () => Promise<MetricsSnaps
 export function createMetricsRegistry(collector: Pick<MetricsCollector, 'current'>): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry);
   const snapshot = () => collector.current();
   for (const spec of Object.values(METRICS) as MetricSpec[]) {
     const common = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [registry] };

@@ -1,5 +1,6 @@
-// Reads this host's durable state from Temporal for the metrics: the HealingWorkflows of the host
-// (visibility: search attribute KlrHost, running only) and the host coordinator, by query.
+// Reads this host's durable state from Temporal for the metrics, once when the worker starts: the
+// HealingWorkflows of the host (visibility: search attribute KlrHost, running only) and the host
+// coordinator, by query. Afterwards the workflows report themselves (src/workflows/metrics-sink.ts).
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
 import { type HealingStateView, stateQuery } from '../workflows/healing-messages.js';
@@ -56,4 +57,24 @@ export function temporalStateReader(client: Client, host: string): WorkflowState
       return { healing, unanswered, host: hostView };
     },
   };
+}
+
+/** One cheap frontend call (GetSystemInfo) that succeeds while Temporal is reachable. */
+export async function checkTemporalContact(client: Client): Promise<void> {
+  await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+    client.workflowService.getSystemInfo({}),
+  );
+}
+
+/** Whether the workflow of that id still runs (its latest run). */
+export async function workflowStillRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    const d = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+      client.workflow.getHandle(workflowId).describe(),
+    );
+    return d.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
 }

@@ -14,7 +14,12 @@ import { hostTaskQueue } from '../domain/identifiers.js';
 import { type ListenAddress, formatListenAddress } from '../config/metrics-settings.js';
 import { MetricsCollector } from '../metrics/collector.js';
 import { type MetricsServer, createMetricsRegistry, serveMetrics } from '../metrics/exporter.js';
-import { temporalStateReader } from '../metrics/workflow-state.js';
+import { metricsSinks } from '../metrics/metrics-sinks.js';
+import {
+  checkTemporalContact,
+  temporalStateReader,
+  workflowStillRunning,
+} from '../metrics/workflow-state.js';
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
@@ -41,6 +46,8 @@ export interface HostWorkerOptions {
   gpuActivities: Pick<HostActivities, 'measureVram' | 'predictCandidates' | 'runCanary' | 'restoreService'>;
   /** Where to serve /metrics (docs/metrics.md); null or absent: no metrics server. */
   metricsAddress?: ListenAddress | null;
+  /** KLR_METRICS_RECHECK (seconds): see MetricsCollector's recheckMs. */
+  metricsRecheckSeconds?: number;
 }
 
 export interface RunningHostWorker {
@@ -68,51 +75,52 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
     }),
     ...options.gpuActivities,
   };
-  const worker = await Worker.create({
-    connection,
-    namespace: target.namespace,
-    taskQueue,
-    ...(usePrebuiltBundle
-      ? { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } }
-      : { workflowsPath: WORKFLOWS_PATH }),
-    dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
-    activities,
-    // The canary's restore must outlive a shutdown request: give running activities time to finish.
-    shutdownGraceTime: '30 seconds',
-  });
-  let collector: MetricsCollector | null = null;
-  let metricsServer: MetricsServer | null = null;
-  if (options.metricsAddress) {
-    try {
-      collector = new MetricsCollector({
+  // The collector exists before the worker: the workflows report to it from their first task.
+  const collector = options.metricsAddress
+    ? new MetricsCollector({
         reader: temporalStateReader(client, settings.host),
+        checkContact: () => checkTemporalContact(client),
+        stillRunning: (id) => workflowStillRunning(client, id),
+        recheckMs: (options.metricsRecheckSeconds ?? 600) * 1000,
         policy: settings.policy,
         ledgerPath: join(settings.dataDir, 'metrics', `counters-${settings.host}.json`),
         logger,
-      });
+      })
+    : null;
+  let worker: Worker;
+  let metricsServer: MetricsServer | null = null;
+  try {
+    // An unreadable data directory stops the start rather than run without the metrics asked for.
+    await collector?.load();
+    worker = await Worker.create({
+      connection,
+      namespace: target.namespace,
+      taskQueue,
+      ...(usePrebuiltBundle
+        ? { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } }
+        : { workflowsPath: WORKFLOWS_PATH }),
+      dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+      activities,
+      sinks: metricsSinks(collector),
+      // The canary's restore must outlive a shutdown request: give running activities time to finish.
+      shutdownGraceTime: '30 seconds',
+    });
+    if (collector && options.metricsAddress)
       metricsServer = await serveMetrics(createMetricsRegistry(collector), options.metricsAddress);
-    } catch (err) {
-      await clientConnection.close();
-      await connection.close();
-      throw err;
-    }
+  } catch (err) {
+    await clientConnection.close();
+    await connection.close();
+    throw err;
   }
   const done = worker.run().finally(async () => {
-    collector?.stop();
+    await collector?.stop();
     await metricsServer?.close();
     await clientConnection.close();
     await connection.close();
     logger.info({ taskQueue }, 'host worker stopped');
   });
-  // The collector queries this host's workflows, which this worker answers: start it once polling runs.
-  try {
-    await collector?.start();
-  } catch (err) {
-    // An unreadable data directory: stop cleanly rather than run without the metrics asked for.
-    worker.shutdown();
-    await done;
-    throw err;
-  }
+  // The one reading of this host's workflows: their queries are answered by this worker, now polling.
+  collector?.start();
   logger.info(
     {
       taskQueue,

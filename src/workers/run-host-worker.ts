@@ -62,6 +62,7 @@ export async function runHostWorkerProcess(
       logger,
       gpuActivities,
       metricsAddress: metricsSettings.metrics,
+      metricsRecheckSeconds: metricsSettings.recheckSeconds,
     });
     await running.done;
   } catch (err) {

@@ -16,6 +16,7 @@ import type { CanaryMode } from '../domain/policy.js';
 import { type HealingRefusalCode, bump } from '../domain/workflow-counters.js';
 import type { HealingPhase, HealingStateView } from './healing-messages.js';
 import { type HealingViewContext, healingDetails, healingStateView } from './healing-view.js';
+import { type HealingMetricsReport, healingReporter } from './metrics-sink.js';
 import { SAFE_RULES_PATCH } from './patches.js';
 import { ARMED_ATTRIBUTE, HOST_ATTRIBUTE, KIND_ATTRIBUTE, MODE_ATTRIBUTE } from './search-attributes.js';
 
@@ -33,6 +34,7 @@ export class HealingRun {
   /** The window opening last announced (once per opening). */
   announcedOpening: number | null = null;
   private publishedAttributes = '';
+  private readonly metrics = healingReporter();
 
   constructor(
     readonly workflowId: string,
@@ -60,6 +62,7 @@ export class HealingRun {
 
   decide(event: DecisionEvent, by?: string): void {
     appendDecision(this.state.decisions, decisionOf(event, Date.now(), by));
+    this.reportMetrics();
   }
 
   /** A canary held back by this workflow: recorded with its reason, and counted for the metrics. */
@@ -94,6 +97,22 @@ export class HealingRun {
       ]);
     }
     setCurrentDetails(healingDetails(this.state, this.viewContext()));
+    this.reportMetrics();
+  }
+
+  /** Tell the worker's metrics what changed (metrics-sink.ts); `ended` when the workflow returns. */
+  reportMetrics(ended = false): void {
+    const { state } = this;
+    const report: HealingMetricsReport = {
+      workflowId: this.workflowId,
+      firstRunId: workflowInfo().firstExecutionRunId,
+      kind: this.kind,
+      armed: state.armedAt !== null,
+      totals: state.totals,
+      counters: state.counters,
+      lastCanary: state.lastCanary,
+    };
+    this.metrics.report(ended ? { ...report, ended } : report);
   }
 
   setPhase(phase: HealingPhase, next: string): void {

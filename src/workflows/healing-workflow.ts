@@ -98,6 +98,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
         if (state.symptoms.count(Date.now()) === 0) {
           run.decide({ code: 'workflow_ended', params: { kind, advice: adviceOf(state, rules) ?? '' } });
           run.setPhase('watching', 'ended: it starts again with the next symptom of this kind');
+          run.reportMetrics(true);
           return;
         }
         break;

@@ -56,7 +56,9 @@ export interface HostStateView {
 }
 
 /** The stored ledger and cooldown of a view (none yet: empty), for figures computed at the reader's time. */
-export function hostLedgerOf(view: HostStateView | null): Pick<HostLedgerState, 'ledger' | 'cooldownUntil'> {
+export function hostLedgerOf(
+  view: Pick<HostStateView, 'ledger' | 'cooldownUntil'> | null,
+): Pick<HostLedgerState, 'ledger' | 'cooldownUntil'> {
   return {
     ledger: view?.ledger ?? emptyLedger(),
     cooldownUntil: view?.cooldownUntil ? Date.parse(view.cooldownUntil) : null,

@@ -16,6 +16,7 @@ import { type HostCounters, emptyHostCounters } from '../domain/workflow-counter
 import type { LeaseDecision } from './healing-messages.js';
 import type { CarriedHostState, HostStateView } from './host-coordinator-messages.js';
 import { type HostViewContext, hostDetails, hostStateView } from './host-view.js';
+import { hostReporter } from './metrics-sink.js';
 import { LEASE_UPDATE_PATCH, SAFE_RULES_PATCH } from './patches.js';
 
 /** A lease request waiting for the loop: answered by signal (0.2) or as its update's result. */
@@ -46,6 +47,7 @@ export class HostRun {
   messagesThisRun = 0;
   policy: HealingPolicy | undefined;
   window: MaintenanceWindow | undefined;
+  private readonly metrics = hostReporter();
 
   constructor(
     readonly workflowId: string,
@@ -89,6 +91,17 @@ export class HostRun {
   /** The Web UI's current details. */
   publish(): void {
     setCurrentDetails(hostDetails(this.ledger, this.viewContext()));
+    // What the worker's metrics need, when it changed (metrics-sink.ts).
+    const v = this.view();
+    this.metrics.report({
+      workflowId: v.workflowId,
+      firstRunId: v.firstRunId,
+      counters: v.counters,
+      ledger: v.ledger,
+      cooldownUntil: v.cooldownUntil,
+      restoreFailure: v.restoreFailure,
+      policy: v.policy,
+    });
   }
 
   shouldContinueAsNew(): boolean {

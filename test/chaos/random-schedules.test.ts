@@ -11,6 +11,7 @@
 // Each schedule runs on a fresh time-skipping server with one worker per host of a small pool, the next
 // server starting while the current schedule runs: the Java test server stalls far more often once it
 // has run schedules before, and a seed must replay alone exactly as it ran in the batch.
+import { metricsSinks } from '../../src/metrics/metrics-sinks.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -173,6 +174,7 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
         taskQueue: hostTaskQueue(slot.host),
         workflowBundle: await workflowBundle(),
         dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+        sinks: metricsSinks(null),
         activities: {
           // Getters, not a copy: each schedule sets its own policy and audit directory on `deps`.
           ...createCoordinationActivities({

@@ -109,7 +109,9 @@ test('zero series exist for every counter and known kind before anything happene
   for (const spec of Object.values(METRICS))
     if (spec.type !== 'gauge') assert.ok(names.has(spec.name), spec.name);
   const gauges = new Set(
-    gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0 }).map((s) => s.name),
+    gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0, lastContact: 0 }).map(
+      (s) => s.name,
+    ),
   );
   // A measurement's gauge (the prediction error: a 0 would read as a perfect prediction) has none yet.
   const measuredOnly = new Set<string>(
@@ -129,6 +131,7 @@ test('outside the window the budget is the full one; inside it, what the ledger 
     host: null,
     policy,
     now: at('2026-03-01T02:00:00Z'),
+    lastContact: 0,
   });
   assert.equal(value(before, METRICS.budgetRemaining.name), 60);
   assert.equal(value(before, METRICS.windowOpen.name), 0);
@@ -141,14 +144,28 @@ test('outside the window the budget is the full one; inside it, what the ledger 
     cooldownUntil: '2026-03-01T09:00:00.000Z',
     restoreFailure: { kind: 'vllm_oom', message: 'unhealthy', at: '2026-03-01T03:02:00.000Z' },
   });
-  const during = gaugeSamples({ healing: [], knownKinds: [], host, policy, now: at('2026-03-01T04:00:00Z') });
+  const during = gaugeSamples({
+    healing: [],
+    knownKinds: [],
+    host,
+    policy,
+    now: at('2026-03-01T04:00:00Z'),
+    lastContact: 0,
+  });
   assert.equal(value(during, METRICS.budgetRemaining.name), 18.5);
   assert.equal(value(during, METRICS.windowOpen.name), 1);
   assert.equal(value(during, METRICS.cooldown.name), 5 * 3600);
   assert.equal(value(during, METRICS.restoreFailureLatched.name), 1);
 
   // The next night's window: a new budget, even though the ledger still holds last night's spend.
-  const next = gaugeSamples({ healing: [], knownKinds: [], host, policy, now: at('2026-03-02T03:30:00Z') });
+  const next = gaugeSamples({
+    healing: [],
+    knownKinds: [],
+    host,
+    policy,
+    now: at('2026-03-02T03:30:00Z'),
+    lastContact: 0,
+  });
   assert.equal(value(next, METRICS.budgetRemaining.name), 60);
   assert.equal(value(next, METRICS.cooldown.name), 0);
 });
@@ -160,6 +177,7 @@ test('the flag is 1 for armed kinds, 0 for kinds seen before whose workflow is n
     host: null,
     policy,
     now: 0,
+    lastContact: 0,
   });
   assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'vllm_oom' }), 1);
   assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'xid' }), 0);
@@ -201,7 +219,7 @@ test("the prediction error is the newest canary's whose start printed its KV cac
   });
   const g = (healing: HealingStateView[]) =>
     value(
-      gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0 }),
+      gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0, lastContact: 0 }),
       METRICS.predictionError.name,
     );
   assert.equal(g([healingView()]), undefined);

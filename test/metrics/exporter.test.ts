@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { BUILD_INFO, buildInfo } from '../../src/metrics/build-info.js';
 import { METRICS } from '../../src/metrics/catalog.js';
 import type { MetricsSnapshot } from '../../src/metrics/collector.js';
 import { gaugeSamples, histogramSamples, zeroCounterSamples } from '../../src/metrics/derive.js';
@@ -21,8 +22,9 @@ function snapshot(): MetricsSnapshot {
     host: null,
     policy: DEFAULT_POLICY,
     now: 0,
+    lastContact: 0,
   });
-  return { at: 1, counters, gauges };
+  return { counters, gauges };
 }
 
 test('the exposition carries every catalog metric with its type, and the stateâ€™s values', async () => {
@@ -49,6 +51,7 @@ test('the exposition carries every catalog metric with its type, and the stateâ€
     assert.equal(valueOf(e, METRICS.escalationFlag.name, { kind: 'vllm_oom' }), 0);
     assert.equal(valueOf(e, METRICS.budgetRemaining.name), DEFAULT_POLICY.maxDowntimeSeconds);
     assert.equal(e.types.get('process_resident_memory_bytes'), 'gauge');
+    assert.equal(valueOf(e, BUILD_INFO.name, { ...buildInfo() }), 1, 'kloros_build_info names this release');
 
     const other = await fetch(`http://127.0.0.1:${server.address.port}/`);
     assert.equal(other.status, 404);

@@ -12,7 +12,23 @@ test('defaults: loopback 9464 for /metrics, 9465 for the SDK', () => {
   assert.deepEqual(loadMetricsSettings({}), {
     metrics: { host: '127.0.0.1', port: 9464 },
     sdkMetrics: { host: '127.0.0.1', port: 9465 },
+    recheckSeconds: 600,
   });
+});
+
+test('KLR_METRICS_RECHECK: a duration with units or bare seconds; anything else names what is expected', () => {
+  assert.equal(loadMetricsSettings({ KLR_METRICS_RECHECK: '90s' }).recheckSeconds, 90);
+  assert.equal(loadMetricsSettings({ KLR_METRICS_RECHECK: '1h' }).recheckSeconds, 3600);
+  assert.equal(loadMetricsSettings({ KLR_METRICS_RECHECK: '30' }).recheckSeconds, 30);
+  for (const bad of ['0', '-5m', 'soon', '8d', '10 minutes'])
+    assert.throws(
+      () => loadMetricsSettings({ KLR_METRICS_RECHECK: bad }),
+      (err: unknown) =>
+        err instanceof SettingsError &&
+        err.message.includes(`KLR_METRICS_RECHECK=${JSON.stringify(bad)}`) &&
+        err.message.includes('a duration from 1s to 7d'),
+      bad,
+    );
 });
 
 test('addresses: IPv4, bracketed IPv6, off and 0', () => {
@@ -51,5 +67,6 @@ test('both on the same port is refused; off disables either', () => {
   assert.deepEqual(loadMetricsSettings({ KLR_METRICS_ADDR: 'off', KLR_SDK_METRICS_ADDR: '0' }), {
     metrics: null,
     sdkMetrics: null,
+    recheckSeconds: 600,
   });
 });

@@ -1,6 +1,7 @@
 // Upgrade safety: every history that a released version recorded (test/replay/histories/<release>/, written
 // by scripts/record-histories.ts) must replay against the current workflow code without a
 // non-determinism error. A change that would break a workflow already running on a host fails here.
+import { metricsSinks } from '../../src/metrics/metrics-sinks.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
@@ -37,7 +38,7 @@ for (const release of releases) {
     const failures: string[] = [];
     let replayed = 0;
     for await (const result of Worker.runReplayHistories(
-      { workflowBundle: await workflowBundle(), replayName: `release-${release}` },
+      { workflowBundle: await workflowBundle(), replayName: `release-${release}`, sinks: metricsSinks(null) },
       histories,
     )) {
       replayed++;

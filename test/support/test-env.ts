@@ -1,5 +1,6 @@
 // Temporal's Java time-skipping test server, wrapped for TestWorkflowEnvironment, with this project's
 // search attributes registered and the workflow bundle built once per test file.
+import { metricsSinks } from '../../src/metrics/metrics-sinks.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   DefaultLogger,
@@ -80,6 +81,7 @@ export async function createHostWorker(
     taskQueue: hostTaskQueue(host),
     workflowBundle: await workflowBundle(),
     dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
+    sinks: metricsSinks(null),
     activities: {
       ...createCoordinationActivities({
         client: env.client,
