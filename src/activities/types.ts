@@ -1,6 +1,7 @@
 // The contract between the workflows (which decide) and the GPU host (which acts). Workflows import
 // this file by type only; the implementations live beside it and run on the host's own task queue.
-import type { LeaseDecision, LeaseRelease, LeaseRequest } from '../domain/host-ledger.js';
+import type { LeaseDecision, LeaseRequest } from '../domain/host-ledger.js';
+import type { BudgetReport } from '../domain/host-steps.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import type { SymptomDetails } from '../domain/symptom.js';
 import type { CanaryResult } from '../domain/healing-canary.js';
@@ -53,24 +54,8 @@ export interface RestoreResult {
   keptPromotion?: boolean;
 }
 
-export interface BudgetReport {
-  host: string;
-  at: string;
-  windowOpensAt: string | null;
-  budgetTotalMs: number;
-  budgetSpentMs: number;
-  budgetLeftMs: number;
-  overrunMs: number;
-  cooldownUntil: string | null;
-  /** What happened: the release that changed the figures. */
-  event: {
-    kind: string;
-    outcome: LeaseRelease['outcome'];
-    downtimeMs: number;
-    restoreFailure?: string;
-    canary?: LeaseRelease['canary'];
-  };
-}
+/** The host's figures after a release (a domain type: the coordinator's release step makes it). */
+export type { BudgetReport };
 
 export interface CoordinatorLeaseRequest extends LeaseRequest {
   host: string;

@@ -12,7 +12,8 @@ import {
 } from '../domain/host-ledger.js';
 import type { MaintenanceWindow } from '../domain/maintenance-window.js';
 import type { HealingPolicy } from '../domain/policy.js';
-import { type HostCounters, emptyHostCounters } from '../domain/workflow-counters.js';
+import type { HostStep } from '../domain/host-steps.js';
+import { type HostCounters, bump, emptyHostCounters } from '../domain/workflow-counters.js';
 import type { LeaseDecision } from './healing-messages.js';
 import type { CarriedHostState, HostStateView } from './host-coordinator-messages.js';
 import { type HostViewContext, hostDetails, hostStateView } from './host-view.js';
@@ -70,6 +71,14 @@ export class HostRun {
   decide(event: DecisionEvent, by?: string): void {
     appendDecision(this.decisions, decisionOf(event, Date.now(), by));
     this.publish();
+  }
+
+  /** A lease step (src/domain/host-steps.ts): the host after it, its counts, its decisions in order. */
+  apply(step: HostStep): void {
+    this.ledger = step.state;
+    this.counters.overrunMs += step.overrunAddedMs;
+    if (step.refusal !== null) bump(this.counters.leaseRefusals, step.refusal);
+    for (const d of step.decisions) this.decide(d.event, d.by);
   }
 
   /** A message that does not have the expected shape: recorded, never acted on. */
