@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { boundedCost } from './bounded-cost.js';
 import { canaryOverhead } from './canary-overhead.js';
 import { fleet } from './fleet.js';
+import { idle } from './idle.js';
 import { ingestion } from './ingestion.js';
 import { prediction } from './prediction.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
@@ -18,7 +19,7 @@ const OBSERVER_BENCH = join(REPO_ROOT, 'bench', 'observer-vs-grep.ts');
 
 const USAGE = `usage: npm run bench [-- [NAME ...] [--FLAG=NUMBER ...]]
 
-Benchmarks: ingestion, bounded-cost, canary, fleet, prediction, observer (when bench/observer-vs-grep.ts
+Benchmarks: ingestion, bounded-cost, canary, fleet, idle, prediction, observer (when bench/observer-vs-grep.ts
 exists).
 Without a name, all of them run one after the other.
 
@@ -32,9 +33,11 @@ Flags (numbers; each benchmark reads those it knows):
   --hosts=N         fleet: hosts (100); --storming=N hosts under a storm (10); --probes=N per quiet
                     host and phase (5); --probe-concurrency=N probes in flight (2); --storm-rate=N
                     symptoms/s per storming host in the paced storm (2); --storm-concurrency=N calls in
-                    flight per storming host in the flood (4)
+                    flight per storming host in the flood (4); idle: worker processes, one per host (3)
+  --idle-minutes=N  idle: how long the hosts stay idle while their metrics are scraped every 15 s (3)
 
 Environment: KLR_BENCH_NOTE=text is written into the results (e.g. "quiet machine").
+KLR_BENCH_BEFORE=REV: idle's baseline, the worker of that git revision (a temporary worktree).
 
 Examples:
   npm run bench
@@ -65,7 +68,7 @@ const observer: Benchmark = {
 };
 
 function benchmarks(): Benchmark[] {
-  const all = [ingestion, boundedCost, canaryOverhead, fleet, prediction];
+  const all = [ingestion, boundedCost, canaryOverhead, fleet, idle, prediction];
   if (existsSync(OBSERVER_BENCH)) all.push(observer);
   return all;
 }

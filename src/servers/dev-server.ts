@@ -32,6 +32,8 @@ export interface DevServerOptions {
   log?: Log;
   /** How long to wait for the server to come up; default 60 s. */
   startTimeoutMs?: number;
+  /** Serve the server's own Prometheus metrics on 127.0.0.1:this port (benchmarks count its requests). */
+  metricsPort?: number;
 }
 
 export interface DevServerHandle {
@@ -131,6 +133,7 @@ async function planLaunch(opts: DevServerOptions): Promise<Launch> {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port)];
   args.push(...(uiPort ? ['--ui-port', String(uiPort)] : ['--headless']));
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
+  if (opts.metricsPort) args.push('--metrics-port', String(opts.metricsPort));
   // 'default' always exists; naming it again is harmless but noisy.
   if (namespace !== 'default') args.push('--namespace', namespace);
   for (const [name, type] of Object.entries(opts.searchAttributes ?? {})) {
