@@ -33,3 +33,4 @@ register KlrHost Keyword
 register KlrKind Keyword
 register KlrMode Keyword
 register KlrArmed Bool
+register KlrPhase Keyword

@@ -1,11 +1,14 @@
 // Activities that connect the workflows to each other and to the host's own settings and records.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { log } from '@temporalio/activity';
 import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.js';
 import type { HealingPolicy } from '../domain/policy.js';
 import { leaseUpdate, requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
+import { PHASE_ATTRIBUTE } from '../workflows/search-attributes.js';
+import { attributeCheck } from '../temporal/registered-attributes.js';
 import { boundedClientCall } from './bounded-client-call.js';
 import { createRecoverAbandonedLease, holderBusy } from './recover-lease.js';
 import type { BudgetReport, CoordinatorLeaseRequest, HostActivities } from './types.js';
@@ -26,8 +29,16 @@ export function createCoordinationActivities(
   deps: CoordinationDeps,
 ): Pick<
   HostActivities,
-  'loadHealingPolicy' | 'acquireCanaryLease' | 'requestCanaryLease' | 'reportBudget' | 'recoverAbandonedLease'
+  | 'loadHealingPolicy'
+  | 'phaseAttributeRegistered'
+  | 'acquireCanaryLease'
+  | 'requestCanaryLease'
+  | 'reportBudget'
+  | 'recoverAbandonedLease'
 > {
+  const phaseRegistered = attributeCheck(deps.client, PHASE_ATTRIBUTE.name, (err) => {
+    log.warn('cannot list the namespace search attributes; KlrPhase is not set', { error: String(err) });
+  });
   return {
     recoverAbandonedLease: createRecoverAbandonedLease({
       holderBusy: (workflowId) => holderBusy(deps.client, workflowId),
@@ -37,6 +48,8 @@ export function createCoordinationActivities(
     async loadHealingPolicy() {
       return deps.policy;
     },
+
+    phaseAttributeRegistered: phaseRegistered,
 
     async acquireCanaryLease(request: CoordinatorLeaseRequest) {
       const { host, ...lease } = request;

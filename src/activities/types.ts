@@ -78,6 +78,8 @@ export type RecoverLeaseResult =
 export interface HostActivities {
   /** The policy this host's worker was configured with (local activity). */
   loadHealingPolicy(): Promise<HealingPolicy>;
+  /** Whether the namespace has the KlrPhase search attribute (a workflow may set it only then). */
+  phaseAttributeRegistered(): Promise<boolean>;
   measureVram(): Promise<VramSnapshot>;
   predictCandidates(input: PredictInput): Promise<Recommendation>;
   runCanary(input: CanaryInput): Promise<CanaryResult>;

@@ -11,6 +11,8 @@ import type { Settings } from '../config/settings.js';
 import type { TemporalTarget } from '../config/temporal-connection.js';
 import type { Logger } from '../config/logger.js';
 import { hostTaskQueue } from '../domain/identifiers.js';
+import { registeredSearchAttributes } from '../temporal/registered-attributes.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes.js';
 import { type ListenAddress, formatListenAddress } from '../config/metrics-settings.js';
 import { MetricsCollector } from '../metrics/collector.js';
 import { type MetricsServer, createMetricsRegistry, serveMetrics } from '../metrics/exporter.js';
@@ -121,6 +123,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
   });
   // The one reading of this host's workflows: their queries are answered by this worker, now polling.
   collector?.start();
+  void warnOfMissingAttributes(client, logger);
   logger.info(
     {
       taskQueue,
@@ -142,4 +145,25 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       await done;
     },
   };
+}
+
+/** One warning at start when the namespace lacks search attributes this release sets (docs/upgrading.md). */
+async function warnOfMissingAttributes(client: Client, logger: Logger): Promise<void> {
+  try {
+    const have = await registeredSearchAttributes(client);
+    const missing = Object.entries(SEARCH_ATTRIBUTE_TYPES).filter(([name]) => !have.has(name));
+    if (missing.length === 0) return;
+    logger.warn(
+      {
+        namespace: client.options.namespace,
+        missing: missing.map(([name]) => name),
+        register: missing.map(
+          ([name, type]) => `temporal operator search-attribute create --name ${name} --type ${type}`,
+        ),
+      },
+      'search attributes missing on the namespace: the workflows run without them (KlrPhase is not set) until they are registered (deploy/temporal/register-search-attributes.sh)',
+    );
+  } catch (err) {
+    logger.warn({ err }, 'cannot list the namespace search attributes');
+  }
 }

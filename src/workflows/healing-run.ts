@@ -18,7 +18,13 @@ import type { HealingPhase, HealingStateView } from './healing-messages.js';
 import { type HealingViewContext, healingDetails, healingStateView } from './healing-view.js';
 import { type HealingMetricsReport, healingReporter } from './metrics-sink.js';
 import { SAFE_RULES_PATCH } from './patches.js';
-import { ARMED_ATTRIBUTE, HOST_ATTRIBUTE, KIND_ATTRIBUTE, MODE_ATTRIBUTE } from './search-attributes.js';
+import {
+  ARMED_ATTRIBUTE,
+  HOST_ATTRIBUTE,
+  KIND_ATTRIBUTE,
+  MODE_ATTRIBUTE,
+  PHASE_ATTRIBUTE,
+} from './search-attributes.js';
 
 export class HealingRun {
   /** True once the 0.2 rules apply to this run (always for runs a 0.2 worker starts; see SAFE_RULES_PATCH). */
@@ -31,6 +37,8 @@ export class HealingRun {
   wake = false;
   /** Signals and updates handled by this run: a bound on history that holds even where the server reports no length. */
   messagesThisRun = 0;
+  /** Whether this run sets KlrPhase (0.4, where the namespace has it registered). */
+  phaseAttribute = false;
   /** The window opening last announced (once per opening). */
   announcedOpening: number | null = null;
   private publishedAttributes = '';
@@ -86,7 +94,7 @@ export class HealingRun {
   /** Search attributes (only when they change) and the Web UI's current-details text. */
   publish(): void {
     const armed = this.state.armedAt !== null;
-    const key = `${this.mode()}|${String(armed)}`;
+    const key = `${this.mode()}|${String(armed)}${this.phaseAttribute ? `|${this.phase}` : ''}`;
     if (key !== this.publishedAttributes) {
       this.publishedAttributes = key;
       upsertSearchAttributes([
@@ -94,6 +102,7 @@ export class HealingRun {
         { key: KIND_ATTRIBUTE, value: this.kind },
         { key: MODE_ATTRIBUTE, value: this.mode() },
         { key: ARMED_ATTRIBUTE, value: armed },
+        ...(this.phaseAttribute ? [{ key: PHASE_ATTRIBUTE, value: this.phase }] : []),
       ]);
     }
     setCurrentDetails(healingDetails(this.state, this.viewContext()));

@@ -9,6 +9,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyLocalActivities,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -29,9 +30,10 @@ import { registerHealingHandlers } from './healing-handlers.js';
 import { LeaseClient } from './healing-lease.js';
 import type { HealingWorkflowInput } from './healing-messages.js';
 import { HealingRun } from './healing-run.js';
+import { PHASE_ATTRIBUTE_PATCH } from './patches.js';
 import { readHealingInput } from './workflow-input.js';
 
-const { loadHealingPolicy } = proxyLocalActivities<HostActivities>({
+const { loadHealingPolicy, phaseAttributeRegistered } = proxyLocalActivities<HostActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumInterval: '30 seconds' },
 });
@@ -53,6 +55,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   registerHealingHandlers(run, lease);
 
   const policy = await loadHealingPolicy();
+  // 0.4: KlrPhase, where the namespace has it (search-attributes.ts).
+  if (patched(PHASE_ATTRIBUTE_PATCH)) run.phaseAttribute = await phaseAttributeRegistered();
   const window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
   const rules: EscalationRules = { kind, policy, window, safeRules: run.safeRules };
   run.rules = rules;

@@ -15,3 +15,9 @@ export const SAFE_RULES_PATCH = 'safe-to-act-alone';
  * a workflow started by 0.2 (docs/upgrading.md).
  */
 export const LEASE_UPDATE_PATCH = 'lease-update';
+
+/**
+ * Release 0.4: the healing workflow asks its worker whether KlrPhase is registered and, where it is, sets it
+ * with the other search attributes on every phase change. Histories written before it replay without.
+ */
+export const PHASE_ATTRIBUTE_PATCH = 'phase-search-attribute';

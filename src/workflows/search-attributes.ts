@@ -6,6 +6,12 @@ export const HOST_ATTRIBUTE = defineSearchAttributeKey('KlrHost', 'KEYWORD');
 export const KIND_ATTRIBUTE = defineSearchAttributeKey('KlrKind', 'KEYWORD');
 export const MODE_ATTRIBUTE = defineSearchAttributeKey('KlrMode', 'KEYWORD');
 export const ARMED_ATTRIBUTE = defineSearchAttributeKey('KlrArmed', 'BOOL');
+/**
+ * The healing workflow's phase (watching, waiting_for_window, canary_running, …). Added in 0.4: a server
+ * set up for 0.3 may not have it, and upserting an attribute the namespace lacks fails the workflow task,
+ * so the workflows set it only where the worker found it registered (phaseAttributeRegistered).
+ */
+export const PHASE_ATTRIBUTE = defineSearchAttributeKey('KlrPhase', 'KEYWORD');
 
 /** Name → type, as `temporal server start-dev --search-attribute` and the operator API take them. */
 export const SEARCH_ATTRIBUTE_TYPES = {
@@ -13,4 +19,5 @@ export const SEARCH_ATTRIBUTE_TYPES = {
   KlrKind: 'Keyword',
   KlrMode: 'Keyword',
   KlrArmed: 'Bool',
+  KlrPhase: 'Keyword',
 } as const;

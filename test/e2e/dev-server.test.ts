@@ -11,8 +11,12 @@ import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { resolveTemporalCli } from '../../src/servers/temporal-cli.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
-import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
-import type { HealingStateView } from '../../src/workflows/healing-messages.js';
+import {
+  HOST_ATTRIBUTE,
+  PHASE_ATTRIBUTE,
+  SEARCH_ATTRIBUTE_TYPES,
+} from '../../src/workflows/search-attributes.js';
+import { type HealingStateView, stateQuery } from '../../src/workflows/healing-messages.js';
 import { signalSymptom } from '../../src/temporal/symptoms.js';
 import { decisionsOf, eventually, healingState, symptom } from '../support/healing-harness.js';
 
@@ -28,14 +32,17 @@ function utcHhmm(ms: number): string {
   return new Date(ms).toISOString().slice(11, 16);
 }
 
-/** Starts the worker; returns it wrapped, since a subprocess is itself a promise of its result. */
-async function startWorker(address: string): Promise<{ proc: ResultPromise }> {
+/** Starts the worker; returns it wrapped (a subprocess is itself a promise of its result) with its output. */
+async function startWorker(
+  address: string,
+  as = { host, dataDir: '' },
+): Promise<{ proc: ResultPromise; output: () => string }> {
   const now = Date.now();
   const proc = execa(process.execPath, ['--import', 'tsx', 'test/support/scripted-worker.ts'], {
     env: {
       TEMPORAL_ADDRESS: address,
-      KLR_HOST: host,
-      KLR_DATA_DIR: dir,
+      KLR_HOST: as.host,
+      KLR_DATA_DIR: as.dataDir || dir,
       KLR_GPU_MAINTENANCE_TZ: 'UTC',
       KLR_GPU_MAINTENANCE_WINDOW: `${utcHhmm(now - 3600_000)}-${utcHhmm(now + 3600_000)}`,
       KLR_ESCALATION_FLAG_TTL: '0',
@@ -47,15 +54,17 @@ async function startWorker(address: string): Promise<{ proc: ResultPromise }> {
     stderr: 'inherit',
     reject: false,
   });
+  let text = '';
   await new Promise<void>((resolve, reject) => {
     proc.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('worker ready')) resolve();
+      text += chunk.toString();
+      if (text.includes('worker ready')) resolve();
     });
     void proc.then((r) =>
       reject(new Error(`worker exited early (${String(r.exitCode ?? r.signal)}): ${String(r.stdout)}`)),
     );
   });
-  return { proc };
+  return { proc, output: () => text };
 }
 
 before(async () => {
@@ -186,6 +195,52 @@ test('search attributes let the Web UI and healctl filter the workflows', async 
     return ids.length > 0 ? ids : undefined;
   });
   assert.deepEqual(found, [healingWorkflowId(host, 'vllm_oom')]);
+  // KlrPhase follows the workflow's phase (0.4, where the namespace has it).
+  const handle = client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom'));
+  await eventually('KlrPhase equals the phase of the state query', async () => {
+    const [described, state] = await Promise.all([handle.describe(), handle.query(stateQuery)]);
+    return described.typedSearchAttributes.get(PHASE_ATTRIBUTE) === state.phase ? true : undefined;
+  });
+});
+
+test('on a namespace without KlrPhase the workflows run and leave it out, and the worker says how to register it', async () => {
+  const otherDir = await mkdtemp(join(tmpdir(), 'klr-e2e-old-ns-'));
+  const { KlrPhase: _left, ...older } = SEARCH_ATTRIBUTE_TYPES;
+  const old = await startDevServer({ ui: false, searchAttributes: older });
+  const oldConnection = await Connection.connect({ address: old.address });
+  const oldClient = new Client({ connection: oldConnection });
+  const oldHost = `${host}-old-ns`;
+  const w = await startWorker(old.address, { host: oldHost, dataDir: otherDir });
+  try {
+    await symptom(oldClient, oldHost, 'vllm_oom', { id: 'old-ns-1' });
+    const state = await eventually('the workflow runs past its start', async () => {
+      const s = await healingState(oldClient, oldHost);
+      return s.phase !== 'starting' ? s : undefined;
+    });
+    assert.equal(state.totals.counted, 1);
+    const described = await oldClient.workflow.getHandle(healingWorkflowId(oldHost, 'vllm_oom')).describe();
+    assert.equal(described.status.name, 'RUNNING');
+    assert.equal(described.typedSearchAttributes.get(PHASE_ATTRIBUTE), undefined);
+    assert.equal(described.typedSearchAttributes.get(HOST_ATTRIBUTE), oldHost);
+    const warning = await eventually('the worker warns of the missing attribute', async () =>
+      w
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { missing?: string[]; register?: string[] })
+        .find((l) => l.missing !== undefined),
+    );
+    assert.deepEqual(warning.missing, ['KlrPhase']);
+    assert.deepEqual(warning.register, [
+      'temporal operator search-attribute create --name KlrPhase --type Keyword',
+    ]);
+  } finally {
+    w.proc.kill('SIGTERM');
+    await w.proc;
+    await oldConnection.close();
+    await old.stop();
+    await rm(otherDir, { recursive: true, force: true });
+  }
 });
 
 test('a restart of the dev server on the same SQLite file loses nothing', async () => {
