@@ -44,7 +44,13 @@ export async function runHostWorkerProcess(
         ? {
             telemetryOptions: {
               metrics: {
-                prometheus: { bindAddress: formatListenAddress(sdkMetrics), countersTotalSuffix: true },
+                // Prometheus conventions: durations in seconds, the unit in the name, counters in _total.
+                prometheus: {
+                  bindAddress: formatListenAddress(sdkMetrics),
+                  countersTotalSuffix: true,
+                  unitSuffix: true,
+                  useSecondsForDurations: true,
+                },
               },
             },
           }

@@ -133,6 +133,13 @@ test('every catalog metric is exposed with its type, valued from the workflows',
   const temporal = [...sdk.types.keys()].filter((n) => n.startsWith('temporal_'));
   assert.ok(temporal.length > 0, `the SDK's metrics on ${sdkUrl}`);
   assert.ok(sdk.types.has('temporal_workflow_task_queue_poll_succeed_total'), temporal.join(', '));
+  // Durations in seconds, with the unit in the name (Prometheus conventions), never in milliseconds.
+  assert.ok(sdk.types.has('temporal_workflow_task_schedule_to_start_latency_seconds'), temporal.join(', '));
+  assert.deepEqual(
+    temporal.filter((n) => /_ms$|latency$/.test(n)),
+    [],
+    'no duration without its unit, none in milliseconds',
+  );
   before1 = e;
 });
 
