@@ -82,6 +82,16 @@ test('routing by severity; the door gets other services’ kloros_kind alerts, n
     await route({ alertname: 'KLoROS_TargetAbsent', severity: 'warning', job: 'kloros-healing' }),
     ['chat'],
   );
+  // Stale figures: a worker cut off from Temporal (its own labels, no kind).
+  assert.deepEqual(
+    await route({
+      alertname: 'KLoROS_WorkerFiguresStale',
+      severity: 'warning',
+      job: 'kloros-healing',
+      host: 'gpu-1',
+    }),
+    ['chat'],
+  );
   assert.deepEqual(
     await route({ alertname: 'VllmOutOfMemory', severity: 'warning', kloros_kind: 'vllm_oom' }),
     ['kloros-healing-door', 'chat'],

@@ -52,7 +52,7 @@ async function rules(): Promise<Rule[]> {
 test('promtool check rules accepts the rule file', async () => {
   const r = await promtool(['check', 'rules', RULES]);
   assert.equal(r.exitCode, 0, r.all);
-  assert.match(r.all ?? '', /SUCCESS: 7 rules found/);
+  assert.match(r.all ?? '', /SUCCESS: 8 rules found/);
 });
 
 test('promtool test rules: every alert fires, stays silent and resolves as the unit tests expect', async () => {
@@ -83,6 +83,25 @@ test('promtool test rules fails when an expectation is wrong (the check can fail
     const r = await promtool(['test', 'rules', join(dir, 'tests', 'kloros_canary.rules.test.yml')]);
     assert.notEqual(r.exitCode, 0, 'a budget of exactly 10 s must not fire');
     assert.match(r.all ?? '', /KLoROS_CanaryBudgetLow/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('promtool test rules fails when the stale-figures threshold is off by one (figures exactly 15 min old)', async () => {
+  const { mkdtemp, writeFile, rm, mkdir } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'klr-rules-'));
+  try {
+    await mkdir(join(dir, 'tests'));
+    const text = await readFile(RULES, 'utf8');
+    const expr = 'time() - kloros_state_last_read_timestamp_seconds > 900';
+    assert.ok(text.includes(expr));
+    await writeFile(join(dir, 'kloros_canary.rules.yml'), text.replace(expr, expr.replace('>', '>=')));
+    await writeFile(join(dir, 'tests', 'kloros_canary.rules.test.yml'), await readFile(RULE_TESTS, 'utf8'));
+    const r = await promtool(['test', 'rules', join(dir, 'tests', 'kloros_canary.rules.test.yml')]);
+    assert.notEqual(r.exitCode, 0, 'figures exactly 900 s old must not start the alert');
+    assert.match(r.all ?? '', /KLoROS_WorkerFiguresStale/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -127,6 +146,7 @@ test('every alert has a severity, a summary, a description naming a healctl comm
     'KLoROS_CanaryEligible:info',
     'KLoROS_TargetDown:warning',
     'KLoROS_TargetAbsent:warning',
+    'KLoROS_WorkerFiguresStale:warning',
   ])
     assert.ok(severities.includes(s), `expected ${s} in ${severities.join(', ')}`);
   assert.ok(
@@ -243,7 +263,7 @@ test("render:rules with an operator's base: only the runbook URLs change, and pr
     }
     const check = await promtool(['check', 'rules', out]);
     assert.equal(check.exitCode, 0, check.all);
-    assert.match(check.all ?? '', /SUCCESS: 7 rules found/);
+    assert.match(check.all ?? '', /SUCCESS: 8 rules found/);
     // The environment works too; the flag wins over it.
     const viaEnv = await render(['--out', '-'], { KLR_RUNBOOK_BASE_URL: 'http://docs.internal/alerts' });
     assert.match(viaEnv.stdout, /runbook_url: 'http:\/\/docs\.internal\/alerts#kloros_targetdown'/);

@@ -82,6 +82,16 @@ test('only exported series pass: histogram only with its suffixes', () => {
   );
 });
 
+test("time() is a function, not a name: the stale-figures alert reads only the worker's gauge", () => {
+  const names = metricNames('time() - kloros_state_last_read_timestamp_seconds > 900');
+  assert.deepEqual(names, ['kloros_state_last_read_timestamp_seconds']);
+  assert.deepEqual(unknownNames(names, exportedSeriesNames(Object.values(METRICS))), []);
+  assert.deepEqual(
+    metricNames('time() - max by (host) (kloros_state_last_read_timestamp_seconds{host=~"$host"})'),
+    ['kloros_state_last_read_timestamp_seconds'],
+  );
+});
+
 test("the scrape alerts' up, and the observer's catalog with kloros_build_info", () => {
   assert.deepEqual(
     metricNames(`absent(up{job="kloros-healing"})
