@@ -1,9 +1,13 @@
 // A real Prometheus watches a real heal cycle: Debian's Prometheus on loopback scrapes the production
 // worker's /metrics (and the SDK's) every second with the project's alert rules loaded, while the
 // simulated vLLM OOMs, three symptoms arm the escalation, and the canary promotes a smaller config in
-// the maintenance window (opening 1-2 minutes after the start). Read through Prometheus' HTTP API:
-// KLoROS_EscalationRequested stays quiet below the threshold, goes pending and firing once armed, and
-// resolves after the promotion; every panel query of the Grafana dashboard returns data.
+// the maintenance window (opening 1-2 minutes after the start). The real observer (src/observer/main.ts)
+// follows the simulated service's log from its start and is scraped as the job kloros-observer; its
+// Temporal address is a loopback port nothing listens on, so what it detects (and what its HTTP door
+// accepts) only goes to its spool, and the worker's symptom counts below are the test's own. Read through
+// Prometheus' HTTP API: KLoROS_EscalationRequested stays quiet below the threshold, goes pending and
+// firing once armed, and resolves after the promotion; the observer's incident, spooled symptoms,
+// delivery errors and door answers arrive; every panel query of the Grafana dashboard returns data.
 //
 // The rules are loaded from a test-time copy of deploy/prometheus/kloros_canary.rules.yml in which only
 // `for:` durations longer than 2 s are cut to 2 s and group intervals dropped (the test's 1 s
@@ -23,6 +27,7 @@ import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { eventually, healingState } from '../support/healing-harness.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 import { type Scenario, complete, startScenario, torchOomDetails } from '../support/heal-scenario.js';
+import { type ObserverProcess, startObserverProcess } from '../support/observer-process.js';
 import {
   type PrometheusHandle,
   type PromAlert,
@@ -43,6 +48,8 @@ const DASHBOARD_PATH = join(REPO_ROOT, 'deploy', 'grafana', 'kloros-healing.json
 const ALERT = 'KLoROS_EscalationRequested';
 const TEST_FOR = '2s';
 const MINUTE = 60_000;
+/** The observer's HTTP door token (≥ 16 characters). */
+const DOOR_TOKEN = `prom-e2e-door-token-${process.pid}`;
 
 const host = `prom-e2e-${process.pid}`;
 const kind = 'vllm_oom';
@@ -51,6 +58,7 @@ let server: DevServerHandle | undefined;
 let connection: Connection | undefined;
 let client: Client;
 let stack: Scenario | undefined;
+let observer: ObserverProcess | undefined;
 let prometheus: PrometheusHandle | undefined;
 let dir: string | undefined;
 
@@ -123,19 +131,39 @@ before(async () => {
       KLR_SDK_METRICS_ADDR: `127.0.0.1:${sdkPort}`,
     },
   });
+  // The observer of the same host, reading the service's log from its first line. Its Temporal is a
+  // port nothing listens on: every delivery fails to connect and its symptoms wait in its spool.
+  const [observerMetricsPort, deadTemporalPort] = [await pickFreePort(), await pickFreePort()];
+  observer = await startObserverProcess({
+    KLR_HOST: host,
+    KLR_DATA_DIR: join(dir, 'observer-data'),
+    KLR_OBSERVER_FILE: stack.service.logPath,
+    KLR_OBSERVER_FROM_START: '1',
+    TEMPORAL_ADDRESS: `127.0.0.1:${deadTemporalPort}`,
+    KLR_OBSERVER_DELIVERY_TIMEOUT: '1',
+    KLR_HTTP_DOOR: '1',
+    KLR_HTTP_DOOR_ADDR: '127.0.0.1:0',
+    KLR_HTTP_DOOR_TOKEN: DOOR_TOKEN,
+    KLR_OBSERVER_METRICS_ADDR: `127.0.0.1:${observerMetricsPort}`,
+  });
+  assert.equal(observer.metricsUrl, `http://127.0.0.1:${observerMetricsPort}/metrics`);
+  assert.ok(observer.doorUrl, 'the observer opened its HTTP door');
   prometheus = await startPrometheus({
     targets: [
       { job: 'kloros-healing', target: `127.0.0.1:${metricsPort}`, labels: { host } },
       { job: 'kloros-temporal-sdk', target: `127.0.0.1:${sdkPort}`, labels: { host } },
+      { job: 'kloros-observer', target: `127.0.0.1:${observerMetricsPort}`, labels: { host } },
     ],
     ruleFiles: [rulesCopy],
   });
   console.log(
-    `prometheus ${prometheus.url} (pid ${prometheus.pid}); maintenance window ${stack.window} UTC, opens in ${Math.round((stack.windowOpensAt - Date.now()) / 1000)} s`,
+    `prometheus ${prometheus.url} (pid ${prometheus.pid}); observer pid ${observer.pid}, door ${observer.doorUrl}; maintenance window ${stack.window} UTC, opens in ${Math.round((stack.windowOpensAt - Date.now()) / 1000)} s`,
   );
 });
 
 after(async () => {
+  // The observer by its pid (SIGTERM, SIGKILL after the grace period), before its data directory goes.
+  await observer?.stop();
   await prometheus?.stop();
   await stack?.stop();
   await connection?.close();
@@ -165,10 +193,11 @@ let firingAt = 0;
 test('below the threshold the escalation alert stays quiet', async () => {
   assert.ok(stack && prometheus);
   await eventually(
-    'Prometheus scraping the worker and the SDK endpoint',
+    'Prometheus scraping the worker, the SDK endpoint and the observer',
     async () =>
       (await scalar(`up{job="kloros-healing"}`)) === 1 &&
-      (await scalar(`up{job="kloros-temporal-sdk"}`)) === 1,
+      (await scalar(`up{job="kloros-temporal-sdk"}`)) === 1 &&
+      (await scalar(`up{job="kloros-observer"}`)) === 1,
     60_000,
   );
   const res = await complete(stack.service.baseUrl);
@@ -248,6 +277,70 @@ test('after the promotion the alert resolves', async () => {
   assert.ok(duration >= c.downtimeMs / 1000);
   assert.ok(((await scalar('kloros_gpu_budget_seconds_remaining')) ?? 60) < 60, 'budget charged');
   assert.ok(((await scalar('kloros_gpu_canary_cooldown_seconds')) ?? 0) > 0, 'cooldown running');
+});
+
+test('the observer: the OOM it read from the service log, its spooled symptoms, failed deliveries and door answers reach Prometheus', async () => {
+  assert.ok(observer?.doorUrl && prometheus);
+  // Two requests to the door: one without the token, one symptom with it (spooled: Temporal is away).
+  const refused = await fetch(`${observer.doorUrl}/v1/symptoms`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ kind, id: `door:${host}:1` }),
+  });
+  assert.equal(refused.status, 401);
+  const accepted = await fetch(`${observer.doorUrl}/v1/symptoms`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${DOOR_TOKEN}` },
+    body: JSON.stringify({ kind, id: `door:${host}:2`, source: 'prometheus-e2e' }),
+  });
+  assert.equal(accepted.status, 202);
+  const answer = (await accepted.json()) as { accepted: boolean; delivered: boolean; spooled?: boolean };
+  assert.deepEqual(
+    { accepted: answer.accepted, delivered: answer.delivered, spooled: answer.spooled },
+    { accepted: true, delivered: false, spooled: true },
+  );
+  const job = `job="kloros-observer", host="${host}"`;
+  const seen: Record<string, number | undefined> = {};
+  await eventually(
+    "Prometheus to see the observer's incident, spooled symptoms, connection errors and door answers",
+    async () => {
+      const read = async (name: string, expr: string) => (seen[name] = await scalar(expr));
+      const incidents = await read('incidents', `sum(kloros_observer_incidents_total{${job}})`);
+      const oom = await read(
+        'torch_oom',
+        `kloros_observer_incidents_total{${job}, kind="${kind}", family="torch_oom"}`,
+      );
+      const spooled = await read('spooled', `kloros_observer_symptoms_spooled_total{${job}}`);
+      const pending = await read('pending', `kloros_observer_spool_pending_symptoms{${job}}`);
+      const delivered = await read('delivered', `kloros_observer_symptoms_delivered_total{${job}}`);
+      const connect = await read(
+        'connect',
+        `kloros_observer_delivery_errors_total{${job}, reason="connect"}`,
+      );
+      const door401 = await read('door401', `kloros_observer_http_door_requests_total{${job}, code="401"}`);
+      const door202 = await read('door202', `kloros_observer_http_door_requests_total{${job}, code="202"}`);
+      const lines = await read('lines', `kloros_observer_lines_read_total{${job}, source="file"}`);
+      return (
+        incidents !== undefined &&
+        (oom ?? 0) >= 1 &&
+        // Every incident and the door's symptom spooled, none delivered: Temporal is unreachable.
+        spooled === incidents + 1 &&
+        pending === spooled &&
+        delivered === 0 &&
+        (connect ?? 0) >= 1 &&
+        door401 === 1 &&
+        door202 === 1 &&
+        (lines ?? 0) > 0
+      );
+    },
+    60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen ${JSON.stringify(seen)}`);
+  });
+  // None of it reached the healing workflow: its count is the test's own three symptoms.
+  assert.equal(await scalar(`kloros_symptoms_total{job="kloros-healing", kind="${kind}"}`), 3);
+  assert.equal(await scalar(`count(kloros_build_info{${job}})`), 1);
+  console.log(`observer as Prometheus sees it: ${JSON.stringify(seen)}`);
 });
 
 test('every panel query of the Grafana dashboard returns data', async () => {
