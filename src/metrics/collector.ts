@@ -164,16 +164,19 @@ export class MetricsCollector {
     await Promise.all(
       ids.filter(due).map(async (id) => {
         this.heard.set(id, now); // one try per period, whatever the answer
+        const figures = this.views.get(id) ?? this.host;
         try {
           const running = await this.options.stillRunning(id);
           this.contact();
-          if (running) return;
+          // A report that came in meanwhile (a new run started) is newer than the answer.
+          if (running || (this.views.get(id) ?? this.host) !== figures) return;
           this.options.logger.info(
             { workflowId: id },
             'metrics: workflow no longer runs; its gauges are dropped',
           );
           if (this.host?.workflowId === id) this.host = null;
           this.views.delete(id);
+          this.heard.delete(id);
         } catch (err) {
           this.options.logger.warn(
             { err, workflowId: id },
@@ -185,11 +188,13 @@ export class MetricsCollector {
   }
 
   private applyHealing(report: HealingMetricsReport): void {
-    this.heard.set(report.workflowId, this.now());
     this.contact();
+    this.heard.set(report.workflowId, this.now());
     // A workflow that ended keeps its counts (in the ledger) but no longer has gauges.
-    if (report.ended) this.views.delete(report.workflowId);
-    else this.views.set(report.workflowId, structuredClone(report));
+    if (report.ended) {
+      this.views.delete(report.workflowId);
+      this.heard.delete(report.workflowId);
+    } else this.views.set(report.workflowId, structuredClone(report));
     this.count(observeSource(this.ledger, healingCounts(report)));
   }
 

@@ -278,3 +278,24 @@ test('an armed flag not reported for a while is rechecked on a scrape, and dropp
     await c.stop();
   });
 });
+
+test('a report that comes in while a recheck is asked wins over its answer', async () => {
+  await withDir(async (dir) => {
+    let now = 1_000_000;
+    let answer!: (running: boolean) => void;
+    const c = collector(dir, {
+      now: () => now,
+      recheckMs: 60_000,
+      stillRunning: () => new Promise<boolean>((resolve) => (answer = resolve)),
+    });
+    await c.load();
+    c.onHealing(report(5, true));
+    now += 60_000;
+    const scrape = c.current();
+    await until('the recheck was asked', () => answer !== undefined);
+    c.onHealing(report(1, true, 'run-2')); // terminated and started again meanwhile: a new run reports
+    answer(false); // the describe was answered for the old run
+    assert.equal(flag(await scrape), 1, "the new run's flag stands");
+    await c.stop();
+  });
+});
