@@ -1,22 +1,20 @@
-// Makes sure both Temporal servers the project uses are installed in the user cache (building or
-// fetching them the first time) and says where they are: `npx tsx scripts/provision-servers.ts`.
-import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
-import { ensureTestServer } from '../src/servers/test-server.js';
+// Makes sure both Temporal servers the project uses are at hand (taken from PATH or the cache, downloaded
+// by the Temporal SDK, or built the first time) and says where they are and which way each came:
+// `npx tsx scripts/provision-servers.ts` (npm run servers).
+import { locateTemporalCli } from '../src/servers/temporal-cli.js';
+import { locateTestServer } from '../src/servers/test-server.js';
+import type { Resolved } from '../src/servers/source.js';
 
-async function timed(label: string, ensure: (log: (m: string) => void) => Promise<string>): Promise<void> {
+async function timed(label: string, locate: (log: (m: string) => void) => Promise<Resolved>): Promise<void> {
   const started = performance.now();
-  let built = false;
-  const path = await ensure((line) => {
-    built = true; // only a build or a wait for one logs anything
-    console.log(`  ${line}`);
-  });
+  const { via } = await locate((line) => console.log(`  ${line}`));
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
-  console.log(`${label}: ${path} (${built ? 'built' : 'cached'}, ${seconds} s)`);
+  console.log(`${label}: ${via}, ${seconds} s`);
 }
 
 try {
-  await timed('temporal CLI', resolveTemporalCli);
-  await timed('temporal test server', ensureTestServer);
+  await timed('temporal CLI', locateTemporalCli);
+  await timed('temporal test server', locateTestServer);
 } catch (err) {
   console.error(`provision-servers: ${(err as Error).message}`);
   process.exit(1);

@@ -10,7 +10,8 @@ import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { pickFreePort, startDevServer, type DevServerHandle } from '../src/servers/dev-server.js';
-import { ensureTestServer } from '../src/servers/test-server.js';
+import { locateTemporalCli } from '../src/servers/temporal-cli.js';
+import { ensureTestServer, locateTestServer } from '../src/servers/test-server.js';
 
 const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
 const BOOL = 5;
@@ -38,6 +39,20 @@ async function stopAndCheckGone(server: DevServerHandle): Promise<void> {
   await server.stop();
   assert.equal(isRunning(server.pid), false, `dev server pid ${server.pid} still running after stop()`);
 }
+
+test('each server at hand is found in one line that says which way it came, without a probe', async () => {
+  for (const locate of [locateTemporalCli, locateTestServer]) {
+    const lines: string[] = [];
+    const started = performance.now();
+    const got = await locate((line) => lines.push(line));
+    const ms = performance.now() - started;
+    console.log(`${got.line} [${ms.toFixed(1)} ms]`);
+    assert.deepEqual(lines, [got.line], 'one line, the one returned');
+    // Under npm test the runner passes TEMPORAL_CLI and KLR_TEST_SERVER; alone, the cached copies.
+    assert.ok(['env', 'path', 'download-cache', 'build-cache'].includes(got.via), got.via);
+    assert.ok(ms < 250, `${ms.toFixed(0)} ms to find a binary at hand`);
+  }
+});
 
 test('dev server on a SQLite file registers search attributes and restarts on the same file', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'klr-servers-test-'));

@@ -212,7 +212,8 @@ function once(fn: () => Promise<void>): () => Promise<void> {
 async function stopProcess({ subprocess, exited }: Running): Promise<void> {
   if (subprocess.exitCode === null && subprocess.signalCode === null) {
     subprocess.kill('SIGTERM');
-    const timer = sleep(STOP_GRACE_MS, 'timeout' as const);
+    // Unref'd: once the server is gone, this timer must not hold the process for the rest of the 10 s.
+    const timer = sleep(STOP_GRACE_MS, 'timeout' as const, { ref: false });
     if ((await Promise.race([exited, timer])) === 'timeout') subprocess.kill('SIGKILL');
   }
   await exited;

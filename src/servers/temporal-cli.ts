@@ -1,16 +1,13 @@
-// Finds or builds the `temporal` CLI, whose `server start-dev` is our embedded Temporal server.
-// Newer CLI tags cannot be built with `go install` (replace directives), so v1.5.1 is pinned.
+// Finds, downloads or builds the `temporal` CLI, whose `server start-dev` is our embedded Temporal
+// server: $TEMPORAL_CLI, `temporal` on PATH, a cached copy, the Temporal SDK's download, else a build
+// with `go install` (src/servers/source.ts has the order). Newer CLI tags cannot be built with
+// `go install` (replace directives), so the build is pinned to v1.5.1.
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheDir } from './cache.js';
-import {
-  findOnPath,
-  installAtomically,
-  isExecutableFile,
-  runStreaming,
-  withLock,
-  type Log,
-} from './install.js';
+import { installAtomically, isExecutableFile, runStreaming, withLock, type Log } from './install.js';
+import { downloadWithSdk, sdkCannotDownload, sdkDownloadedPath, sdkInfoUrl } from './sdk-download.js';
+import { resolveServer, type Resolved, type ServerSource } from './source.js';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const CLI_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
@@ -20,8 +17,9 @@ const MIN_GO: readonly [number, number] = [1, 25];
 const LDFLAGS = `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION.slice(1)}`;
 
 const INSTALL_HINT =
-  'Install Go >= 1.25 (https://go.dev/dl/) so the project can build it, ' +
-  'or put a `temporal` CLI on PATH, or set TEMPORAL_CLI to its path.';
+  'Put a `temporal` CLI on PATH or set TEMPORAL_CLI to its path, or let this machine reach ' +
+  'temporal.download (the Temporal SDK downloads it), or install Go >= 1.25 (https://go.dev/dl/) ' +
+  'so the project can build it.';
 
 export function cachedTemporalCliDir(): string {
   return join(cacheDir(), `temporal-cli-${TEMPORAL_CLI_VERSION}`);
@@ -31,21 +29,34 @@ function cachedTemporalCliPath(): string {
   return join(cachedTemporalCliDir(), 'bin', 'temporal');
 }
 
+/** The CLI's ways in, for resolveServer. */
+export function temporalCliSource(): ServerSource {
+  return {
+    what: 'temporal CLI',
+    overrideVar: 'TEMPORAL_CLI',
+    pathName: 'temporal',
+    downloadedPath: sdkDownloadedPath('cli'),
+    builtPath: cachedTemporalCliPath(),
+    infoUrl: sdkInfoUrl('cli'),
+    buildHow: 'go install',
+    cannotDownload: () => sdkCannotDownload('cli'),
+    download: () => downloadWithSdk('cli'),
+    build: async (log) => void (await buildTemporalCli(log)),
+  };
+}
+
 /**
- * Path of a `temporal` CLI: `$TEMPORAL_CLI`, else `temporal` on PATH, else the cached build,
- * else built now with `go install` (a few minutes the first time).
+ * Path of a `temporal` CLI: `$TEMPORAL_CLI`, `temporal` on PATH, a cached copy (the SDK's download,
+ * then our build), the Temporal SDK's download when temporal.download answers, else built now with
+ * `go install` (a few minutes the first time). Logs one line saying which, and why.
  */
 export async function resolveTemporalCli(log?: Log): Promise<string> {
-  const fromEnv = process.env.TEMPORAL_CLI;
-  if (fromEnv) {
-    if (await isExecutableFile(fromEnv)) return fromEnv;
-    throw new Error(`TEMPORAL_CLI=${fromEnv} is not an executable file. Fix the path or unset TEMPORAL_CLI.`);
-  }
-  const onPath = await findOnPath('temporal');
-  if (onPath) return onPath;
-  const cached = cachedTemporalCliPath();
-  if (await isExecutableFile(cached)) return cached;
-  return buildTemporalCli(log);
+  return (await locateTemporalCli(log)).path;
+}
+
+/** As resolveTemporalCli, with which way it came (`via`) and the line it logged. */
+export function locateTemporalCli(log?: Log, env: NodeJS.ProcessEnv = process.env): Promise<Resolved> {
+  return resolveServer(temporalCliSource(), { log, env });
 }
 
 async function buildTemporalCli(log?: Log): Promise<string> {

@@ -1,6 +1,8 @@
-// Temporal's Java time-skipping test server (Maven Central io.temporal:temporal-test-server),
-// fetched with Maven into the user cache and wrapped in a script that
-// TestWorkflowEnvironment.createTimeSkipping runs as an 'existing-path' executable.
+// Temporal's time-skipping test server, as an executable that TestWorkflowEnvironment.createTimeSkipping
+// runs as an 'existing-path' (`<it> <port>`): $KLR_TEST_SERVER, `temporal-test-server` on PATH, a cached
+// copy, the Temporal SDK's download (a native build, no JVM) when temporal.download answers, else the
+// Java server from Maven Central (io.temporal:temporal-test-server), fetched with Maven into the user
+// cache and wrapped in a script (src/servers/source.ts has the order).
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,8 @@ import {
   withLock,
   type Log,
 } from './install.js';
+import { downloadWithSdk, sdkCannotDownload, sdkDownloadedPath, sdkInfoUrl } from './sdk-download.js';
+import { resolveServer, type Resolved, type ServerSource } from './source.js';
 
 /** Newest release on Maven Central when pinned (its metadata listed 1.38.0 as latest). */
 export const TEST_SERVER_VERSION = '1.38.0';
@@ -26,14 +30,40 @@ export function cachedTestServerDir(): string {
   return join(cacheDir(), `temporal-test-server-${TEST_SERVER_VERSION}`);
 }
 
+/** The test server's ways in, for resolveServer. */
+export function testServerSource(): ServerSource {
+  return {
+    what: 'temporal test server',
+    overrideVar: 'KLR_TEST_SERVER',
+    pathName: 'temporal-test-server',
+    downloadedPath: sdkDownloadedPath('test-server'),
+    builtPath: join(cachedTestServerDir(), WRAPPER_NAME),
+    infoUrl: sdkInfoUrl('test-server'),
+    buildHow: 'Maven',
+    cannotDownload: () => sdkCannotDownload('test-server'),
+    download: () => downloadWithSdk('test-server'),
+    build: async (log) => void (await buildTestServer(log)),
+  };
+}
+
 /**
- * Path of an executable wrapper that starts the test server (`<wrapper> <port>`), fetching its
- * jars with Maven the first time (about half a minute) and reusing them afterwards.
+ * Path of an executable that starts the time-skipping test server (`<path> <port>`): $KLR_TEST_SERVER,
+ * `temporal-test-server` on PATH, a cached copy (the SDK's download, then our Maven build), the SDK's
+ * download when temporal.download answers, else the Java server's jars fetched with Maven (about half a
+ * minute the first time) behind a wrapper script. Logs one line saying which, and why.
  */
 export async function ensureTestServer(log?: Log): Promise<string> {
+  return (await locateTestServer(log)).path;
+}
+
+/** As ensureTestServer, with which way it came (`via`) and the line it logged. */
+export function locateTestServer(log?: Log, env: NodeJS.ProcessEnv = process.env): Promise<Resolved> {
+  return resolveServer(testServerSource(), { log, env });
+}
+
+async function buildTestServer(log?: Log): Promise<string> {
   const finalDir = cachedTestServerDir();
   const wrapper = join(finalDir, WRAPPER_NAME);
-  if (await isExecutableFile(wrapper)) return wrapper;
   return withLock(
     `${finalDir}.lock`,
     async () => {
@@ -56,8 +86,10 @@ async function checkJavaAndMaven(): Promise<void> {
   if (!(await findOnPath('mvn'))) missing.push('mvn');
   if (missing.length > 0) {
     throw new Error(
-      `The Temporal time-skipping test server needs ${missing.join(' and ')} on PATH. ` +
-        'Install a Java runtime (17 is tested) and Maven, e.g. `apt-get install openjdk-17-jre-headless maven`.',
+      `Fetching the Temporal time-skipping test server with Maven needs ${missing.join(' and ')} on PATH. ` +
+        'Install a Java runtime (17 is tested) and Maven, e.g. `apt-get install openjdk-17-jre-headless maven`, ' +
+        'or put a `temporal-test-server` on PATH or set KLR_TEST_SERVER to one, or let this machine reach ' +
+        'temporal.download (the Temporal SDK downloads a native one).',
     );
   }
 }
