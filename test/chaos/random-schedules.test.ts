@@ -187,6 +187,8 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
             },
             restoreService: gpu.restoreService,
           }),
+          // Registered by createTimeSkippingEnv; the Java test server cannot list attributes (test-env.ts).
+          phaseAttributeRegistered: async () => true,
           ...gpu,
         },
       }),

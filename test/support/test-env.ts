@@ -89,6 +89,10 @@ export async function createHostWorker(
         auditDir,
         restoreService: gpu.restoreService,
       }),
+      // createTimeSkippingEnv registered every attribute, KlrPhase included, but the Java test server
+      // cannot list them (ListSearchAttributes is unimplemented there): say so, so that the tests and the
+      // recorded histories run the path that sets KlrPhase.
+      phaseAttributeRegistered: async () => true,
       ...gpu,
     },
   });
