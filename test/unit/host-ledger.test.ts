@@ -2,7 +2,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   type HostLedgerState,
-  type LeaseRequest,
   type OperatorLeaseRequest,
   RULES_0_1,
   RULES_0_2,
@@ -15,24 +14,7 @@ import {
   hostFiguresAt,
   initialHostLedgerState,
 } from '../../src/domain/host-ledger.js';
-import { parseMaintenanceWindow } from '../../src/domain/maintenance-window.js';
-import { DEFAULT_POLICY, type HealingPolicy } from '../../src/domain/policy.js';
-
-const policy: HealingPolicy = {
-  ...DEFAULT_POLICY,
-  maintenanceTimeZone: 'UTC',
-  maxDowntimeSeconds: 60,
-  cooldownHours: 6,
-};
-const window = parseMaintenanceWindow('03:00-07:00', 'UTC');
-const NIGHT = Date.UTC(2026, 10, 28, 3, 0);
-const HOUR = 3600_000;
-const request: LeaseRequest = {
-  requestId: 'r1',
-  holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom',
-  kind: 'vllm_oom',
-  predictedDowntimeMs: 20_000,
-};
+import { HOUR, NIGHT, policy, request, window } from '../support/host-fixtures.js';
 
 function grant(state: HostLedgerState, now: number) {
   const verdict = decideLease(state, request, policy, window, now, 'lease-1');

@@ -3,12 +3,7 @@
 // (test/workflows/ runs them on a Temporal server; test/replay/ checks that older histories still replay).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  type HostLedgerState,
-  type LeaseRequest,
-  RULES_0_3,
-  initialHostLedgerState,
-} from '../../src/domain/host-ledger.js';
+import { type HostLedgerState, RULES_0_3, initialHostLedgerState } from '../../src/domain/host-ledger.js';
 import {
   expiryNeedsRecovery,
   expiryStep,
@@ -17,24 +12,8 @@ import {
   requestStep,
   withdrawStep,
 } from '../../src/domain/host-steps.js';
-import { parseMaintenanceWindow } from '../../src/domain/maintenance-window.js';
-import { DEFAULT_POLICY, type HealingPolicy } from '../../src/domain/policy.js';
+import { HOUR, NIGHT, policy, request, window } from '../support/host-fixtures.js';
 
-const policy: HealingPolicy = {
-  ...DEFAULT_POLICY,
-  maintenanceTimeZone: 'UTC',
-  maxDowntimeSeconds: 60,
-  cooldownHours: 6,
-};
-const window = parseMaintenanceWindow('03:00-07:00', 'UTC');
-const NIGHT = Date.UTC(2026, 10, 28, 3, 0);
-const HOUR = 3600_000;
-const request: LeaseRequest = {
-  requestId: 'r1',
-  holderWorkflowId: 'kloros-healing/gpu-1/vllm_oom',
-  kind: 'vllm_oom',
-  predictedDowntimeMs: 20_000,
-};
 const codes = (s: { decisions: { event: { code: string } }[] }) => s.decisions.map((d) => d.event.code);
 
 function granted(now = NIGHT): HostLedgerState {
