@@ -705,10 +705,12 @@ describe('the nvidia-smi stand-in and measureVram', () => {
     'a wrapper whose child outlives the kill is abandoned soon after the timeout, and the process can exit',
     T,
     async () => {
-      // sh dies by SIGKILL, but the sleep it started keeps the output pipe open for 8 s: like a process stuck in
-      // the driver, it cannot be waited for. Run as the CLI would, in a process of its own, which must end early.
+      // sh dies by SIGKILL, but the sleep it started keeps the output pipe open for 120 s: like a process stuck
+      // in the driver, it cannot be waited for. Run as the CLI would, in a process of its own, which must end
+      // long before the pipe closes (the bound is far from both outcomes, so a loaded machine cannot flip it).
       const wrapper = join(dir, 'stuck-wrapper');
-      await writeFile(wrapper, '#!/bin/sh\nsleep 8\n');
+      const sleepPid = join(dir, 'stuck-sleep.pid');
+      await writeFile(wrapper, `#!/bin/sh\nsleep 120 &\necho $! >> ${sleepPid}\nwait\n`);
       await chmod(wrapper, 0o755);
       const module = new URL('../../src/activities/measure-vram.ts', import.meta.url).href;
       const script = `import { measureVramOnce } from ${JSON.stringify(module)};
@@ -719,8 +721,16 @@ describe('the nvidia-smi stand-in and measureVram', () => {
         cwd: root,
       });
       const took = Date.now() - t0;
+      // Stop what the test started: each call's sleep outlived its shell on purpose.
+      for (const pid of (await readFile(sleepPid, 'utf8').catch(() => '')).split('\n').map(Number)) {
+        try {
+          if (pid > 0) process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
       assert.equal(cli.stdout, 'timeout');
-      assert.ok(took < 6000, `took ${took} ms: waited for the pipe instead of giving up`);
+      assert.ok(took < 60_000, `took ${took} ms: waited for the pipe instead of giving up`);
     },
   );
 
