@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import {
   clearEscalationUpdate,
@@ -86,10 +86,22 @@ test('malformed symptoms through the signal and the update: refused, and nothing
       );
       await handle.signal(symptomSignal, payload as never);
     }
-    // A 5 MB payload never reaches the workflow: the server refuses it; the workflow is unaffected.
-    await assert.rejects(
-      handle.signal(symptomSignal, { kind: 'vllm_oom', details: { text: 'x'.repeat(5 * 1024 * 1024) } }),
-    );
+    // A 5 MB payload never reaches the workflow: the server refuses it; the workflow is unaffected. Sent
+    // on a connection without the SDK's retries: they would send it ten times over 40 s, each refused.
+    const once = await Connection.connect({ address: env.address, interceptors: [] });
+    try {
+      await assert.rejects(
+        new Client({ connection: once, namespace: env.namespace ?? 'default' }).workflow
+          .getHandle(healingWorkflowId(host, 'vllm_oom'))
+          .signal(symptomSignal, { kind: 'vllm_oom', details: { text: 'x'.repeat(5 * 1024 * 1024) } }),
+        (err: Error) => {
+          assert.match(String(err.cause), /RESOURCE_EXHAUSTED: .*exceeds maximum size/);
+          return true;
+        },
+      );
+    } finally {
+      await once.close();
+    }
 
     const state = await eventually('every malformed signal recorded', async () => {
       const s = await healingState(env.client, host);
