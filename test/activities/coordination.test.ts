@@ -51,6 +51,10 @@ test('a lease request waiting on a coordinator that no worker runs ends when the
   assert.equal(await Promise.race([outcome, delay(0, 'waiting')]), 'waiting', 'nobody can answer it yet');
 
   activity.cancel('WORKER_SHUTDOWN');
-  const ended = await Promise.race([outcome, delay(15_000, 'still waiting 15 s after the cancel')]);
+  // Unref'd: once the answer came, this timer must not keep the file running for the rest of the 15 s.
+  const ended = await Promise.race([
+    outcome,
+    delay(15_000, 'still waiting 15 s after the cancel', { ref: false }),
+  ]);
   assert.equal(ended, 'WorkflowUpdateRPCTimeoutOrCancelledError');
 });
