@@ -2,7 +2,7 @@
 // exits 1 with what to do, and `rollback` on a temporary config directory with a real restart command
 // and a real HTTP health endpoint (previous config present and absent; a restart command that overruns
 // or is interrupted).
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -81,12 +81,15 @@ test('an unreachable server exits 1 with the address and what to do', async () =
 });
 
 test('connection flags win over the environment, and TLS failures say to check TLS, not to start a server', async () => {
-  const viaFlag = await healctl(['status', 'vllm_oom', '--address', '127.0.0.1:9', '-n', 'prod'], {
-    TEMPORAL_ADDRESS: deadAddress,
-  });
+  // Both wait out the 5 s connect timeout: side by side.
+  const [viaFlag, tls] = await Promise.all([
+    healctl(['status', 'vllm_oom', '--address', '127.0.0.1:9', '-n', 'prod'], {
+      TEMPORAL_ADDRESS: deadAddress,
+    }),
+    healctl(['--tls', 'list', '--host', 'h']),
+  ]);
   assert.equal(viaFlag.exitCode, 1);
   assert.match(viaFlag.stderr, /^healctl: cannot reach Temporal at 127\.0\.0\.1:9 /);
-  const tls = await healctl(['--tls', 'list', '--host', 'h']);
   assert.equal(tls.exitCode, 1);
   assert.match(
     tls.stderr,
@@ -122,76 +125,83 @@ async function serviceDir(name: string, previous: string | null) {
   };
 }
 
-test('rollback puts the previous config back, restarts, waits healthy and writes an audit line', async () => {
-  const s = await serviceDir('present', 'model: m\ngpu-memory-utilization: 0.9\n');
-  // Without Temporal it cannot take the host's lease: refused unless --force.
-  const refused = await healctl(['rollback'], s.env);
-  assert.equal(refused.exitCode, 1);
-  assert.match(refused.stderr, /cannot take the lease of gpu-test: .*Pass --force to go on without it/);
-  assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.85\n');
-
-  const r = await healctl(['rollback', '--force', '--reason', 'too slow'], s.env);
-  assert.equal(r.exitCode, 0, r.stderr);
-  assert.match(
-    r.stdout,
-    /^rolled back .*vllm\.yaml to .*vllm\.yaml\.previous \(the replaced config is kept as .*vllm\.yaml\.rolled-back\)/,
-  );
-  assert.match(r.stdout, /gpu-memory-utilization: 0\.85 → 0\.9/);
-  assert.match(r.stdout, /service restarted and healthy after \d+\.\d{3} s/);
-  assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.9\n');
-  assert.equal(
-    await readFile(join(s.backups, 'vllm.yaml.rolled-back'), 'utf8'),
-    'model: m\ngpu-memory-utilization: 0.85\n',
-  );
-  const audit = (await readFile(join(s.env.KLR_DATA_DIR, 'audit', 'rollback-gpu-test.jsonl'), 'utf8'))
-    .trim()
-    .split('\n');
-  const record = JSON.parse(audit[0] ?? '') as {
-    changed: boolean;
-    healthy: boolean;
-    by: string;
-    reason: string;
-  };
-  assert.deepEqual([record.changed, record.healthy, record.reason], [true, true, 'too slow']);
-  assert.match(record.by, /^tester@/);
-
-  // Again: nothing to write; --no-restart leaves the service alone.
-  const again = await healctl(['rollback', '--force', '--no-restart', '--json'], s.env);
-  assert.equal(again.exitCode, 0, again.stderr);
-  const second = JSON.parse(again.stdout) as { changed: boolean; restarted: boolean };
-  assert.deepEqual([second.changed, second.restarted], [false, false]);
-});
-
-test('rollback without a recorded promotion fails clearly and touches nothing', async () => {
-  const s = await serviceDir('absent', null);
-  const r = await healctl(['rollback', '--force'], s.env);
-  assert.equal(r.exitCode, 1);
-  assert.match(
-    r.stderr,
-    /healctl rollback: no previous config recorded at .*vllm\.yaml\.previous: no candidate has been promoted/,
-  );
-  assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.85\n');
-});
-
-test('rollback whose restart leaves the service unhealthy exits 1 and says where the replaced config is', async () => {
-  const s = await serviceDir('unhealthy', 'model: m\n');
-  const r = await healctl(['rollback', '--force'], {
-    ...s.env,
-    KLR_SERVICE_URL: `http://${deadAddress}`,
-    KLR_SERVICE_RESTART_TIMEOUT: '2',
-  });
-  assert.equal(r.exitCode, 1);
-  assert.match(
-    r.stderr,
-    /the config was rolled back but the service was not healthy within 2000 ms .*vllm\.yaml\.rolled-back/,
-  );
-});
-
 // The restart command's children keep its output open and outlive it (issue 13): the timeout still bounds
 // the whole restart, and nothing is left running.
 const orphaningRestart = (pidFile: string) =>
   JSON.stringify(['bash', '-c', `echo $$ >> ${pidFile}; sleep 777 & sleep 778; echo never`]);
 
+// Each rollback waits out the 5 s connect timeout for the lease it cannot take (no Temporal here), on a
+// config directory of its own: these three run side by side (the two that bound healctl's time run after
+// them, one at a time).
+describe('rollback', { concurrency: true }, () => {
+  test('rollback puts the previous config back, restarts, waits healthy and writes an audit line', async () => {
+    const s = await serviceDir('present', 'model: m\ngpu-memory-utilization: 0.9\n');
+    // Without Temporal it cannot take the host's lease: refused unless --force.
+    const refused = await healctl(['rollback'], s.env);
+    assert.equal(refused.exitCode, 1);
+    assert.match(refused.stderr, /cannot take the lease of gpu-test: .*Pass --force to go on without it/);
+    assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.85\n');
+
+    const r = await healctl(['rollback', '--force', '--reason', 'too slow'], s.env);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^rolled back .*vllm\.yaml to .*vllm\.yaml\.previous \(the replaced config is kept as .*vllm\.yaml\.rolled-back\)/,
+    );
+    assert.match(r.stdout, /gpu-memory-utilization: 0\.85 → 0\.9/);
+    assert.match(r.stdout, /service restarted and healthy after \d+\.\d{3} s/);
+    assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.9\n');
+    assert.equal(
+      await readFile(join(s.backups, 'vllm.yaml.rolled-back'), 'utf8'),
+      'model: m\ngpu-memory-utilization: 0.85\n',
+    );
+    const audit = (await readFile(join(s.env.KLR_DATA_DIR, 'audit', 'rollback-gpu-test.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    const record = JSON.parse(audit[0] ?? '') as {
+      changed: boolean;
+      healthy: boolean;
+      by: string;
+      reason: string;
+    };
+    assert.deepEqual([record.changed, record.healthy, record.reason], [true, true, 'too slow']);
+    assert.match(record.by, /^tester@/);
+
+    // Again: nothing to write; --no-restart leaves the service alone.
+    const again = await healctl(['rollback', '--force', '--no-restart', '--json'], s.env);
+    assert.equal(again.exitCode, 0, again.stderr);
+    const second = JSON.parse(again.stdout) as { changed: boolean; restarted: boolean };
+    assert.deepEqual([second.changed, second.restarted], [false, false]);
+  });
+
+  test('rollback without a recorded promotion fails clearly and touches nothing', async () => {
+    const s = await serviceDir('absent', null);
+    const r = await healctl(['rollback', '--force'], s.env);
+    assert.equal(r.exitCode, 1);
+    assert.match(
+      r.stderr,
+      /healctl rollback: no previous config recorded at .*vllm\.yaml\.previous: no candidate has been promoted/,
+    );
+    assert.equal(await readFile(s.config, 'utf8'), 'model: m\ngpu-memory-utilization: 0.85\n');
+  });
+
+  test('rollback whose restart leaves the service unhealthy exits 1 and says where the replaced config is', async () => {
+    const s = await serviceDir('unhealthy', 'model: m\n');
+    const r = await healctl(['rollback', '--force'], {
+      ...s.env,
+      KLR_SERVICE_URL: `http://${deadAddress}`,
+      KLR_SERVICE_RESTART_TIMEOUT: '2',
+    });
+    assert.equal(r.exitCode, 1);
+    assert.match(
+      r.stderr,
+      /the config was rolled back but the service was not healthy within 2000 ms .*vllm\.yaml\.rolled-back/,
+    );
+  });
+});
+
+// These two alone, not beside the others: they bound how long healctl takes to start the restart, to
+// end it at its timeout, and to stop after Ctrl-C.
 test('rollback whose restart command overruns ends its whole process group at the timeout and exits 1', async () => {
   const s = await serviceDir('overrun', 'model: m\n');
   const pidFile = join(dir, 'overrun.pids');
