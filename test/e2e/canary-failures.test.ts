@@ -7,11 +7,15 @@
 //    charged for both restarts;
 //  - "killed worker": the worker is SIGKILLed while the candidate service is still starting; a new
 //    worker takes over, and the service ends healthy on the promoted or the restored config.
+// The window opens on the first minute boundary at least 30 s after the set-up (what arming both hosts
+// needs, with room to spare on a busy machine), and the kill is watched for from the moment both hosts
+// are armed, so that it lands while the candidate boots even while the other host's canary is checked.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { type DevServerHandle, startDevServer } from '../../src/servers/dev-server.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
@@ -22,6 +26,7 @@ import { SIM_MODEL_PROFILE, waitHealthy } from '../support/heal-stack.js';
 import { type Scenario, complete, startScenario, torchOomDetails } from '../support/heal-scenario.js';
 
 const MINUTE = 60_000;
+const WINDOW_LEAD_MS = 30_000;
 const wrongProfileHost = `canary-fail-${process.pid}`;
 const killedHost = `canary-kill-${process.pid}`;
 
@@ -30,6 +35,7 @@ let connection: Connection | undefined;
 let client: Client;
 let wrongProfile: Scenario | undefined;
 let killed: Scenario | undefined;
+let tearingDown = false;
 
 before(async () => {
   server = await startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
@@ -51,6 +57,7 @@ before(async () => {
       serving: { 'gpu-memory-utilization': 0.98, 'max-model-len': 36864, 'max-num-seqs': 256 },
       sim: { SIM_GPU_TOTAL_MB: '24576' },
       workerModelProfile: wrongProfilePath,
+      windowLeadMs: WINDOW_LEAD_MS,
     }),
     startScenario({
       host: killedHost,
@@ -58,6 +65,7 @@ before(async () => {
       serving: { 'gpu-memory-utilization': 0.98, 'max-model-len': 8192, 'max-num-seqs': 256 },
       // A slow start leaves time to kill the worker while the candidate is booting.
       sim: { SIM_STARTUP_MS: '4000' },
+      windowLeadMs: WINDOW_LEAD_MS,
     }),
   ]);
   console.log(
@@ -66,6 +74,8 @@ before(async () => {
 });
 
 after(async () => {
+  tearingDown = true;
+  await killDuringBoot?.catch(() => undefined);
   await Promise.all([wrongProfile?.stop(), killed?.stop()]);
   await connection?.close();
   await server?.stop();
@@ -120,6 +130,30 @@ const untilCanaryEnds = (host: string, scenario: Scenario) =>
     throw new Error(`${String(err)}; phase ${s.phase} (${s.next}); last decisions:\n${last.join('\n')}`);
   });
 
+/**
+ * The killed host's worker, SIGKILLed as soon as its canary restarts the service (the first restart after
+ * the window opened; the candidate then loads for 4 s), and a new worker started with the same settings.
+ * Started once both hosts are armed, so that it runs while the other host's canary is being checked.
+ */
+let killDuringBoot: Promise<{ restartAt: number; killedAt: number }> | undefined;
+
+async function killWorkerAtCanaryRestart(
+  scenario: Scenario,
+): Promise<{ restartAt: number; killedAt: number }> {
+  const deadline = Math.max(Date.now(), scenario.windowOpensAt) + 3 * MINUTE;
+  let restartAt: number | undefined;
+  while ((restartAt = (await restartsSince(scenario, scenario.windowOpensAt))[0]) === undefined) {
+    if (tearingDown) throw new Error('the file ended before the canary restarted the service');
+    if (Date.now() > deadline) throw new Error('the canary did not restart the service within 3 minutes');
+    await delay(50);
+  }
+  scenario.worker.proc.kill('SIGKILL');
+  await scenario.worker.proc;
+  const killedAt = Date.now();
+  await scenario.restartWorker();
+  return { restartAt, killedAt };
+}
+
 test('both hosts are armed and wait for the window', async () => {
   assert.ok(wrongProfile && killed);
   await Promise.all([armEscalation(wrongProfile, wrongProfileHost), armEscalation(killed, killedHost)]);
@@ -130,6 +164,9 @@ test('both hosts are armed and wait for the window', async () => {
     });
     assert.equal(s.lastCanary, null);
   }
+  killDuringBoot = killWorkerAtCanaryRestart(killed);
+  killDuringBoot.catch(() => undefined); // awaited (and its failure reported) by the killed-worker test
+  console.log(`both armed; the window opens in ${Math.round((killed.windowOpensAt - Date.now()) / 1000)} s`);
 });
 
 test('a candidate that does not really fit is restored: healthy on the old config, both restarts charged', async () => {
@@ -169,20 +206,12 @@ test('a candidate that does not really fit is restored: healthy on the old confi
 });
 
 test('a worker killed while the candidate boots: after a new worker starts, the service ends healthy', async () => {
-  assert.ok(killed);
+  assert.ok(killed && killDuringBoot);
   const scenario = killed;
-  // The canary's restart is the first one after the window opened: kill the worker right then, while
-  // the candidate is still loading (4 s).
-  const firstRestart = await eventually(
-    'the canary to restart the service',
-    async () => (await restartsSince(scenario, scenario.windowOpensAt))[0],
-    3 * MINUTE + Math.max(0, scenario.windowOpensAt - Date.now()),
-  );
-  scenario.worker.proc.kill('SIGKILL');
-  await scenario.worker.proc;
-  const killedAt = Date.now();
-  console.log(`worker SIGKILLed ${killedAt - firstRestart} ms after the canary's restart`);
-  await scenario.restartWorker();
+  // The canary's restart is the first one after the window opened: the worker was killed right then,
+  // while the candidate was still loading (4 s), and a new one started.
+  const { restartAt, killedAt } = await killDuringBoot;
+  console.log(`worker SIGKILLed ${killedAt - restartAt} ms after the canary's restart`);
 
   const done = await untilCanaryEnds(killedHost, scenario);
   const canary = done.lastCanary!;

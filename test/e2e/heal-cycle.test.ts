@@ -1,7 +1,8 @@
 // The whole self-healing loop end to end, nothing scripted: the real dev server, the production worker
 // process (src/workers/main.ts) and the simulated vLLM under its supervisor, all on loopback. An
 // over-aggressive config OOMs at the first request; three symptoms arm the escalation; the healer waits
-// for the maintenance window (opening 1-2 minutes after the start), then its canary writes a smaller
+// for the maintenance window (opening on the first minute boundary at least 30 s after the set-up: what
+// arming needs, with room to spare on a busy machine), then its canary writes a smaller
 // gpu-memory-utilization, restarts the service through the supervisor and promotes it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,6 +42,7 @@ before(async () => {
     host,
     temporalAddress: server.address,
     serving: { 'gpu-memory-utilization': 0.98, 'max-model-len': 8192, 'max-num-seqs': 256 },
+    windowLeadMs: 30_000,
   });
   console.log(
     `maintenance window ${stack.window} UTC, opens in ${Math.round((stack.windowOpensAt - Date.now()) / 1000)} s (set-up took ${Date.now() - setupStart} ms)`,
@@ -86,7 +88,9 @@ test('a CUDA OOM in the service arms the escalation, which waits for the mainten
   assert.ok(Date.now() < windowOpensAt, 'the window must still be closed for this check');
   assert.equal(waiting.lastCanary, null);
   assert.equal(decisionsOf(waiting, 'canary_started').length, 0);
-  console.log(`waiting: ${waiting.next}`);
+  console.log(
+    `waiting: ${waiting.next} (the window opens in ${Math.round((windowOpensAt - Date.now()) / 1000)} s)`,
+  );
 });
 
 test('once the window opens, the canary promotes a smaller gpu-memory-utilization', async () => {
