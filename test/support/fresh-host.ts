@@ -28,10 +28,19 @@ export interface FreshHosts {
 export function freshHosts(prefix: string): FreshHosts {
   let env: TestWorkflowEnvironment | undefined;
   let auditDir = '';
+  // The next test's server starts while this test runs (a second or so of JVM start-up each); it sees
+  // nothing of this one.
+  let next: Promise<TestWorkflowEnvironment> | undefined;
+  const startNext = () => {
+    next = createTimeSkippingEnv();
+    next.catch(() => undefined); // reported by the test that takes it
+  };
   before(async () => {
     auditDir = await mkdtemp(join(tmpdir(), `klr-${prefix}-`));
   });
   after(async () => {
+    const unused = await next?.catch(() => undefined);
+    await unused?.teardown();
     await rm(auditDir, { recursive: true, force: true });
   });
   return {
@@ -43,7 +52,10 @@ export function freshHosts(prefix: string): FreshHosts {
       return auditDir;
     },
     async withHost(policy, gpu, body) {
-      env = await createTimeSkippingEnv();
+      if (!next) startNext();
+      const starting = next!;
+      startNext();
+      env = await starting;
       try {
         const host = uniqueHost(prefix);
         const worker = await createHostWorker(env, host, policy, gpu.activities, auditDir);
