@@ -3,6 +3,7 @@
 // coordinator, by query. Afterwards the workflows report themselves (src/workflows/metrics-sink.ts).
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { hostCoordinatorWorkflowId } from '../domain/identifiers.js';
+import { queryWhenNotBusy } from '../temporal/query-busy.js';
 import { type HealingStateView, stateQuery } from '../workflows/healing-messages.js';
 import { type HostStateView, hostStateQuery } from '../workflows/host-coordinator-messages.js';
 import { HOST_ATTRIBUTE } from '../workflows/search-attributes.js';
@@ -40,7 +41,9 @@ export function temporalStateReader(client: Client, host: string): WorkflowState
       await Promise.all(
         [...new Set(ids)].map(async (id) => {
           try {
-            healing.push(await within(() => client.workflow.getHandle(id).query(stateQuery)));
+            healing.push(
+              await within(() => queryWhenNotBusy(() => client.workflow.getHandle(id).query(stateQuery))),
+            );
           } catch {
             unanswered.push(id);
           }

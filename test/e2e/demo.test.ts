@@ -13,6 +13,7 @@ import { execa, type ResultPromise } from 'execa';
 import { pickFreePort } from '../../src/servers/dev-server.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { stateQuery } from '../../src/workflows/healing-messages.js';
+import { queryWhenNotBusy } from '../../src/temporal/query-busy.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
 
 const MINUTE = 60_000;
@@ -212,7 +213,10 @@ async function secondRun(run: Run): Promise<void> {
   const { listed, lastCanary } = await withClient(run.temporalAddress, async (client) => {
     const ids: string[] = [];
     for await (const wf of client.workflow.list({ query: `KlrHost = "${host}"` })) ids.push(wf.workflowId);
-    const s = await client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery);
+    // The progress watcher of npm start queries too: the dev server may answer "busy" (query-busy.ts).
+    const s = await queryWhenNotBusy(() =>
+      client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
+    );
     return { listed: ids, lastCanary: s.lastCanary };
   });
   assert.ok(listed.includes(healingWorkflowId(host, 'vllm_oom')), `listed: ${listed.join(', ')}`);

@@ -1,5 +1,6 @@
 // Helpers for driving healing workflows on the time-skipping server: unique hosts, symptoms,
 // polling a query until it says what the test waits for, and moving the server's clock.
+import { queryWhenNotBusy } from '../../src/temporal/query-busy.js';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -43,11 +44,13 @@ export async function healingState(
   host: string,
   kind = 'vllm_oom',
 ): Promise<HealingStateView> {
-  return client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery);
+  return queryWhenNotBusy(() => client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery));
 }
 
 export async function hostState(client: Client, host: string): Promise<HostStateView> {
-  return client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery);
+  return queryWhenNotBusy(() =>
+    client.workflow.getHandle(hostCoordinatorWorkflowId(host)).query(hostStateQuery),
+  );
 }
 
 /** Poll (in real time, the server's clock standing still) until `check` returns a value. */

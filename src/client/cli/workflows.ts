@@ -1,5 +1,6 @@
 // The workflows healctl talks to, by their documented ids, with the failures people hit turned into
 // messages that say what to do: a workflow that does not exist, an update its validator rejected.
+import { queryWhenNotBusy } from '../../temporal/query-busy.js';
 import {
   type Client,
   WithStartWorkflowOperation,
@@ -46,7 +47,7 @@ export async function queryWithDeadline<T>(
 ): Promise<T> {
   const deadline = Date.now() + QUERY_TIMEOUT_MS;
   try {
-    return await client.withDeadline(deadline, query);
+    return await client.withDeadline(deadline, () => queryWhenNotBusy(query));
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError) && Date.now() >= deadline - 50)
       throw noWorkerAnswered(what.command, what.host, what.workflowId);
