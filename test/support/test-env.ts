@@ -1,14 +1,9 @@
 // Temporal's Java time-skipping test server, wrapped for TestWorkflowEnvironment, with this project's
-// search attributes registered and the workflow bundle built once per test file.
+// search attributes registered and the workflow bundle built once per test file (or once per run).
 import { metricsSinks } from '../../src/metrics/metrics-sinks.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  DefaultLogger,
-  Runtime,
-  bundleWorkflowCode,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { readFile } from 'node:fs/promises';
+import { DefaultLogger, Runtime, bundleWorkflowCode, Worker, type WorkflowBundle } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { ensureTestServer } from '../../src/servers/test-server.js';
 import { PAYLOAD_CONVERTER_PATH, WORKFLOWS_PATH } from '../../src/workers/host-worker.js';
@@ -36,9 +31,7 @@ export function quietRuntime(): void {
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   const path = await ensureTestServer();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path } },
-  });
+  const env = await startTimeSkipping(path);
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
     searchAttributes: Object.fromEntries(
@@ -48,14 +41,41 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return env;
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
+/**
+ * The SDK gives the server 5 s to open its port, which a JVM starting on a busy machine (the test runner's
+ * lanes side by side) now and then misses: "ephemeral server … did not start within 5s". Starting the
+ * server is not what any test tests: such a start is tried again, three times at most.
+ */
+async function startTimeSkipping(path: string): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path } },
+      });
+    } catch (err) {
+      if (attempt >= 3 || !/did not start within/.test(String(err))) throw err;
+      console.warn(`# the test server did not open its port within the SDK's 5 s (try ${attempt}); again`);
+    }
+  }
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/**
+ * The workflow bundle: built once per test file, or read from $KLR_TEST_WORKFLOW_BUNDLE, which the test
+ * runner (scripts/run-tests.ts) builds from the same sources once for all the files of a run.
+ */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  const prebuilt = process.env.KLR_TEST_WORKFLOW_BUNDLE;
+  bundle ??= prebuilt ? readFile(prebuilt, 'utf8').then((code) => ({ code })) : buildWorkflowBundle();
+  return bundle;
+}
+
+export function buildWorkflowBundle(): Promise<WorkflowBundle> {
+  return bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     payloadConverterPath: PAYLOAD_CONVERTER_PATH,
     logger: quietBundlerLogger,
   });
-  return bundle;
 }
 
 const quietBundlerLogger = {
