@@ -6,11 +6,15 @@
 // run once more on its own, and said so: the Java time-skipping server sometimes stops skipping time with nothing pending, which is
 // the server's, not the code's (docs/testing.md, "Hangs"); a file that hangs twice, or fails, fails.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { rmSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, sep } from 'node:path';
+import { cacheDir } from '../src/servers/cache.js';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
+import { buildWorkflowBundle } from '../test/support/test-env.js';
 
 async function findTests(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -53,6 +57,12 @@ function seconds(name: string, fallback: number): number {
   return n;
 }
 const concurrency = seconds('KLR_TEST_CONCURRENCY', 2) || 1;
+// Files that mostly wait in real time — for a maintenance window to open, through a minute without
+// Temporal — and use little CPU meanwhile: they run in lanes of their own beside the others, so that
+// their waits overlap the CPU-bound files instead of holding one of the CPU's lanes (0: none).
+const waitLanes = seconds('KLR_TEST_WAIT_LANES', 2);
+const WAITING = ['e2e/demo', 'e2e/canary-failures', 'e2e/heal-cycle', 'e2e/prometheus', 'observer/delivery'];
+const waits = (f: string) => WAITING.some((w) => relative('test', f).split(sep).join('/') === `${w}.test.ts`);
 // The longest test of npm test takes about 2.5 minutes on 2 cores, the longest file about 4; a chaos
 // file is one long test (the random schedules: 4-9 minutes, a line per schedule) with its own stall
 // handling.
@@ -67,6 +77,32 @@ const cli = await resolveTemporalCli(say);
 const testServer = await ensureTestServer(say);
 say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, ${testServer}`);
 
+// The workflow bundle, built once here for every file that runs workflows in-process on a test server
+// (test/support/test-env.ts reads it from $KLR_TEST_WORKFLOW_BUNDLE) instead of once in each of them.
+// It is built while the first files run; a file that needs it waits for it.
+const bundlePath = join(tmpdir(), `klr-workflow-bundle-${process.pid}.js`);
+const needsBundle = new Set<string>();
+for (const f of files)
+  if (/support\/(test-env|fresh-host)\.js'/.test(await readFile(f, 'utf8'))) needsBundle.add(f);
+let bundleBuilt = false;
+const bundleReady: Promise<void> =
+  needsBundle.size === 0
+    ? Promise.resolve()
+    : (async () => {
+        const t0 = Date.now();
+        try {
+          await writeFile(bundlePath, (await buildWorkflowBundle()).code);
+          bundleBuilt = true;
+          say(`workflow bundle built in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${bundlePath}`);
+        } catch (err) {
+          // Each file then builds its own, and its tests say what is wrong.
+          say(`the workflow bundle did not build: ${(err as Error).message.split('\n')[0]}`);
+        }
+      })();
+const removeBundle = () => {
+  if (bundleBuilt) rmSync(bundlePath, { force: true });
+};
+
 interface FileRun {
   readonly file: string;
   readonly exitCode: number | null;
@@ -79,9 +115,10 @@ interface FileRun {
 const running = new Set<ChildProcess>();
 // Streamed when one file runs alone; otherwise each file's output is printed whole when it ends, so
 // that two files' lines do not interleave.
-const stream = files.length === 1 || concurrency === 1;
+const stream = files.length === 1 || (concurrency === 1 && waitLanes === 0);
 
-function runFile(file: string): Promise<FileRun> {
+async function runFile(file: string): Promise<FileRun> {
+  if (needsBundle.has(file)) await bundleReady;
   const t0 = Date.now();
   // No --test-force-exit: on Node 20 it ended a file between its describe blocks, leaving tests unrun
   // with a passing summary (bad-input.test.ts: 73 of 92). A file kept alive by a leaked handle is
@@ -91,7 +128,12 @@ function runFile(file: string): Promise<FileRun> {
     // Its own process group, so that the deadline ends the servers and workers its tests started too.
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TEMPORAL_CLI: cli, KLR_TEST_SERVER: testServer },
+    env: {
+      ...process.env,
+      TEMPORAL_CLI: cli,
+      KLR_TEST_SERVER: testServer,
+      ...(bundleBuilt ? { KLR_TEST_WORKFLOW_BUNDLE: bundlePath } : {}),
+    },
   });
   running.add(child);
   const out: string[] = [];
@@ -153,27 +195,82 @@ function summaryCounts(text: string): Record<string, number> {
   return counts;
 }
 
+/** Seconds each lane spent running files: the CPU's lanes, then the waiting files' lanes. */
+const laneBusy: number[] = [];
+
+/**
+ * Runs `queue` in order: `concurrency` lanes take the files that do not mostly wait, `waitLanes` more
+ * lanes take those that do; a CPU lane with nothing else left takes a waiting file too, and once no
+ * waiting file is left the first waiting lane takes the others (the run's tail: one more file beside
+ * the CPU's lanes, to fill the waits inside them).
+ */
 async function runAll(queue: string[]): Promise<FileRun[]> {
   const results: FileRun[] = [];
-  const next = async (): Promise<void> => {
-    for (let file = queue.shift(); file !== undefined; file = queue.shift())
-      results.push(await runFile(file));
+  const take = (waitingOnly: boolean) => {
+    let at = waitingOnly ? queue.findIndex(waits) : queue.findIndex((f) => !waits(f));
+    if (at < 0 && !waitingOnly) at = queue.findIndex(waits);
+    return at < 0 ? undefined : queue.splice(at, 1)[0];
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, next));
+  const lane = async (index: number, waitingOnly: boolean, thenAny = false): Promise<void> => {
+    const next = () => take(waitingOnly) ?? (thenAny ? take(false) : undefined);
+    for (let file = next(); file !== undefined; file = next()) {
+      const run = await runFile(file);
+      results.push(run);
+      laneBusy[index] = (laneBusy[index] ?? 0) + run.seconds;
+    }
+  };
+  const cpuLanes = Math.min(concurrency, queue.length);
+  const extra = Math.min(waitLanes, queue.filter(waits).length);
+  await Promise.all([
+    ...Array.from({ length: cpuLanes }, (_, i) => lane(i, false)),
+    ...Array.from({ length: extra }, (_, i) => lane(cpuLanes + i, true, i === 0)),
+  ]);
   return results;
 }
+
+// How long each file took the last time it passed on this machine, kept beside the servers' cache: the
+// longest files start first, so that the run does not end with one lane on a long file while the others
+// idle. A file never measured here is guessed by its folder (the end-to-end ones wait for real
+// maintenance windows and restarts, a minute or two each).
+const TIMES_PATH = join(cacheDir(), 'test-times.json');
+
+async function readTimes(): Promise<Record<string, number>> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(TIMES_PATH, 'utf8'));
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, number>) : {};
+  } catch {
+    return {}; // none yet, or unreadable: the guesses below
+  }
+}
+
+async function writeTimes(times: Record<string, number>): Promise<void> {
+  try {
+    await mkdir(dirname(TIMES_PATH), { recursive: true });
+    const tmp = `${TIMES_PATH}.${process.pid}`;
+    await writeFile(tmp, `${JSON.stringify(times, null, 2)}\n`);
+    await rename(tmp, TIMES_PATH);
+  } catch (err) {
+    say(`could not record the files' durations in ${TIMES_PATH}: ${(err as Error).message}`);
+  }
+}
+
+const key = (f: string) => relative('.', f).split(sep).join('/');
+const guess = (f: string) =>
+  /[/\\]e2e[/\\]/.test(f) ? 90 : /[/\\](adversarial|observer|workflows|client)[/\\]/.test(f) ? 15 : 3;
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.on(signal, () => {
     for (const child of running) killGroup(child);
+    removeBundle();
     process.exit(130);
   });
 
-// The longest files first (the end-to-end ones take 1.5-2.5 minutes each), so that the run does not end
-// with one lane on a long file while the other idles.
-const weight = (f: string) =>
-  /[/\\]e2e[/\\]/.test(f) ? 0 : /[/\\](adversarial|observer|workflows|client)[/\\]/.test(f) ? 1 : 2;
-const first = await runAll([...files].sort((a, b) => weight(a) - weight(b)));
+const times = await readTimes();
+const expected = (f: string) => {
+  const last = times[key(f)];
+  return typeof last === 'number' && Number.isFinite(last) ? last : guess(f);
+};
+const first = await runAll([...files].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b)));
 const hung = first.filter((r) => r.hung);
 const reruns: FileRun[] = [];
 if (rerunHung && hung.length > 0) {
@@ -183,6 +280,8 @@ if (rerunHung && hung.length > 0) {
 
 const final = new Map(first.map((r) => [r.file, r]));
 for (const r of reruns) final.set(r.file, r);
+for (const r of final.values()) if (r.exitCode === 0 && !r.hung) times[key(r.file)] = Math.round(r.seconds);
+await writeTimes(times);
 const total: Record<string, number> = {};
 for (const r of final.values()) for (const [k, v] of Object.entries(r.counts)) total[k] = (total[k] ?? 0) + v;
 const failed = [...final.values()].filter((r) => r.exitCode !== 0 || r.hung);
@@ -190,6 +289,11 @@ say(
   `${final.size} files in ${((Date.now() - started) / 1000).toFixed(0)} s: ` +
     ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'].map((k) => `${k} ${total[k] ?? 0}`).join(', '),
 );
+if (final.size > 1) {
+  const slowest = [...first].sort((a, b) => b.seconds - a.seconds).slice(0, 10);
+  say(`lanes busy ${laneBusy.map((t) => `${t.toFixed(0)} s`).join(', ')}; the longest files:`);
+  for (const r of slowest) say(`${r.seconds.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
+}
 for (const r of hung) {
   const again = reruns.find((x) => x.file === r.file);
   say(
@@ -201,4 +305,5 @@ for (const r of hung) {
 }
 for (const r of failed)
   say(`FAILED ${relative('.', r.file)} (exit ${r.exitCode ?? 'killed'}, ${r.seconds.toFixed(0)} s)`);
+removeBundle();
 process.exit(failed.length > 0 ? 1 : 0);
