@@ -35,13 +35,41 @@ export function kindProblem(kind: string): string {
   return `expected ${KIND_EXPECTED}${hint ? `; did you mean "${hint}"?` : ''}`;
 }
 
+/**
+ * A service's name on its host (docs/deployment.md): an RFC 1123 label — lower-case letters, digits and
+ * "-", 1-63 characters, starting and ending with a letter or digit — like a Kubernetes or systemd name.
+ */
+export const SERVICE_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const SERVICE_EXPECTED =
+  'a service name of 1-63 characters: lower-case letters, digits and "-", starting and ending with a letter or digit (e.g. llama-70b)';
+
+export function isValidService(service: unknown): service is string {
+  return typeof service === 'string' && SERVICE_PATTERN.test(service);
+}
+
 export function isValidHost(host: string): boolean {
   return HOST_PATTERN.test(host) && !host.includes('..');
 }
 
-/** Documented, deterministic id of the HealingWorkflow of one (host, kind): any service can address it. */
-export function healingWorkflowId(host: string, kind: string): string {
-  return `kloros-healing/${host}/${kind}`;
+/**
+ * Documented, deterministic id of the HealingWorkflow of one (host, service, kind): any service can address
+ * it. `service` null: the host's legacy service, whose ids do not name it (kloros-healing/<host>/<kind>, as
+ * every single-service release wrote them: docs/upgrading.md).
+ */
+export function healingWorkflowId(host: string, kind: string, service: string | null = null): string {
+  return service === null ? `kloros-healing/${host}/${kind}` : `kloros-healing/${host}/${service}/${kind}`;
+}
+
+/** The (host, service, kind) a healing workflow id names; service null for a legacy id; null if not one. */
+export function parseHealingWorkflowId(
+  workflowId: string,
+): { host: string; service: string | null; kind: string } | null {
+  const m = /^kloros-healing\/([^/]+)\/(?:([^/]+)\/)?([^/]+)$/.exec(workflowId);
+  if (!m) return null;
+  const [, host, service, kind] = m;
+  if (!isValidHost(host!) || !isValidKind(kind!) || (service !== undefined && !isValidService(service)))
+    return null;
+  return { host: host!, service: service ?? null, kind: kind! };
 }
 
 /** Documented, deterministic id of the coordinator workflow of one GPU host. */

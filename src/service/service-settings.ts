@@ -173,6 +173,26 @@ export function loadProbeSizeSettings(env: Env = process.env): ProbeSizeSettings
   };
 }
 
+/**
+ * The settings every service of the host shares unless its entry in a services file says otherwise: the
+ * restart timeout (KLR_SERVICE_RESTART_TIMEOUT) and where backups live (KLR_BACKUP_DIR, absolute).
+ */
+export function loadServiceDefaults(env: Env = process.env): { restartTimeoutMs: number; backupDir: string } {
+  const restartTimeoutS = readSetting(
+    env,
+    'KLR_SERVICE_RESTART_TIMEOUT',
+    duration({ min: 1, max: 3600, bare: 's', whole: true }),
+    '60',
+    'a duration such as 5m or 300 (bare numbers are seconds), 1s to 1h, whole seconds, for the restart command and for the service to be healthy again',
+  );
+  const dataDir = optional(env, 'KLR_DATA_DIR') ?? '.data';
+  const backupDir = optional(env, 'KLR_BACKUP_DIR') ?? resolve(dataDir, 'backups');
+  return {
+    restartTimeoutMs: restartTimeoutS * 1000,
+    backupDir: isAbsolute(backupDir) ? backupDir : resolve(backupDir),
+  };
+}
+
 /** Read and validate the service settings; throws {@link SettingsError} on the first bad value. */
 export function loadServiceSettings(env: Env = process.env): ServiceSettings {
   const configPath = readSetting(
@@ -183,13 +203,7 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
     'the path of the vLLM YAML config the service runs with (vllm serve --config FILE)',
   );
   const restartCommand = parseRestartCommand(env.KLR_SERVICE_RESTART_CMD);
-  const restartTimeoutS = readSetting(
-    env,
-    'KLR_SERVICE_RESTART_TIMEOUT',
-    duration({ min: 1, max: 3600, bare: 's', whole: true }),
-    '60',
-    'a duration such as 5m or 300 (bare numbers are seconds), 1s to 1h, whole seconds, for the restart command and for the service to be healthy again',
-  );
+  const { restartTimeoutMs, backupDir } = loadServiceDefaults(env);
   const baseUrl = readSetting(
     env,
     'KLR_SERVICE_URL',
@@ -199,16 +213,14 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
   );
   const logPath = optional(env, 'KLR_SERVICE_LOG');
   const model = optional(env, 'KLR_SERVICE_MODEL');
-  const dataDir = optional(env, 'KLR_DATA_DIR') ?? '.data';
-  const backupDir = optional(env, 'KLR_BACKUP_DIR') ?? resolve(dataDir, 'backups');
   return {
     configPath: resolve(configPath),
     restartCommand,
-    restartTimeoutMs: restartTimeoutS * 1000,
+    restartTimeoutMs,
     baseUrl,
     logPath: logPath === null ? null : resolve(logPath),
     model,
-    backupDir: isAbsolute(backupDir) ? backupDir : resolve(backupDir),
+    backupDir,
     candidateFloors: loadCandidateFloors(env),
     probe: loadProbeSizeSettings(env),
   };

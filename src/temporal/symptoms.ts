@@ -1,11 +1,14 @@
-// Sending a symptom to the HealingWorkflow of its (host, kind), starting the workflow on first use.
+// Sending a symptom to the HealingWorkflow of its (host, service, kind), starting the workflow on first use.
+// The service is null for the host's legacy service (ids without a service, docs/upgrading.md).
 import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import {
   HOST_EXPECTED,
   healingWorkflowId,
   hostTaskQueue,
+  SERVICE_EXPECTED,
   isValidHost,
   isValidKind,
+  isValidService,
   kindProblem,
 } from '../domain/identifiers.js';
 import type { SymptomInput } from '../domain/symptom.js';
@@ -16,7 +19,7 @@ import {
 } from '../workflows/healing-messages.js';
 import { HealingWorkflow } from '../workflows/healing-workflow.js';
 
-/** A host or kind that cannot name a workflow: the input is wrong, sending it again will not help. */
+/** A host, service or kind that cannot name a workflow: the input is wrong, sending it again will not help. */
 export class SymptomAddressError extends TypeError {
   override name = 'SymptomAddressError';
 }
@@ -25,19 +28,25 @@ export class SymptomAddressError extends TypeError {
  * Where the symptom goes. The host and kind are checked here, before they become a workflow id and a
  * task queue: a payload the workflow would reject must not first create a workflow named after it.
  */
-export function healingStartOptions(host: string, kind: unknown) {
+export function healingStartOptions(host: string, kind: unknown, service: string | null = null) {
   if (!isValidHost(host))
     throw new SymptomAddressError(`host ${JSON.stringify(host)}: expected ${HOST_EXPECTED}`);
+  if (service !== null && !isValidService(service))
+    throw new SymptomAddressError(
+      `service ${JSON.stringify(service) ?? String(service)}: expected ${SERVICE_EXPECTED}`,
+    );
   if (typeof kind !== 'string' || !isValidKind(kind))
     throw new SymptomAddressError(
       `kind ${JSON.stringify(kind) ?? String(kind)}: ${kindProblem(typeof kind === 'string' ? kind : '')}`,
     );
   return {
-    workflowId: healingWorkflowId(host, kind),
+    workflowId: healingWorkflowId(host, kind, service),
     taskQueue: hostTaskQueue(host),
-    args: [{ host, kind }] as [{ host: string; kind: string }],
+    args: [service === null ? { host, kind } : { host, service, kind }] as [
+      { host: string; kind: string; service?: string },
+    ],
     workflowIdConflictPolicy: 'USE_EXISTING' as const,
-    staticSummary: `Heals ${kind} on GPU host ${host}`,
+    staticSummary: `Heals ${kind} on GPU host ${host}${service === null ? '' : `, service ${service}`}`,
   };
 }
 
@@ -63,8 +72,9 @@ export async function recordSymptom(
   client: Client,
   host: string,
   symptom: SymptomInput,
+  service: string | null = null,
 ): Promise<RecordSymptomResult> {
-  const options = healingStartOptions(host, symptom.kind);
+  const options = healingStartOptions(host, symptom.kind, service);
   for (let attempt = 1; ; attempt++) {
     // Every delivery is an update of its own (the SDK keeps one update id across its own retries of this
     // call). The symptom's id is what makes a redelivery idempotent: the workflow answers it as a
@@ -83,8 +93,13 @@ export async function recordSymptom(
 }
 
 /** Signal-with-start: fire and forget (a bad payload is recorded as a rejected decision). */
-export async function signalSymptom(client: Client, host: string, symptom: SymptomInput): Promise<void> {
-  const options = healingStartOptions(host, symptom.kind);
+export async function signalSymptom(
+  client: Client,
+  host: string,
+  symptom: SymptomInput,
+  service: string | null = null,
+): Promise<void> {
+  const options = healingStartOptions(host, symptom.kind, service);
   await client.workflow.signalWithStart(HealingWorkflow, {
     ...options,
     signal: symptomSignal,

@@ -209,7 +209,8 @@ test('a second npm start reuses the data folder: the first run is still there', 
 });
 
 async function secondRun(run: Run): Promise<void> {
-  await run.waitFor(/Ctrl-C stops everything/, 2 * MINUTE);
+  // Generous: on a busy CI machine the worker's start (bundling the workflows) alone has taken minutes.
+  await run.waitFor(/Ctrl-C stops everything/, 5 * MINUTE);
   const { listed, lastCanary } = await withClient(run.temporalAddress, async (client) => {
     const ids: string[] = [];
     for await (const wf of client.workflow.list({ query: `KlrHost = "${host}"` })) ids.push(wf.workflowId);
