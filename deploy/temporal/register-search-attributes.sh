@@ -34,3 +34,4 @@ register KlrKind Keyword
 register KlrMode Keyword
 register KlrArmed Bool
 register KlrPhase Keyword
+register KlrService Keyword

@@ -35,6 +35,8 @@ export type { LeaseDecision } from '../domain/host-ledger.js';
 export interface HealingWorkflowInput {
   host: string;
   kind: string;
+  /** The service, as in the workflow id kloros-healing/<host>/<service>/<kind>; absent for a legacy id. */
+  service?: string;
   /** State carried over from the previous run (continue-as-new). */
   carried?: CarriedHealingState;
 }
@@ -52,6 +54,11 @@ export interface RecordSymptomResult {
 export interface HealingStateView {
   workflowId: string;
   host: string;
+  /**
+   * The service it heals: from the workflow id, or for a legacy id (kloros-healing/<host>/<kind>) the name
+   * the host's worker gives its legacy service; null until a worker has named it (or in older runs).
+   */
+  service: string | null;
   kind: string;
   now: string;
   phase: HealingPhase;

@@ -20,6 +20,8 @@ export interface HealingViewContext {
   workflowId: string;
   firstRunId: string;
   host: string;
+  /** The service's name (see HealingStateView.service). */
+  service: string | null;
   kind: string;
   now: number;
   phase: HealingPhase;
@@ -39,6 +41,7 @@ export function healingStateView(state: EscalationState, ctx: HealingViewContext
   return {
     workflowId: ctx.workflowId,
     host: ctx.host,
+    service: ctx.service,
     kind: ctx.kind,
     now: iso(now),
     phase: ctx.phase,

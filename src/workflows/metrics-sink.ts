@@ -12,6 +12,11 @@ export type HealingMetricsReport = Pick<
   HealingStateView,
   'workflowId' | 'firstRunId' | 'kind' | 'armed' | 'totals' | 'counters' | 'lastCanary'
 > & {
+  /**
+   * The service's name (HealingStateView.service); absent in reports of 0.4 runs and null while a legacy
+   * workflow has not learnt its name: the worker labels those with its legacy service's name.
+   */
+  service?: string | null;
   /** The workflow has ended: its gauges go, its counts stay. */
   ended?: boolean;
 };

@@ -13,6 +13,12 @@ export const ARMED_ATTRIBUTE = defineSearchAttributeKey('KlrArmed', 'BOOL');
  */
 export const PHASE_ATTRIBUTE = defineSearchAttributeKey('KlrPhase', 'KEYWORD');
 
+/**
+ * The service a healing workflow heals (0.5, issue 17): set, like KlrPhase, only where the namespace has it
+ * registered (serviceAttributeRegistered), so a namespace set up for 0.4 keeps working.
+ */
+export const SERVICE_ATTRIBUTE = defineSearchAttributeKey('KlrService', 'KEYWORD');
+
 /** Name → type, as `temporal server start-dev --search-attribute` and the operator API take them. */
 export const SEARCH_ATTRIBUTE_TYPES = {
   KlrHost: 'Keyword',
@@ -20,4 +26,5 @@ export const SEARCH_ATTRIBUTE_TYPES = {
   KlrMode: 'Keyword',
   KlrArmed: 'Bool',
   KlrPhase: 'Keyword',
+  KlrService: 'Keyword',
 } as const;
