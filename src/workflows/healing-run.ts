@@ -44,12 +44,22 @@ export class HealingRun {
   private publishedAttributes = '';
   private readonly metrics = healingReporter();
 
+  /**
+   * The service's name as people see it: the id's service, or the name the worker gives its legacy service
+   * (null until known: runs of 0.4, or a worker that names none).
+   */
+  serviceName: string | null;
+
   constructor(
     readonly workflowId: string,
     readonly host: string,
     readonly kind: string,
     readonly state: EscalationState,
-  ) {}
+    /** The id's service part (kloros-healing/<host>/<service>/<kind>); null for a legacy id. */
+    readonly service: string | null = null,
+  ) {
+    this.serviceName = service;
+  }
 
   /** Called from workflow code only (never from a query or a validator: patched() may record a marker). */
   refreshRules(): void {
@@ -167,6 +177,7 @@ export class HealingRun {
       workflowId: this.workflowId,
       firstRunId: workflowInfo().firstExecutionRunId,
       host: this.host,
+      service: this.serviceName,
       kind: this.kind,
       now: Date.now(),
       phase: this.phase,
