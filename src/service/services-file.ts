@@ -2,13 +2,19 @@
 // KLR_SERVICES_FILE, or — the one-service shortcut every earlier release used — the KLR_SERVICE_* settings.
 // Each entry is checked field by field; an error names the file, the entry (index and name) and the field,
 // and says what is expected. Names become part of workflow ids, so they are checked like host names.
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SettingsError, duration } from '../config/settings.js';
 import { SERVICE_EXPECTED, isValidService } from '../domain/identifiers.js';
-import { type ServiceSettings, loadServiceDefaults, loadServiceSettings } from './service-settings.js';
+import {
+  type ServiceSettings,
+  loadCandidateFloors,
+  loadProbeSizeSettings,
+  loadServiceDefaults,
+  loadServiceSettings,
+} from './service-settings.js';
 
 /** One GPU of a service, as CUDA_VISIBLE_DEVICES names it: an index, or a UUID (`GPU-…`, `MIG-…`). */
 export type GpuRef = number | string;
@@ -38,6 +44,11 @@ export interface ServiceSpec {
 export const DEFAULT_SERVICE_NAME = 'vllm';
 /** More services than this on one host is a mistake in the file, not a GPU host (16 GPUs × MIG halves). */
 export const MAX_SERVICES = 64;
+/**
+ * 64 entries take some 10 kB: a larger file is a mistake, refused before it is parsed (parsing a few MB of
+ * entries or of nesting takes seconds; 256 KiB at most about one).
+ */
+export const MAX_SERVICES_FILE_BYTES = 256 * 1024;
 
 type Env = Record<string, string | undefined>;
 
@@ -46,7 +57,8 @@ export class ServicesFileError extends Error {
   override name = 'ServicesFileError';
 }
 
-const GPU_UUID = /^(?:GPU|MIG)-[0-9A-Fa-f]{4,}(?:-[0-9A-Fa-f]+)*(?:\/\d+\/\d+)?$/;
+// MIG-GPU-<uuid>/<gi>/<ci>: the MIG form of drivers before R470, which CUDA_VISIBLE_DEVICES still takes there.
+const GPU_UUID = /^(?:GPU-|MIG-(?:GPU-)?)[0-9A-Fa-f]{4,}(?:-[0-9A-Fa-f]+)*(?:\/\d+\/\d+)?$/;
 const GPU_EXPECTED =
   'a list of GPUs as CUDA_VISIBLE_DEVICES names them: indices 0-1023 or UUIDs such as GPU-5f3c2a1e-8d4b-… (nvidia-smi -L), e.g. [0, 1] or "0,1"';
 
@@ -85,7 +97,8 @@ const FIELDS = {
   url: "the service's base URL, http(s)://host:port without a query, e.g. http://127.0.0.1:8001",
   log: 'the service log: {file: PATH} or {command: [ARGV…]} (e.g. {command: ["journalctl", "-fu", "vllm@llama", "-o", "cat"]})',
   gpus: GPU_EXPECTED,
-  model: 'the model name the canary probe asks for (blank: the config’s served-model-name or model)',
+  model:
+    'the model name the canary probe asks for (leave it out for the config’s served-model-name or model)',
   modelProfile: 'the path of a model profile file (docs/prediction.md)',
   legacyIds: 'true or false: whether this service continues the workflows of a single-service release',
 } as const;
@@ -120,17 +133,29 @@ const fileSchema = z.strictObject({ services: z.array(z.unknown()).min(1).max(MA
 
 function describeEntry(raw: unknown, index: number): string {
   const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
-  return `services[${index}]${typeof name === 'string' ? ` (${JSON.stringify(name.slice(0, 80))})` : ''}`;
+  if (typeof name !== 'string') return `services[${index}]`;
+  // Beyond printable ASCII escaped: a Cyrillic look-alike or a zero-width space in a name is seen, not guessed.
+  const shown = JSON.stringify(name.slice(0, 80)).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `services[${index}] (${shown})`;
 }
 
 /** The first issue of a zod failure as "field "x": expected …". */
 function fieldProblem(error: z.ZodError): string {
   const issue = error.issues[0];
   const key = issue?.path[0];
-  if (issue?.code === 'unrecognized_keys') {
+  if (issue?.code === 'unrecognized_keys' && issue.path.length === 0) {
     const keys = (issue as { keys?: string[] }).keys ?? [];
     return `unknown field ${keys.map((k) => JSON.stringify(k)).join(', ')}: expected only ${Object.keys(FIELDS).join(', ')}`;
   }
+  if (issue?.path.length === 0)
+    return `expected a mapping of the fields name, config, restart, url and gpus (and optionally ${Object.keys(
+      FIELDS,
+    )
+      .filter((k) => !['name', 'config', 'restart', 'url', 'gpus'].includes(k))
+      .join(', ')})`;
   if (typeof key !== 'string' || !(key in FIELDS)) return issue?.message ?? 'not a service entry';
   const extra = issue?.message && key === 'gpus' && /twice/.test(issue.message) ? ` (${issue.message})` : '';
   return `field "${key}"${extra}: expected ${FIELDS[key as keyof typeof FIELDS]}`;
@@ -142,6 +167,10 @@ export function parseServicesFile(
   source: string,
   defaults: { restartTimeoutMs: number; backupDir: string; baseDir: string },
 ): ServiceSpec[] {
+  if (text.length > MAX_SERVICES_FILE_BYTES || Buffer.byteLength(text) > MAX_SERVICES_FILE_BYTES)
+    throw new ServicesFileError(
+      `services file ${source}: larger than ${MAX_SERVICES_FILE_BYTES / 1024} KiB; expected a list of at most ${MAX_SERVICES} short entries (docs/deployment.md)`,
+    );
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
@@ -162,7 +191,8 @@ export function parseServicesFile(
       `services file ${source}: expected a mapping with "services:", a list of 1-${MAX_SERVICES} entries (docs/deployment.md)`,
     );
   }
-  const at = (p: string) => (isAbsolute(p) ? p : resolve(defaults.baseDir, p));
+  // resolve() also normalises absolute paths, so /etc/vllm/./a.yaml and /etc/vllm/a.yaml are one config.
+  const at = (p: string) => resolve(defaults.baseDir, p);
   const specs = top.data.services.map((raw, index): ServiceSpec => {
     const parsed = entrySchema.safeParse(raw);
     if (!parsed.success)
@@ -210,13 +240,26 @@ export function parseServicesFile(
   };
   dup('name', (s) => s.name);
   dup('config file', (s) => s.settings.configPath);
-  dup('URL', (s) => s.settings.baseUrl);
+  dup('URL', (s) => new URL(s.settings.baseUrl).href.replace(/\/+$/, ''));
   const legacy = specs.filter((s) => s.legacyIds);
   if (legacy.length > 1)
     throw new ServicesFileError(
       `services file ${source}: legacyIds is true on ${legacy.map((s) => `"${s.name}"`).join(' and ')}; at most one service can continue the single-service workflows`,
     );
   return specs;
+}
+
+/** At most `max` bytes of a file as UTF-8 (never all of /dev/zero or a file of gigabytes). */
+function readBounded(path: string, max: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(max);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < max; n += got) got = readSync(fd, buf, n, max - n, null);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -237,14 +280,19 @@ export function loadServices(env: Env = process.env): ServiceSpec[] {
     const path = resolve(file);
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readBounded(path, MAX_SERVICES_FILE_BYTES + 1);
     } catch (err) {
       throw new ServicesFileError(
         `services file ${path} (KLR_SERVICES_FILE): cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       );
     }
-    // KLR_SERVICE_RESTART_TIMEOUT and KLR_BACKUP_DIR still give the defaults every entry may override.
-    return parseServicesFile(text, path, { ...loadServiceDefaults(env), baseDir: dirname(path) });
+    // KLR_SERVICE_RESTART_TIMEOUT and KLR_BACKUP_DIR still give the defaults every entry may override;
+    // the candidate floors and probe size settings, where set, hold for every service of the host.
+    const floors = loadCandidateFloors(env);
+    const probe = loadProbeSizeSettings(env);
+    return parseServicesFile(text, path, { ...loadServiceDefaults(env), baseDir: dirname(path) }).map(
+      (spec) => ({ ...spec, settings: { ...spec.settings, candidateFloors: floors, probe } }),
+    );
   }
   if (!env.KLR_SERVICE_CONFIG?.trim()) return [];
   const settings = loadServiceSettings(env);
