@@ -7,7 +7,7 @@ import { hostCoordinatorWorkflowId, hostTaskQueue } from '../domain/identifiers.
 import type { HealingPolicy } from '../domain/policy.js';
 import { leaseUpdate, requestLeaseSignal } from '../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../workflows/host-coordinator-workflow.js';
-import { PHASE_ATTRIBUTE } from '../workflows/search-attributes.js';
+import { PHASE_ATTRIBUTE, SERVICE_ATTRIBUTE } from '../workflows/search-attributes.js';
 import { attributeCheck } from '../temporal/registered-attributes.js';
 import { boundedClientCall } from './bounded-client-call.js';
 import { createRecoverAbandonedLease, holderBusy } from './recover-lease.js';
@@ -23,6 +23,8 @@ export interface CoordinationDeps {
   auditDir: string;
   /** The host's restore (the GPU side's restoreService), for the recovery of an abandoned canary. */
   restoreService: HostActivities['restoreService'];
+  /** The name of the host's legacy service (ids without a service), null when it has none. */
+  legacyService?: string | null;
 }
 
 export function createCoordinationActivities(
@@ -31,6 +33,7 @@ export function createCoordinationActivities(
   HostActivities,
   | 'loadHealingPolicy'
   | 'phaseAttributeRegistered'
+  | 'serviceIdentity'
   | 'acquireCanaryLease'
   | 'requestCanaryLease'
   | 'reportBudget'
@@ -38,6 +41,9 @@ export function createCoordinationActivities(
 > {
   const phaseRegistered = attributeCheck(deps.client, PHASE_ATTRIBUTE.name, (err) => {
     log.warn('cannot list the namespace search attributes; KlrPhase is not set', { error: String(err) });
+  });
+  const serviceRegistered = attributeCheck(deps.client, SERVICE_ATTRIBUTE.name, (err) => {
+    log.warn('cannot list the namespace search attributes; KlrService is not set', { error: String(err) });
   });
   return {
     recoverAbandonedLease: createRecoverAbandonedLease({
@@ -51,8 +57,15 @@ export function createCoordinationActivities(
 
     phaseAttributeRegistered: phaseRegistered,
 
+    async serviceIdentity() {
+      return { legacyService: deps.legacyService ?? null, serviceAttribute: await serviceRegistered() };
+    },
+
     async acquireCanaryLease(request: CoordinatorLeaseRequest) {
-      const { host, ...lease } = request;
+      const { host, ...asked } = request;
+      // A legacy workflow that has not learnt its service's name: the lease names it all the same.
+      const lease =
+        asked.service === null && deps.legacyService ? { ...asked, service: deps.legacyService } : asked;
       // Update-with-start: the coordinator of a host exists from its first lease request on. The request id
       // is the update id, so a retry of this activity gets the answer the first try got (the server keeps
       // it for the run; a run continues as new only with no lease held and nothing asked). Each try ends

@@ -6,6 +6,7 @@
 // otherwise the service is restored from the lease's backup, exactly as restoreService does — except that
 // a candidate the canary had already promoted on disk is kept.
 import type { Client } from '@temporalio/client';
+import { parseHealingWorkflowId } from '../domain/identifiers.js';
 import type { RecoverLeaseInput, RecoverLeaseResult, RestoreInput, RestoreResult } from './types.js';
 
 /** The activities a holder runs while it changes the service: while one is pending, it is alive. */
@@ -33,9 +34,12 @@ export function createRecoverAbandonedLease(deps: {
   return async function recoverAbandonedLease(input) {
     const busy = await deps.holderBusy(input.holderWorkflowId);
     if (busy !== null) return { action: 'holder_busy', detail: busy };
+    // The holder's id names the service the canary changed (a legacy id: the legacy service).
+    const service = parseHealingWorkflowId(input.holderWorkflowId)?.service ?? null;
     const restored = await deps.restoreService({
       host: input.host,
       kind: input.kind,
+      ...(service === null ? {} : { service }),
       leaseId: input.leaseId,
       reason: `lease ${input.leaseId} expired and its holder ${input.holderWorkflowId} no longer runs the canary`,
       keepPromotion: true,

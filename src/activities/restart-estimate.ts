@@ -6,10 +6,20 @@ import type { BudgetReport } from './types.js';
 
 const RECENT = 10;
 
-/** The median restart of this host's last promotions (its audit log), and how many; null: none yet. */
+/** A service as the audit log names it: records from before 0.5 name none and belong to the legacy one. */
+export interface AuditedService {
+  name: string;
+  legacy: boolean;
+}
+
+/**
+ * The median restart of this host's last promotions (its audit log), and how many; null: none yet. With
+ * a service, only that service's promotions count (another model's restart says little about this one's).
+ */
 export async function measuredRestart(
   auditDir: string,
   host: string,
+  service: AuditedService | null = null,
 ): Promise<{ medianMs: number; promotions: number } | null> {
   let text: string;
   try {
@@ -24,7 +34,9 @@ export async function measuredRestart(
       try {
         const report = JSON.parse(line) as BudgetReport;
         // A promotion is exactly one restart; a restore is two, so it says less about one restart.
-        return report.event.outcome === 'promoted' && report.event.downtimeMs > 0
+        const named = report.event.service;
+        const ours = service === null || named === service.name || (named === undefined && service.legacy);
+        return ours && report.event.outcome === 'promoted' && report.event.downtimeMs > 0
           ? [report.event.downtimeMs]
           : [];
       } catch {
@@ -40,7 +52,9 @@ export async function measuredRestart(
 export function createRestartEstimate(opts: {
   auditDir: string;
   host: string;
+  service?: AuditedService;
   fallbackMs: number;
 }): () => Promise<number> {
-  return async () => (await measuredRestart(opts.auditDir, opts.host))?.medianMs ?? opts.fallbackMs;
+  return async () =>
+    (await measuredRestart(opts.auditDir, opts.host, opts.service ?? null))?.medianMs ?? opts.fallbackMs;
 }

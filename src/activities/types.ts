@@ -17,14 +17,22 @@ export type {
   StartMeasurement,
 } from '../domain/recommendation.js';
 
-export interface PredictInput {
+/**
+ * Which of the host's services an activity acts on: the service part of the workflow id (null or absent:
+ * the host's legacy service, whose ids name none; docs/deployment.md).
+ */
+export interface ServiceRef {
+  service?: string | null;
+}
+
+export interface PredictInput extends ServiceRef {
   host: string;
   kind: string;
   vram: VramSnapshot | null;
   symptom: SymptomDetails | null;
 }
 
-export interface CanaryInput {
+export interface CanaryInput extends ServiceRef {
   host: string;
   kind: string;
   leaseId: string;
@@ -35,7 +43,7 @@ export interface CanaryInput {
   soakMs: number;
 }
 
-export interface RestoreInput {
+export interface RestoreInput extends ServiceRef {
   host: string;
   kind: string;
   leaseId: string;
@@ -61,6 +69,14 @@ export interface CoordinatorLeaseRequest extends LeaseRequest {
   host: string;
 }
 
+/** What a healing workflow learns of its service from its worker (serviceIdentity). */
+export interface ServiceIdentity {
+  /** The name of the host's legacy service (ids without a service), or null when it has none. */
+  legacyService: string | null;
+  /** Whether the namespace has the KlrService search attribute. */
+  serviceAttribute: boolean;
+}
+
 export { RESTORE_FAILED, VRAM_UNAVAILABLE } from '../domain/failure-types.js';
 /** An expired lease whose holder may be gone (the coordinator's recoverAbandonedLease, recover-lease.ts). */
 export interface RecoverLeaseInput {
@@ -80,7 +96,10 @@ export interface HostActivities {
   loadHealingPolicy(): Promise<HealingPolicy>;
   /** Whether the namespace has the KlrPhase search attribute (a workflow may set it only then). */
   phaseAttributeRegistered(): Promise<boolean>;
-  measureVram(): Promise<VramSnapshot>;
+  /** 0.5: the legacy service's name and whether KlrService is registered (local activity). */
+  serviceIdentity(): Promise<ServiceIdentity>;
+  /** The host's GPUs; with a service, only its GPUs and who else uses them (0.4 runs pass nothing). */
+  measureVram(ref?: ServiceRef): Promise<VramSnapshot>;
   predictCandidates(input: PredictInput): Promise<Recommendation>;
   runCanary(input: CanaryInput): Promise<CanaryResult>;
   restoreService(input: RestoreInput): Promise<RestoreResult>;

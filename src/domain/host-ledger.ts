@@ -28,6 +28,8 @@ export interface BudgetLedger {
 export interface Lease {
   leaseId: string;
   holderWorkflowId: string;
+  /** The service the canary restarts (0.5; absent in leases of older runs and operator leases). */
+  service?: string | null;
   kind: string;
   grantedAt: number;
   expiresAt: number;
@@ -46,6 +48,8 @@ export interface OperatorMark {
 export interface RestoreFailure {
   at: number;
   kind: string;
+  /** The service whose restore failed (0.5; absent in older records). */
+  service?: string;
   message: string;
 }
 
@@ -65,6 +69,8 @@ export const CANARY_CAP_PERIOD_MS = 7 * 86_400_000;
 export interface LeaseRequest {
   requestId: string;
   holderWorkflowId: string;
+  /** The service the canary would restart, by name (0.5; absent from older workers). */
+  service?: string | null;
   kind: string;
   predictedDowntimeMs: number;
 }
@@ -280,6 +286,7 @@ export function decideLease(
     lease: {
       leaseId,
       holderWorkflowId: request.holderWorkflowId,
+      ...(request.service ? { service: request.service } : {}),
       kind: request.kind,
       grantedAt: now,
       expiresAt: now + policy.leaseTtlSeconds * 1000,
@@ -465,6 +472,7 @@ export function applyRelease(
       ? {
           at: now,
           kind: lease.kind,
+          ...(lease.service ? { service: lease.service } : {}),
           message: release.restoreFailure ?? `${release.outcome.replace('_', ' ')}`,
         }
       : state.restoreFailure,

@@ -36,6 +36,8 @@ export interface BudgetReport {
   /** What happened: the release that changed the figures. */
   event: {
     kind: string;
+    /** The service the lease was for (0.5; absent in older records and operator leases). */
+    service?: string;
     outcome: LeaseRelease['outcome'];
     downtimeMs: number;
     restoreFailure?: string;
@@ -228,6 +230,7 @@ export function releaseStep(
       cooldownUntil: cooldownUntil === null ? null : iso(cooldownUntil),
       event: {
         kind: lease.kind,
+        ...(lease.service ? { service: lease.service } : {}),
         outcome: release.outcome,
         downtimeMs: release.downtimeMs,
         ...(release.restoreFailure ? { restoreFailure: release.restoreFailure } : {}),

@@ -46,6 +46,8 @@ export interface HostWorkerOptions {
   logger: Logger;
   /** GPU-side activities (measureVram, predictCandidates, runCanary, restoreService). */
   gpuActivities: Pick<HostActivities, 'measureVram' | 'predictCandidates' | 'runCanary' | 'restoreService'>;
+  /** The host's legacy service (ids without a service), by name; null or absent: none. */
+  legacyService?: string | null;
   /** Where to serve /metrics (docs/metrics.md); null or absent: no metrics server. */
   metricsAddress?: ListenAddress | null;
   /** KLR_METRICS_RECHECK (seconds): see MetricsCollector's recheckMs. */
@@ -74,6 +76,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       policy: settings.policy,
       auditDir: join(settings.dataDir, 'audit'),
       restoreService: options.gpuActivities.restoreService,
+      legacyService: options.legacyService ?? null,
     }),
     ...options.gpuActivities,
   };

@@ -9,7 +9,6 @@ import { formatListenAddress, loadMetricsSettings } from '../config/metrics-sett
 import { loadSettings } from '../config/settings.js';
 import { loadTemporalTarget } from '../config/temporal-connection.js';
 import { restartFitWarnings } from '../domain/restart-fit.js';
-import { loadServiceSettings } from '../service/service-settings.js';
 import { startHostWorker } from './host-worker.js';
 
 /**
@@ -25,12 +24,18 @@ export async function runHostWorkerProcess(
   const gpuActivities = createGpuActivities(env, settings, join(settings.dataDir, 'audit'));
 
   const logger = createLogger('kloros-worker', settings.logLevel);
-  const fit = restartFitWarnings({
-    budgetSeconds: settings.policy.maxDowntimeSeconds,
-    restartTimeoutMs: env.KLR_SERVICE_CONFIG ? loadServiceSettings(env).restartTimeoutMs : null,
-    measured: await measuredRestart(join(settings.dataDir, 'audit'), settings.host),
-  });
-  for (const warning of fit) logger.warn(warning);
+  // Each service's restart against the host's one budget: a restart of any of them is downtime in its window.
+  for (const spec of gpuActivities.services) {
+    const fit = restartFitWarnings({
+      budgetSeconds: settings.policy.maxDowntimeSeconds,
+      restartTimeoutMs: spec.settings.restartTimeoutMs,
+      measured: await measuredRestart(join(settings.dataDir, 'audit'), settings.host, {
+        name: spec.name,
+        legacy: spec.legacyIds,
+      }),
+    });
+    for (const warning of fit) logger.warn({ service: spec.name }, warning);
+  }
   // The SDK's own logs: warnings and errors unless debugging. Its own metrics (polls, task latencies,
   // slots) on a second address, served by the SDK's core (docs/metrics.md). Installed once, before any
   // connection.
@@ -67,6 +72,7 @@ export async function runHostWorkerProcess(
       target,
       logger,
       gpuActivities,
+      legacyService: gpuActivities.services.find((s) => s.legacyIds)?.name ?? null,
       metricsAddress: metricsSettings.metrics,
       metricsRecheckSeconds: metricsSettings.recheckSeconds,
     });

@@ -48,21 +48,30 @@ function canaryActivity(healthDeadlineMs: number, soakMs: number, summary: strin
   }).runCanary;
 }
 
+/** The activities' service: the id's (absent for a legacy id, as the inputs of 0.4 were). */
+const serviceRef = (run: HealingRun) => (run.service === null ? {} : { service: run.service });
+/** " (service x)" in summaries, where the run knows its service's name. */
+const onService = (run: HealingRun) => (run.serviceName === null ? '' : ` (service ${run.serviceName})`);
+
 /** Measure VRAM and rank candidate configs: no downtime, so it runs on new symptoms in any mode. */
 export async function predict(run: HealingRun, why: string): Promise<Recommendation | null> {
-  const { state, host, kind } = run;
+  const { state, host, kind, service } = run;
   state.lastPredictedAt = Date.now();
   state.symptomsSincePrediction = false;
   let vram: VramSnapshot | null = null;
   try {
-    vram = await measureVram.executeWithOptions({ summary: `measure VRAM on ${host}` }, []);
+    // A legacy run passes nothing, as 0.4 did: the worker measures its legacy service (all GPUs by default).
+    vram = await measureVram.executeWithOptions(
+      { summary: `measure VRAM on ${host}${onService(run)}` },
+      service === null ? [] : [{ service }],
+    );
   } catch (err) {
     run.decide({ code: 'vram_not_measured', params: { failure: describeFailure(err) } });
   }
   try {
     const rec = await predictCandidates.executeWithOptions(
-      { summary: `predict the ${kind} configs that fit on ${host}` },
-      [{ host, kind, vram, symptom: state.lastSymptomDetails ?? null }],
+      { summary: `predict the ${kind} configs that fit on ${host}${onService(run)}` },
+      [{ host, kind, ...serviceRef(run), vram, symptom: state.lastSymptomDetails ?? null }],
     );
     state.recommendation = rec;
     const best = rec.candidates.find((c) => c.fits);
@@ -135,8 +144,8 @@ async function runLeasedCanary(
     canary.result = await canaryActivity(
       healthDeadlineMs,
       soakMs,
-      `canary ${candidate.id} on ${host}`,
-    )({ host, kind, leaseId: granted.leaseId, candidate, healthDeadlineMs, soakMs });
+      `canary ${candidate.id} on ${host}${onService(run)}`,
+    )({ host, kind, ...serviceRef(run), leaseId: granted.leaseId, candidate, healthDeadlineMs, soakMs });
   } catch (err) {
     if (isCancellation(err)) cancellation = err as Error;
     failure = isCancellation(err) ? 'workflow cancelled during the canary' : describeFailure(err);
@@ -168,8 +177,8 @@ async function restoreAfter(
   let release: LeaseRelease;
   try {
     const restored = await restoreService.executeWithOptions(
-      { summary: `restore ${host}'s config from before canary ${canary.candidate.id}` },
-      [{ host, kind, leaseId: canary.leaseId, reason: failed.reason }],
+      { summary: `restore ${host}${onService(run)}'s config from before canary ${canary.candidate.id}` },
+      [{ host, kind, ...serviceRef(run), leaseId: canary.leaseId, reason: failed.reason }],
     );
     release = canaryRestored(state, canary, failed, restored.downtimeMs, cancelled, Date.now());
   } catch (err) {

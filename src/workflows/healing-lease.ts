@@ -62,7 +62,17 @@ export class LeaseClient {
     try {
       const answer = await acquireCanaryLease.executeWithOptions(
         { summary: `ask ${host}'s coordinator for the canary lease (${candidate.id})` },
-        [{ host, requestId, holderWorkflowId: workflowId, kind, predictedDowntimeMs }],
+        [
+          {
+            host,
+            requestId,
+            holderWorkflowId: workflowId,
+            // 0.5: the lease names the service (null: the worker names its legacy service).
+            service: this.run.serviceName,
+            kind,
+            predictedDowntimeMs,
+          },
+        ],
       );
       this.noteFigures(answer);
       return { answer };

@@ -24,7 +24,9 @@ import {
   KIND_ATTRIBUTE,
   MODE_ATTRIBUTE,
   PHASE_ATTRIBUTE,
+  SERVICE_ATTRIBUTE,
 } from './search-attributes.js';
+import type { ServiceIdentity } from '../activities/types.js';
 
 export class HealingRun {
   /** True once the 0.2 rules apply to this run (always for runs a 0.2 worker starts; see SAFE_RULES_PATCH). */
@@ -39,6 +41,8 @@ export class HealingRun {
   messagesThisRun = 0;
   /** Whether this run sets KlrPhase (0.4, where the namespace has it registered). */
   phaseAttribute = false;
+  /** Whether this run sets KlrService (0.5, where the namespace has it registered and the name is known). */
+  serviceAttribute = false;
   /** The window opening last announced (once per opening). */
   announcedOpening: number | null = null;
   private publishedAttributes = '';
@@ -59,6 +63,12 @@ export class HealingRun {
     readonly service: string | null = null,
   ) {
     this.serviceName = service;
+  }
+
+  /** What the worker said of the service (serviceIdentity): a legacy id's name, and whether KlrService is there. */
+  learnService(identity: ServiceIdentity): void {
+    this.serviceName = this.service ?? identity.legacyService;
+    this.serviceAttribute = identity.serviceAttribute && this.serviceName !== null;
   }
 
   /** Called from workflow code only (never from a query or a validator: patched() may record a marker). */
@@ -104,7 +114,8 @@ export class HealingRun {
   /** Search attributes (only when they change) and the Web UI's current-details text. */
   publish(): void {
     const armed = this.state.armedAt !== null;
-    const key = `${this.mode()}|${String(armed)}${this.phaseAttribute ? `|${this.phase}` : ''}`;
+    const service = this.serviceAttribute ? this.serviceName : null;
+    const key = `${this.mode()}|${String(armed)}${this.phaseAttribute ? `|${this.phase}` : ''}${service === null ? '' : `|${service}`}`;
     if (key !== this.publishedAttributes) {
       this.publishedAttributes = key;
       upsertSearchAttributes([
@@ -113,6 +124,7 @@ export class HealingRun {
         { key: MODE_ATTRIBUTE, value: this.mode() },
         { key: ARMED_ATTRIBUTE, value: armed },
         ...(this.phaseAttribute ? [{ key: PHASE_ATTRIBUTE, value: this.phase }] : []),
+        ...(service === null ? [] : [{ key: SERVICE_ATTRIBUTE, value: service }]),
       ]);
     }
     setCurrentDetails(healingDetails(this.state, this.viewContext()));
@@ -125,6 +137,7 @@ export class HealingRun {
     const report: HealingMetricsReport = {
       workflowId: this.workflowId,
       firstRunId: workflowInfo().firstExecutionRunId,
+      ...(this.serviceName === null ? {} : { service: this.serviceName }),
       kind: this.kind,
       armed: state.armedAt !== null,
       totals: state.totals,

@@ -30,24 +30,27 @@ import { registerHealingHandlers } from './healing-handlers.js';
 import { LeaseClient } from './healing-lease.js';
 import type { HealingWorkflowInput } from './healing-messages.js';
 import { HealingRun } from './healing-run.js';
-import { PHASE_ATTRIBUTE_PATCH } from './patches.js';
+import { PHASE_ATTRIBUTE_PATCH, SERVICE_IDENTITY_PATCH } from './patches.js';
 import { readHealingInput } from './workflow-input.js';
 
-const { loadHealingPolicy, phaseAttributeRegistered } = proxyLocalActivities<HostActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
+const { loadHealingPolicy, phaseAttributeRegistered, serviceIdentity } = proxyLocalActivities<HostActivities>(
+  {
+    startToCloseTimeout: '10 seconds',
+    retry: { maximumInterval: '30 seconds' },
+  },
+);
 
 export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void> {
   const workflowId = workflowInfo().workflowId;
   const reading = readHealingInput(input, workflowId);
   if (!reading.ok) throw ApplicationFailure.nonRetryable(reading.error, 'InvalidWorkflowInput');
-  const { host, kind, carried } = reading.value;
+  const { host, service, kind, carried } = reading.value;
   const run = new HealingRun(
     workflowId,
     host,
     kind,
     stateFromCarried(carried, new SymptomWindow(carried?.window)),
+    service,
   );
   const { state } = run;
   for (const note of reading.notes) run.decide({ code: 'start_input_refused', params: { note } });
@@ -57,6 +60,8 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   const policy = await loadHealingPolicy();
   // 0.4: KlrPhase, where the namespace has it (search-attributes.ts).
   if (patched(PHASE_ATTRIBUTE_PATCH)) run.phaseAttribute = await phaseAttributeRegistered();
+  // 0.5: the service's name (a legacy id's from the worker) and KlrService, where the namespace has it.
+  if (patched(SERVICE_IDENTITY_PATCH)) run.learnService(await serviceIdentity());
   const window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
   const rules: EscalationRules = { kind, policy, window, safeRules: run.safeRules };
   run.rules = rules;
@@ -79,6 +84,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
       });
       await continueAsNew<typeof HealingWorkflow>({
         host,
+        ...(service === null ? {} : { service }),
         kind,
         carried: carriedState(state, run.safeRules),
       });

@@ -43,7 +43,7 @@ export interface HostStateView {
   cooldownLeftMs: number;
   lease: (HostLedgerState['lease'] & object) | null;
   paused: { by: string; reason: string; at: string } | null;
-  restoreFailure: { kind: string; message: string; at: string } | null;
+  restoreFailure: { kind: string; service?: string; message: string; at: string } | null;
   /** The budget ledger as stored (the figures above are as of the last workflow task, not now). */
   ledger: BudgetLedger;
   /** Monotonic totals the worker exports as Prometheus counters (docs/metrics.md). */

@@ -64,7 +64,7 @@ export function hostDetails(state: HostLedgerState, ctx: HostViewContext): strin
     : v.paused
       ? 'paused'
       : v.lease
-        ? `${v.lease.kind === 'rollback' ? 'operator rollback' : 'canary'} running (${md(v.lease.kind)})`
+        ? `${v.lease.kind === 'rollback' ? 'operator rollback' : 'canary'} running (${md(v.lease.kind)}${v.lease.service ? `, service ${md(v.lease.service)}` : ''})`
         : 'idle';
   // Written when the workflow runs and read at any time later: times, not "N minutes left".
   return [
@@ -74,7 +74,7 @@ export function hostDetails(state: HostLedgerState, ctx: HostViewContext): strin
         (v.overrunMs > 0 ? `, overrun ${formatDuration(v.overrunMs)}` : ''),
       `- Cooldown: ${state.cooldownUntil !== null && state.cooldownUntil > now ? `until ${formatLocalTime(state.cooldownUntil, tz)} ${tz} (${v.cooldownUntil})` : 'over'}`,
       `- Paused: ${v.paused ? `by ${md(v.paused.by, 100)}: ${md(v.paused.reason)}` : 'no'}`,
-      `- Restore failure: ${v.restoreFailure ? `${md(v.restoreFailure.kind)} at ${v.restoreFailure.at}: ${md(v.restoreFailure.message)}` : 'none'}`,
+      `- Restore failure: ${v.restoreFailure ? `${md(v.restoreFailure.kind)}${v.restoreFailure.service ? ` (service ${md(v.restoreFailure.service)})` : ''} at ${v.restoreFailure.at}: ${md(v.restoreFailure.message)}` : 'none'}`,
     ].join('\n'),
     last
       ? `**Last decision:** ${md(last.action)} — ${md(last.reason)}${last.by ? ` (by ${md(last.by, 100)})` : ''}`

@@ -10,6 +10,7 @@ import { describeIssues, symptomDetailsSchema } from '../domain/symptom.js';
 import { isDecisionCode } from '../domain/decision-codes.js';
 import { LEGACY_CODE } from '../domain/decision-log.js';
 import { REFUSAL_CODES } from '../domain/host-ledger.js';
+import { SERVICE_EXPECTED, isValidService } from '../domain/identifiers.js';
 import { undecodableReason } from './payload-converter.js';
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -48,6 +49,7 @@ export const operatorActionSchema = z.strictObject({
 export const leaseRequestSchema = z.strictObject({
   requestId: line(200),
   holderWorkflowId: line(1000),
+  service: z.string().refine(isValidService, SERVICE_EXPECTED).nullable().optional(),
   kind: line(64),
   predictedDowntimeMs: finite.positive().max(86_400_000),
 });

@@ -21,3 +21,10 @@ export const LEASE_UPDATE_PATCH = 'lease-update';
  * with the other search attributes on every phase change. Histories written before it replay without.
  */
 export const PHASE_ATTRIBUTE_PATCH = 'phase-search-attribute';
+
+/**
+ * Release 0.5 (several services per host): the healing workflow asks its worker for its legacy service's
+ * name and whether KlrService is registered (serviceIdentity), and sets KlrService where it is. Histories
+ * written before it replay without; their runs act on the host's legacy service as before.
+ */
+export const SERVICE_IDENTITY_PATCH = 'service-identity';

@@ -1,9 +1,10 @@
-// The start input of each workflow, checked. The workflow id is the authority on which (host, kind) a
-// run serves: symptoms are addressed by it (kloros-healing/<host>/<kind>), so an input that disagrees with
+// The start input of each workflow, checked. The workflow id is the authority on which (host, service, kind)
+// a run serves: symptoms are addressed by it (kloros-healing/<host>/<service>/<kind>, or the legacy
+// kloros-healing/<host>/<kind> of a host's legacy service), so an input that disagrees with
 // it, or is not an object at all, is set aside with a note rather than trusted or thrown (a throw here
 // would fail every workflow task of the run). State carried across continue-as-new that does not have the
 // expected shape is dropped the same way: the run starts fresh and says so.
-import { isValidHost, isValidKind } from '../domain/identifiers.js';
+import { isValidHost, parseHealingWorkflowId } from '../domain/identifiers.js';
 import type { CarriedHealingState } from './healing-messages.js';
 import type { CarriedHostState } from './host-coordinator-messages.js';
 import { carriedHealingStateSchema, carriedHostStateSchema, check } from './message-schemas.js';
@@ -27,25 +28,31 @@ function carried<T>(raw: unknown, schema: Parameters<typeof check>[0], notes: st
 export function readHealingInput(
   raw: unknown,
   workflowId: string,
-): InputReading<{ host: string; kind: string; carried: CarriedHealingState | null }> {
-  const m = /^kloros-healing\/([^/]+)\/([^/]+)$/.exec(workflowId);
-  const host = m?.[1];
-  const kind = m?.[2];
-  if (host === undefined || kind === undefined || !isValidHost(host) || !isValidKind(kind)) {
+): InputReading<{ host: string; service: string | null; kind: string; carried: CarriedHealingState | null }> {
+  const id = parseHealingWorkflowId(workflowId);
+  if (id === null) {
     return {
       ok: false,
-      error: `workflow id ${JSON.stringify(workflowId.slice(0, 300))} is not kloros-healing/<host>/<kind> with a valid host and kind; nothing to heal`,
+      error: `workflow id ${JSON.stringify(workflowId.slice(0, 300))} is not kloros-healing/<host>/<kind> or kloros-healing/<host>/<service>/<kind> with a valid host, service and kind; nothing to heal`,
     };
   }
+  const { host, service, kind } = id;
   const notes: string[] = [];
-  if (field(raw, 'host') !== host || field(raw, 'kind') !== kind) {
+  const rawService = field(raw, 'service');
+  if (field(raw, 'host') !== host || field(raw, 'kind') !== kind || (rawService ?? null) !== service) {
+    const expected = service === null ? { host, kind } : { host, service, kind };
     notes.push(
-      `start input ignored (expected {"host": "${host}", "kind": "${kind}"}); host and kind taken from the workflow id`,
+      `start input ignored (expected ${JSON.stringify(expected).replace(/":/g, '": ').replace(/,"/g, ', "')}); ${service === null ? 'host and kind' : 'host, service and kind'} taken from the workflow id`,
     );
   }
   return {
     ok: true,
-    value: { host, kind, carried: carried<CarriedHealingState>(raw, carriedHealingStateSchema, notes) },
+    value: {
+      host,
+      service,
+      kind,
+      carried: carried<CarriedHealingState>(raw, carriedHealingStateSchema, notes),
+    },
     notes,
   };
 }

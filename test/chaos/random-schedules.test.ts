@@ -189,6 +189,7 @@ async function startChaosEnv(index: number): Promise<ChaosEnv> {
           }),
           // Registered by createTimeSkippingEnv; the Java test server cannot list attributes (test-env.ts).
           phaseAttributeRegistered: async () => true,
+          serviceIdentity: async () => ({ legacyService: 'vllm', serviceAttribute: true }),
           ...gpu,
         },
       }),

@@ -116,6 +116,8 @@ export async function createHostWorker(
       // cannot list them (ListSearchAttributes is unimplemented there): say so, so that the tests and the
       // recorded histories run the path that sets KlrPhase.
       phaseAttributeRegistered: async () => true,
+      // Likewise KlrService; the host's one service in these tests is the legacy "vllm" (KLR_SERVICE_NAME's default).
+      serviceIdentity: async () => ({ legacyService: 'vllm', serviceAttribute: true }),
       ...gpu,
     },
   });
