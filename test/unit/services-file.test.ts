@@ -4,7 +4,7 @@
 // service; the workflow ids that name one (docs/deployment.md, "Several services on one host").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -131,7 +131,6 @@ test('a two-service file: every field as the adapter and the observer need it', 
 });
 
 test('the example services file of deploy/ parses: an 8-GPU host', async () => {
-  const { readFile } = await import('node:fs/promises');
   const path = join(REPO_ROOT, 'deploy/services.example.yaml');
   const specs = parseServicesFile(await readFile(path, 'utf8'), path, DEFAULTS);
   assert.ok(specs.length >= 2, 'at least two services');
@@ -142,6 +141,18 @@ test('the example services file of deploy/ parses: an 8-GPU host', async () => {
   );
   assert.equal(new Set(gpus).size, gpus.length, 'no GPU given to two services');
   assert.ok(specs.filter((s) => s.legacyIds).length <= 1);
+});
+
+test('every services file shown in the docs parses', async () => {
+  let shown = 0;
+  for (const doc of ['docs/deployment.md', 'docs/configuration.md']) {
+    const text = await readFile(join(REPO_ROOT, doc), 'utf8');
+    for (const [, yaml] of text.matchAll(/```yaml\n(services:\n[\s\S]*?)```/g)) {
+      shown++;
+      assert.doesNotThrow(() => parseServicesFile(yaml!, doc, DEFAULTS), `${doc}:\n${yaml}`);
+    }
+  }
+  assert.ok(shown >= 4, `${shown} services files in the docs`);
 });
 
 // ---- each field: the values it takes
