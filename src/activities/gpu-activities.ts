@@ -13,6 +13,9 @@ import { createRunCanary } from './run-canary.js';
 import { type ServiceSpec, loadServices } from '../service/services-file.js';
 import { vllmService } from '../service/vllm-service.js';
 import type { HostActivities, ServiceRef } from './types.js';
+import type { GpuProcess, VramSnapshot } from '../domain/vram-snapshot.js';
+import { serviceVram } from '../domain/service-vram.js';
+import { isProcessOfService, isVllmProcess } from '../service/service-process.js';
 
 export type GpuActivities = Pick<
   HostActivities,
@@ -24,7 +27,25 @@ export const SERVICE_NOT_CONFIGURED = 'ServiceNotConfigured';
 type Env = Record<string, string | undefined>;
 
 /** One service's activities. */
-type ServiceActivities = Omit<GpuActivities, 'measureVram'> & { spec: ServiceSpec };
+type ServiceActivities = Omit<GpuActivities, 'measureVram'> & {
+  spec: ServiceSpec;
+  measureVram: () => Promise<VramSnapshot>;
+};
+
+/**
+ * Which GPU processes are the service's: on a one-service host any vLLM process (as before 0.5); among
+ * several, those whose command line (or an ancestor's) names its config file or port.
+ */
+function ownProcessTest(spec: ServiceSpec, servicesOnHost: number): (p: GpuProcess) => boolean {
+  if (servicesOnHost <= 1) return (p) => isVllmProcess(p);
+  const port = Number(new URL(spec.settings.baseUrl).port) || null;
+  return (p) => isProcessOfService(p, { configPath: spec.settings.configPath, port });
+}
+
+/** The host's measurement as one service sees it: its GPUs and the processes on them (all: the shortcut). */
+function restrictTo(spec: ServiceSpec, isOwn: (p: GpuProcess) => boolean, host: VramSnapshot): VramSnapshot {
+  return spec.gpus === null ? host : serviceVram(host, { gpus: spec.gpus, isOwn }).snapshot;
+}
 
 function notConfigured(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: SERVICE_NOT_CONFIGURED, nonRetryable: true });
@@ -68,12 +89,18 @@ export function createGpuActivities(
   auditDir: string,
 ): GpuActivities & { services: ServiceSpec[] } {
   const services = loadServices(env);
-  const measureVram = createMeasureVram();
+  const measureHost = createMeasureVram();
   const perService: ServiceActivities[] = services.map((spec) => {
+    const isOwn = ownProcessTest(spec, services.length);
+    // The adapter's measurement (the candidate's VRAM after its start) is the service's own GPUs too.
+    const measureVram = async () => restrictTo(spec, isOwn, await measureHost());
     const adapter = vllmService(spec.settings, { measureVram });
     return {
       spec,
+      measureVram,
       predictCandidates: createPredictCandidates({
+        gpus: spec.gpus,
+        isServiceProcess: isOwn,
         configPath: spec.settings.configPath,
         ...(spec.modelProfilePath ? { modelProfilePath: spec.modelProfilePath } : {}),
         ...(spec.settings.candidateFloors ? { floors: spec.settings.candidateFloors } : {}),
@@ -92,7 +119,11 @@ export function createGpuActivities(
   });
   return {
     services,
-    measureVram: async () => measureVram(),
+    // A legacy id on a host without a legacy service (or without any): the host's GPUs, as before 0.5.
+    measureVram: async (ref) =>
+      ref?.service == null && !perService.some((s) => s.spec.legacyIds)
+        ? measureHost()
+        : serviceFor(perService, ref).measureVram(),
     predictCandidates: async (input) => serviceFor(perService, input).predictCandidates(input),
     runCanary: async (input) => serviceFor(perService, input).runCanary(input),
     restoreService: async (input) => serviceFor(perService, input).restoreService(input),

@@ -23,6 +23,7 @@ import { measuredKvMb, readServiceStartupReport, reportMismatch } from '../servi
 import { serviceRelease } from '../service/vllm-version.js';
 import { ModelProfileError, loadModelProfile, type LoadedModelProfile } from '../service/model-profile.js';
 import { isVllmProcess } from '../service/service-process.js';
+import { type GpuRef, serviceVram, serviceVramFindingText } from '../domain/service-vram.js';
 import { ServingConfigError, parseServingConfig, readServingConfig } from '../service/vllm-config.js';
 import type {
   Calibration,
@@ -47,6 +48,11 @@ export interface PredictCandidatesOptions {
   modelSearchDirs?: string[];
   /** Which of the GPU's processes are the service (default: a name containing "vllm", else the best size match). */
   isServiceProcess?: (p: GpuProcess) => boolean;
+  /**
+   * The service's GPUs as CUDA_VISIBLE_DEVICES names them (a host with several services); null or absent:
+   * every GPU of the host, the symptom's index being the host's.
+   */
+  gpus?: readonly GpuRef[] | null;
   /** KLR_CANDIDATE_MIN_*: floors no candidate goes below; unset knobs take a default derived from the config. */
   floors?: CandidateFloorSettings;
   /** The service's log (KLR_SERVICE_LOG): vLLM's start-up report there calibrates the predictions. */
@@ -78,6 +84,38 @@ interface GpuView {
 function usableTotal(g: GpuMemory): number | null {
   if (g.usedMb !== null && g.freeMb !== null) return g.usedMb + g.freeMb;
   return g.totalMb;
+}
+
+/**
+ * The GPU a prediction for one service of several sizes: the symptom's (its index is the process's own
+ * count, CUDA_VISIBLE_DEVICES order), else the one of its tensor-parallel ranks with the least free memory
+ * (each rank must fit on its own GPU). A neighbour holding memory on the service's GPUs is named.
+ */
+function ownGpu(
+  vram: VramSnapshot,
+  gpus: readonly GpuRef[],
+  isOwn: (p: GpuProcess) => boolean,
+  logicalIndex: number | null,
+): { snapshot: VramSnapshot; index: number; findings: string } {
+  const view = serviceVram(vram, { gpus, isOwn });
+  const ranks = view.rankDevices.length > 0 ? view.rankDevices : view.devices;
+  if (ranks.length === 0) {
+    const problems = view.findings.map(serviceVramFindingText).join('; ');
+    throw impossible(
+      `none of the service's GPUs (${gpus.join(', ')}) is in the VRAM measurement${problems ? `: ${problems}` : ''}`,
+    );
+  }
+  const byLogical = logicalIndex === null ? undefined : view.devices[logicalIndex];
+  const tightest = [...ranks].sort(
+    (a, b) => (a.gpu.freeMb ?? Infinity) - (b.gpu.freeMb ?? Infinity) || a.gpu.index - b.gpu.index,
+  )[0]!;
+  const chosen = byLogical ?? tightest;
+  const named = view.findings.filter((f) => f.code === 'neighbour_on_gpu');
+  return {
+    snapshot: view.snapshot,
+    index: chosen.gpu.index,
+    findings: named.length > 0 ? `${named.map(serviceVramFindingText).join('; ')}; ` : '',
+  };
 }
 
 function fromSnapshot(
@@ -219,9 +257,16 @@ export function createPredictCandidates(
       }
     };
 
-    const index = symptom?.gpu ?? 0;
+    let index = symptom?.gpu ?? 0;
+    let neighbours = '';
     let gpu: GpuView;
-    if (input.vram !== null) {
+    if (input.vram !== null && opts.gpus) {
+      // One service of several: its GPUs only, the symptom's GPU index as its process counts them.
+      const own = ownGpu(input.vram, opts.gpus, isService, symptom?.gpu ?? null);
+      index = own.index;
+      neighbours = own.findings;
+      gpu = fromSnapshot(own.snapshot, index, isService, plannedMb);
+    } else if (input.vram !== null) {
       gpu = fromSnapshot(input.vram, index, isService, plannedMb);
     } else if (symptom?.totalMb !== undefined && symptom.freeMb !== undefined && symptom.totalMb > 0) {
       // No measurement: what the failure message said. At run time the service held its budget then.
@@ -279,6 +324,7 @@ export function createPredictCandidates(
     const basis =
       `${family} on GPU ${gpu.index}${gpu.name ? ` (${gpu.name})` : ''}: ${Math.round(gpu.totalMb)} MiB usable, ` +
       `${Math.round(gpu.usedByOthersMb)} MiB held by other processes (${gpu.how}), ${free}; ` +
+      neighbours +
       `model ${model.name} from ${model.source}; current ${describeConfig(current)}; ` +
       `floors ${describeFloors(plan.floors)}; ` +
       `${releaseText}, ${accountingText(model, current, gpu, release)}; ` +

@@ -25,3 +25,29 @@ export function isVllmProcess(p: GpuProcess, procRoot = '/proc'): boolean {
   }
   return false;
 }
+
+/**
+ * Whether the GPU process belongs to one service of several on the host: its command line or an
+ * ancestor's names the service's config file (`vllm serve --config FILE`) or its port (`--port N`). Every
+ * service on the host is vLLM, so "is it vLLM" cannot tell them apart; in a container whose command line
+ * names another path, the port still does (docs/deployment.md).
+ */
+export function isProcessOfService(
+  p: GpuProcess,
+  service: { configPath: string; port: number | null },
+  procRoot = '/proc',
+): boolean {
+  const marks = [service.configPath];
+  const port = service.port === null ? null : new RegExp(`(?:^|\\s)--port[=\\s]${service.port}(?:\\s|$)`);
+  let pid = p.pid;
+  for (let depth = 0; depth <= MAX_ANCESTORS && pid > 1; depth++) {
+    const command = readCommandLine(pid, procRoot);
+    if (command === null) return false;
+    if (VLLM.test(command) && (marks.some((m) => command.split(' ').includes(m)) || port?.test(command)))
+      return true;
+    const stat = readProcStat(pid, procRoot);
+    if (stat === null) return false;
+    pid = stat.ppid;
+  }
+  return false;
+}

@@ -4,7 +4,7 @@
 //   node --import tsx --test test/service/service-process.test.ts
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isVllmProcess } from '../../src/service/service-process.js';
+import { isProcessOfService, isVllmProcess } from '../../src/service/service-process.js';
 import { readCommandLine, readProcStat } from '../../src/service/proc-info.js';
 import { family, orphan, stopFamilies } from '../support/process-family.js';
 
@@ -39,4 +39,43 @@ test("vLLM by its name, its own command line, or its parent's", async () => {
   assert.notEqual(readProcStat(other)?.ppid, process.pid);
   assert.equal(isVllmProcess(gpuProcess(other, 'python3')), false, 'a training job is not vLLM');
   assert.equal(isVllmProcess(gpuProcess(2 ** 22 + 1, 'python3')), false, 'a pid this host cannot see');
+});
+
+test('one service of several: its processes by its config path or port, a neighbour vLLM is not', async () => {
+  const own = await family(
+    ['--', 'vllm', 'serve', '--config', '/etc/vllm/llama.yaml'],
+    ['--', 'spawn_main', 'engine-core'],
+  );
+  const neighbour = await family(
+    ['--', 'vllm', 'serve', '--config', '/etc/vllm/qwen.yaml'],
+    ['--', 'spawn_main'],
+  );
+  const inContainer = await family(
+    ['--', 'vllm', 'serve', '--config', '/config/c.yaml', '--port', '8001'],
+    ['--', 'w'],
+  );
+  const llama = { configPath: '/etc/vllm/llama.yaml', port: 8001 };
+  assert.ok(isProcessOfService(gpuProcess(own.parent, 'python3'), llama), '`vllm serve --config` its file');
+  assert.ok(
+    isProcessOfService(gpuProcess(own.child, 'VLLM::EngineCore'), llama),
+    'its engine core, by its parent',
+  );
+  assert.equal(isProcessOfService(gpuProcess(neighbour.child, 'python3'), llama), false, "another service's");
+  assert.ok(
+    isProcessOfService(gpuProcess(inContainer.child, 'python3'), llama),
+    'by its port, in a container',
+  );
+  assert.equal(
+    isProcessOfService(gpuProcess(inContainer.child, 'python3'), {
+      configPath: '/etc/vllm/llama.yaml',
+      port: 80,
+    }),
+    false,
+    '--port 8001 is not port 80',
+  );
+  assert.equal(
+    isProcessOfService(gpuProcess(2 ** 22 + 1, 'python3'), llama),
+    false,
+    'a pid this host cannot see',
+  );
 });
