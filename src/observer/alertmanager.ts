@@ -7,6 +7,8 @@ import { HOST_EXPECTED, KIND_EXPECTED, isValidHost, isValidKind } from '../domai
 import { type SymptomInput, cleanLine, cleanText, parseSymptom } from '../domain/symptom.js';
 
 export const DEFAULT_KIND_LABEL = 'kloros_kind';
+/** The label that names the service an alert is about, on a host with several (KLR_HTTP_DOOR_SERVICE_LABEL). */
+export const DEFAULT_SERVICE_LABEL = 'service';
 
 const labelSet = z.record(z.string(), z.string());
 
@@ -37,7 +39,13 @@ export type Alert = z.output<typeof alertSchema>;
 export type AlertmanagerWebhook = z.output<typeof webhookSchema>;
 
 export type AlertConversion =
-  | { ok: true; host: string; symptom: SymptomInput & { id: string } }
+  | {
+      ok: true;
+      host: string;
+      /** The alert's service label as it came (null: none), to be routed to a service (routeService). */
+      service: string | null;
+      symptom: SymptomInput & { id: string };
+    }
   | { ok: false; fingerprint: string; reason: string };
 
 /** A startsAt before this year is a broken clock or Go's zero time (`0001-01-01T00:00:00Z`), not an alert. */
@@ -84,7 +92,7 @@ export function hostFromInstance(instance: string): string | null {
 /** One alert → one symptom for a host, or the reason it cannot be one. */
 export function alertToSymptom(
   alert: Alert,
-  opts: { kindLabel: string; defaultHost: string },
+  opts: { kindLabel: string; defaultHost: string; serviceLabel?: string },
 ): AlertConversion {
   const { fingerprint } = alert;
   const kind = alert.labels[opts.kindLabel];
@@ -131,5 +139,6 @@ export function alertToSymptom(
   };
   const parsed = parseSymptom(symptom);
   if (!parsed.ok) return { ok: false, fingerprint, reason: parsed.error };
-  return { ok: true, host, symptom };
+  const service = alert.labels[opts.serviceLabel ?? DEFAULT_SERVICE_LABEL] ?? null;
+  return { ok: true, host, service, symptom };
 }

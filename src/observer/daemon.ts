@@ -9,7 +9,7 @@ import { type MetricsServer, serveMetrics } from '../metrics/exporter.js';
 import { type SymptomDelivery, createSymptomDelivery } from './delivery.js';
 import { type HttpDoor, startHttpDoor } from './http-door.js';
 import { type ObserverMetrics, createObserverMetrics } from './observer-metrics-registry.js';
-import type { ObserverSettings } from './observer-settings.js';
+import type { FollowedLog, ObserverSettings } from './observer-settings.js';
 import { observe } from './pipeline.js';
 import { CommandSource } from './sources/command-source.js';
 import { FileSource } from './sources/file-source.js';
@@ -30,7 +30,10 @@ export async function startObserver(
   target: TemporalTarget,
   log: Logger,
 ): Promise<RunningObserver> {
-  const metrics = createObserverMetrics({ source: settings.source?.type ?? null, door: !!settings.httpDoor });
+  const metrics = createObserverMetrics({
+    sources: settings.logs.map((l) => ({ source: l.source.type, service: l.service })),
+    door: !!settings.httpDoor,
+  });
   const delivery = await createSymptomDelivery({
     host: settings.host,
     target,
@@ -49,6 +52,7 @@ export async function startObserver(
         settings: settings.httpDoor,
         delivery,
         host: settings.host,
+        services: settings.services,
         log: log.child({ part: 'http-door' }),
         events: metrics,
       });
@@ -62,9 +66,29 @@ export async function startObserver(
     throw err;
   }
   const stopSource = new AbortController();
-  const done = settings.source
-    ? followSource(settings, delivery, metrics, log, stopSource.signal)
-    : new Promise<void>((resolve) => stopSource.signal.addEventListener('abort', () => resolve()));
+  for (const service of settings.unfollowed)
+    log.warn(
+      { service },
+      'this service has no "log:" in the services file: its log is not followed (the HTTP door still takes its symptoms)',
+    );
+  // One follower per log. The first to fail stops the others (each saves its position) and then fails the
+  // whole (the process exits, and its unit starts it again); the delivery closes only after all have ended.
+  const followAll = async () => {
+    const results = await Promise.allSettled(
+      settings.logs.map((followed) =>
+        followSource(settings, followed, delivery, metrics, log, stopSource.signal).catch((err: unknown) => {
+          stopSource.abort();
+          throw err;
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  const done =
+    settings.logs.length > 0
+      ? followAll()
+      : new Promise<void>((resolve) => stopSource.signal.addEventListener('abort', () => resolve()));
   let stopping: Promise<void> | undefined;
   return {
     delivery,
@@ -84,25 +108,28 @@ export async function startObserver(
 }
 
 /**
- * Follows the configured source through the detection pipeline into the delivery until `signal` aborts
- * (or a command source ends for good). The pipeline moves the saved file position past an incident only
- * once the delivery has accepted it (delivered or spooled), so a crash re-reads, never skips.
+ * Follows one log through the detection pipeline into the delivery, each incident for the log's service,
+ * until `signal` aborts (or a command source ends for good). The pipeline moves the saved file position
+ * past an incident only once the delivery has accepted it (delivered or spooled), so a crash re-reads,
+ * never skips.
  */
 async function followSource(
   settings: ObserverSettings,
+  followed: FollowedLog,
   delivery: SymptomDelivery,
   metrics: ObserverMetrics,
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
-  const spec = settings.source;
-  if (!spec) return;
-  const sourceLog = log.child({ part: 'source' });
+  const spec = followed.source;
+  const { service, workflowService } = followed;
+  const sourceLog = log.child({ part: 'source', ...(service !== '' ? { service } : {}) });
   const source: LineSource =
     spec.type === 'file'
       ? new FileSource({
           path: spec.path,
           stateDir: settings.stateDir,
+          stateName: followed.stateName,
           fromStart: spec.fromStart,
           // Routine under logrotate, but it explains why line numbers start at 1 again.
           onStartOver: ({ reason, whileStopped }) =>
@@ -122,11 +149,16 @@ async function followSource(
   const summary = await observe({
     source,
     host: settings.host,
-    sink: delivery,
+    service: workflowService,
+    // Every incident of this log goes to its service's workflows (null: the legacy ids).
+    sink: {
+      deliver: async (symptom) => void (await delivery.submit(symptom, settings.host, workflowService)),
+      close: async () => undefined,
+    },
     signal,
     ...(settings.memoryKind ? { memoryKind: settings.memoryKind } : {}),
-    onLine: (line) => metrics.lineRead(spec.type, line.truncated === true),
-    onDetected: (incident) => metrics.incidentDetected(incident.kind, incident.family),
+    onLine: (line) => metrics.lineRead(spec.type, line.truncated === true, service),
+    onDetected: (incident) => metrics.incidentDetected(incident.kind, incident.family, service),
     onIncident: (incident, symptom) =>
       sourceLog.info(
         { kind: incident.kind, family: incident.family, line: incident.line, id: symptom.id },

@@ -14,7 +14,7 @@ import {
   isGrpcServiceError,
 } from '@temporalio/client';
 import { type TemporalTarget, loadTemporalTarget } from '../config/temporal-connection.js';
-import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
+import { HOST_EXPECTED, SERVICE_EXPECTED, isValidHost, isValidService } from '../domain/identifiers.js';
 import { MAX_FUTURE_SKEW_MS, type SymptomInput, eventTimeMs, parseSymptom } from '../domain/symptom.js';
 import type { RecordSymptomResult } from '../workflows/healing-messages.js';
 import { SymptomAddressError, recordSymptom, signalSymptom } from '../temporal/symptoms.js';
@@ -33,9 +33,14 @@ export type SubmitOutcome =
    * `result` is the workflow's answer; null when no worker took the update in time and the symptom was
    * signalled instead: it is in the workflow's history, and counted as soon as its worker runs.
    */
-  | { status: 'delivered'; id: string; host: string; result: RecordSymptomResult | null }
-  | { status: 'spooled'; id: string; host: string; pending: number }
-  | { status: 'rejected'; id: string; host: string; reason: string };
+  (
+    | { status: 'delivered'; id: string; host: string; result: RecordSymptomResult | null }
+    | { status: 'spooled'; id: string; host: string; pending: number }
+    | { status: 'rejected'; id: string; host: string; reason: string }
+  ) & {
+    /** The workflow-id service it went to (null or absent: the legacy ids, kloros-healing/<host>/<kind>). */
+    service?: string | null;
+  };
 
 export interface DeliveryStats {
   delivered: number;
@@ -52,11 +57,12 @@ export interface DeliveryStats {
 
 export interface SymptomDelivery extends SymptomSink {
   /**
-   * Delivers (or spools) one symptom for `host` (default: the delivery's host) and says what happened.
+   * Delivers (or spools) one symptom for `host` (default: the delivery's host) and `service` (the
+   * workflow-id service; default null: the legacy ids) and says what happened.
    * Resolves only once the symptom is delivered, durably spooled, or rejected and dead-lettered.
    * Throws {@link SpoolFullError} when it could be neither delivered nor stored.
    */
-  submit(symptom: IdentifiedSymptom, host?: string): Promise<SubmitOutcome>;
+  submit(symptom: IdentifiedSymptom, host?: string, service?: string | null): Promise<SubmitOutcome>;
   /** Resolves once the spool is empty (true), or after `timeoutMs` (false). */
   whenDrained(timeoutMs: number): Promise<boolean>;
   stats(): DeliveryStats;
@@ -96,8 +102,13 @@ export interface SymptomDeliveryOptions {
   events?: DeliveryEvents;
 }
 
-interface SpoolRecord {
+export interface SpoolRecord {
   host: string;
+  /**
+   * The workflow-id service (null: the legacy ids). Absent in records spooled by a single-service release:
+   * read as null, which is where those symptoms went.
+   */
+  service?: string | null;
   symptom: IdentifiedSymptom;
   /** When it was spooled (epoch ms), for the logs. */
   spooledAt: number;
@@ -111,8 +122,14 @@ const WARN_EVERY_MS = 60_000;
 // ---- pure parts ------------------------------------------------------------------------------------
 
 /** Why this symptom can never be delivered (checked before it is spooled), or null. */
-export function symptomProblem(host: string, symptom: unknown, nowMs: number): string | null {
+export function symptomProblem(
+  host: string,
+  symptom: unknown,
+  nowMs: number,
+  service: string | null = null,
+): string | null {
   if (!isValidHost(host)) return `host: expected ${HOST_EXPECTED}`;
+  if (service !== null && !isValidService(service)) return `service: expected ${SERVICE_EXPECTED}`;
   const parsed = parseSymptom(symptom);
   if (!parsed.ok) return parsed.error;
   if (parsed.symptom.id === undefined) return 'id: expected an idempotency id (a non-empty string)';
@@ -269,7 +286,11 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     return { ok: false, failure };
   };
 
-  const attempt = async (to: string, symptom: IdentifiedSymptom): Promise<Attempt> => {
+  const attempt = async (
+    to: string,
+    service: string | null,
+    symptom: IdentifiedSymptom,
+  ): Promise<Attempt> => {
     let c: Client;
     try {
       c = await getClient();
@@ -278,7 +299,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     }
     try {
       const result = await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () =>
-        recordSymptom(c, to, symptom),
+        recordSymptom(c, to, symptom, service),
       );
       noteReachable();
       return { ok: true, result };
@@ -289,9 +310,14 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     // that has none yet). A signal is durable as soon as the server has it, and the workflow counts
     // an id once — also if the update it had admitted is applied later — so the symptom need not wait.
     try {
-      await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () => signalSymptom(c, to, symptom));
+      await c.connection.withDeadline(Date.now() + attemptTimeoutMs, () =>
+        signalSymptom(c, to, symptom, service),
+      );
       noteReachable();
-      log.info({ host: to, id: symptom.id }, 'no worker took the update in time; symptom signalled instead');
+      log.info(
+        { host: to, service, id: symptom.id },
+        'no worker took the update in time; symptom signalled instead',
+      );
       return { ok: true, result: null };
     } catch (err) {
       return failed(err, 'call');
@@ -300,6 +326,7 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
 
   const reject = async (
     to: string,
+    service: string | null,
     symptom: unknown,
     reason: string,
     id: string,
@@ -307,9 +334,9 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
   ): Promise<SubmitOutcome> => {
     counts.rejected++;
     events?.failed(code);
-    log.warn({ host: to, id, reason }, 'symptom rejected; recorded in the dead-letter file');
-    await deadLetter({ host: to, reason, symptom });
-    return { status: 'rejected', id, host: to, reason };
+    log.warn({ host: to, service, id, reason }, 'symptom rejected; recorded in the dead-letter file');
+    await deadLetter({ host: to, service, reason, symptom });
+    return { status: 'rejected', id, host: to, service, reason };
   };
 
   // ---- the drainer: delivers the spool in order -------------------------------------------------------
@@ -338,19 +365,21 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
         continue;
       }
       const { host: to, symptom } = entry.value;
-      const outcome = await attempt(to, symptom);
+      // A record of a single-service release has no service: it was for the legacy ids.
+      const service = entry.value.service ?? null;
+      const outcome = await attempt(to, service, symptom);
       if (outcome.ok) {
         await spool.ack(entry);
         counts.delivered++;
         events?.delivered();
         failures = 0;
         log.debug(
-          { host: to, id: symptom.id, outcome: outcome.result?.outcome ?? 'signalled' },
+          { host: to, service, id: symptom.id, outcome: outcome.result?.outcome ?? 'signalled' },
           'spooled symptom delivered',
         );
         if (spool.pendingCount === 0) log.info({}, 'spool drained');
       } else if (outcome.failure.kind === 'rejected') {
-        await reject(to, symptom, outcome.failure.reason, symptom.id, 'rejected');
+        await reject(to, service, symptom, outcome.failure.reason, symptom.id, 'rejected');
         await spool.ack(entry);
         failures = 0;
       } else {
@@ -368,9 +397,13 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
   });
 
   // ---- the sink ---------------------------------------------------------------------------------------
-  const spoolIt = async (to: string, symptom: IdentifiedSymptom): Promise<SubmitOutcome> => {
+  const spoolIt = async (
+    to: string,
+    service: string | null,
+    symptom: IdentifiedSymptom,
+  ): Promise<SubmitOutcome> => {
     try {
-      await spool.append({ host: to, symptom, spooledAt: Date.now() });
+      await spool.append({ host: to, service, symptom, spooledAt: Date.now() });
     } catch (err) {
       if (err instanceof SpoolFullError) events?.failed('spool_full');
       throw err;
@@ -378,24 +411,28 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
     counts.spooled++;
     events?.spooled();
     wake?.();
-    return { status: 'spooled', id: symptom.id, host: to, pending: spool.pendingCount };
+    return { status: 'spooled', id: symptom.id, host: to, service, pending: spool.pendingCount };
   };
 
-  const submitNow = async (symptom: IdentifiedSymptom, to: string): Promise<SubmitOutcome> => {
+  const submitNow = async (
+    symptom: IdentifiedSymptom,
+    to: string,
+    service: string | null,
+  ): Promise<SubmitOutcome> => {
     const id = typeof symptom.id === 'string' ? symptom.id : '';
-    const problem = symptomProblem(to, symptom, Date.now());
-    if (problem !== null) return reject(to, symptom, problem, id, 'invalid');
+    const problem = symptomProblem(to, symptom, Date.now(), service);
+    if (problem !== null) return reject(to, service, symptom, problem, id, 'invalid');
     // Anything already waiting goes first: queue behind it.
-    if (spool.pendingCount > 0 || unreachable !== null) return spoolIt(to, symptom);
-    const outcome = await attempt(to, symptom);
+    if (spool.pendingCount > 0 || unreachable !== null) return spoolIt(to, service, symptom);
+    const outcome = await attempt(to, service, symptom);
     if (outcome.ok) {
       counts.delivered++;
       events?.delivered();
-      return { status: 'delivered', id, host: to, result: outcome.result };
+      return { status: 'delivered', id, host: to, service, result: outcome.result };
     }
     if (outcome.failure.kind === 'rejected')
-      return reject(to, symptom, outcome.failure.reason, id, 'rejected');
-    return spoolIt(to, symptom);
+      return reject(to, service, symptom, outcome.failure.reason, id, 'rejected');
+    return spoolIt(to, service, symptom);
   };
 
   const track = <R>(p: Promise<R>): Promise<R> => {
@@ -406,9 +443,9 @@ export async function createSymptomDelivery(options: SymptomDeliveryOptions): Pr
 
   const delivery: SymptomDelivery = {
     spoolDir,
-    submit(symptom, to = host) {
+    submit(symptom, to = host, service = null) {
       if (closing) return Promise.reject(new Error('symptom delivery is closed'));
-      return track(submitNow(symptom, to));
+      return track(submitNow(symptom, to, service));
     },
     async deliver(symptom) {
       // A rejected symptom is recorded (log + dead-letter file) and never stops the caller.

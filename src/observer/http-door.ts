@@ -5,7 +5,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { HOST_EXPECTED, isValidHost } from '../domain/identifiers.js';
+import { HOST_EXPECTED, SERVICE_EXPECTED, SERVICE_PATTERN, isValidHost } from '../domain/identifiers.js';
+import { type ServiceSpec, routeService } from '../service/services-file.js';
 import { describeIssues, symptomSchema } from '../domain/symptom.js';
 import { alertToSymptom, webhookSchema } from './alertmanager.js';
 import {
@@ -30,6 +31,11 @@ export interface HttpDoorOptions {
   delivery: Pick<SymptomDelivery, 'submit' | 'stats'>;
   /** The host a symptom is for when the request names none. */
   host: string;
+  /**
+   * The host's services, to route a service label to (routeService): a label must name one of them; none
+   * named goes to the legacy service (a one-service host: its only one). None configured: taken as it is.
+   */
+  services?: readonly Pick<ServiceSpec, 'name' | 'legacyIds'>[];
   log: HttpDoorLog;
   /** The clock, for the rate limit (tests may pass their own). */
   now?: () => number;
@@ -92,8 +98,39 @@ function badRequest(reason: string, extra: Record<string, unknown> = {}): Answer
   return new Answer(400, { error: reason, ...fieldAndExpected(reason), ...extra });
 }
 
+/** Most characters of a refused service label echoed back (a 10 kB label is not worth repeating). */
+const MAX_ECHOED_LABEL = 80;
+
+/**
+ * The workflow-id service of a symptom labelled `label` (null: unlabelled), by routeService; or why it
+ * cannot be routed, naming the configured services, and never echoing more than a short part of the label.
+ */
+export function routeLabel(
+  services: readonly Pick<ServiceSpec, 'name' | 'legacyIds'>[],
+  label: string | null,
+): { ok: true; service: string | null } | { ok: false; error: string; expected: string } {
+  const names = services.map((s) => s.name);
+  const choices = names.length > 0 ? `one of ${names.map((n) => JSON.stringify(n)).join(', ')}` : null;
+  if (label !== null && !SERVICE_PATTERN.test(label)) {
+    const shown =
+      label.length > MAX_ECHOED_LABEL
+        ? `${JSON.stringify(label.slice(0, MAX_ECHOED_LABEL))}… (${label.length} characters)`
+        : JSON.stringify(label);
+    return {
+      ok: false,
+      error: `service ${shown}: expected ${SERVICE_EXPECTED}${choices ? `, ${choices}` : ''}`,
+      expected: choices ?? SERVICE_EXPECTED,
+    };
+  }
+  const routed = routeService(services, label);
+  if (routed.ok) return routed;
+  return { ok: false, error: routed.error, expected: choices ?? SERVICE_EXPECTED };
+}
+
 export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor> {
   const { settings, delivery, log, host, events } = options;
+  const services = options.services ?? [];
+  const serviceNames = services.map((s) => s.name);
   const now = options.now ?? Date.now;
   const bucket = new TokenBucket(settings.burst, settings.ratePerSecond, now());
 
@@ -246,6 +283,15 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     const url = new URL(req.url ?? '/', 'http://door');
     const to = url.searchParams.get('host') ?? host;
     if (!isValidHost(to)) throw badRequest(`host: expected ${HOST_EXPECTED}`);
+    const routed = routeLabel(services, url.searchParams.get('service'));
+    if (!routed.ok)
+      throw new Answer(400, {
+        error: routed.error,
+        field: 'service',
+        expected: routed.expected,
+        services: serviceNames,
+      });
+    const service = routed.service;
     const headerId = req.headers['idempotency-key'];
     const withDefaults =
       typeof body === 'object' && body !== null && !Array.isArray(body)
@@ -272,7 +318,7 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     } as IdentifiedSymptom;
     const cannot = uncheckable(to, symptom);
     if (cannot !== null) throw badRequest(cannot, { id: symptom.id });
-    const outcome = await submit(req, symptom, to);
+    const outcome = await submit(req, symptom, to, service);
     if (outcome.status === 'rejected') throw badRequest(outcome.reason, { id: outcome.id });
     return new Answer(202, accepted(outcome));
   }
@@ -283,21 +329,42 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     const firing = parsed.data.alerts.filter((a) => a.status === 'firing');
     const skipped: { fingerprint: string; reason: string }[] = [];
     // By id: the same alert twice in one webhook is one symptom, and costs one token.
-    const symptoms = new Map<string, { symptom: IdentifiedSymptom; host: string; fingerprint: string }>();
+    const symptoms = new Map<
+      string,
+      { symptom: IdentifiedSymptom; host: string; service: string | null; fingerprint: string }
+    >();
     for (const alert of firing) {
-      const converted = alertToSymptom(alert, { kindLabel: settings.kindLabel, defaultHost: host });
+      const converted = alertToSymptom(alert, {
+        kindLabel: settings.kindLabel,
+        defaultHost: host,
+        serviceLabel: settings.serviceLabel,
+      });
       if (!converted.ok) {
         skipped.push({ fingerprint: converted.fingerprint, reason: converted.reason });
         continue;
       }
+      // The alert's service label routes it, by the same rules as ?service= (its problem is this alert's).
+      const routed = routeLabel(services, converted.service);
+      if (!routed.ok) {
+        skipped.push({
+          fingerprint: alert.fingerprint,
+          reason: `label ${settings.serviceLabel}: ${routed.error}`,
+        });
+        continue;
+      }
       const cannot = uncheckable(converted.host, converted.symptom);
       if (cannot !== null) skipped.push({ fingerprint: alert.fingerprint, reason: cannot });
-      else symptoms.set(converted.symptom.id, { ...converted, fingerprint: alert.fingerprint });
+      else
+        symptoms.set(converted.symptom.id, {
+          ...converted,
+          service: routed.service,
+          fingerprint: alert.fingerprint,
+        });
     }
     admit(symptoms.size);
     const ids: string[] = [];
-    for (const { symptom, host: to, fingerprint } of symptoms.values()) {
-      const outcome = await submit(req, symptom, to);
+    for (const { symptom, host: to, service, fingerprint } of symptoms.values()) {
+      const outcome = await submit(req, symptom, to, service);
       if (outcome.status === 'rejected') skipped.push({ fingerprint, reason: outcome.reason });
       else ids.push(outcome.id);
     }
@@ -314,11 +381,12 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
     req: IncomingMessage,
     symptom: IdentifiedSymptom,
     to: string,
+    service: string | null,
   ): Promise<SubmitOutcome> {
     const socket = req.socket;
     working.set(socket, (working.get(socket) ?? 0) + 1);
     try {
-      return await delivery.submit(symptom, to);
+      return await delivery.submit(symptom, to, service);
     } catch (err) {
       if (err instanceof SpoolFullError) {
         throw new Answer(503, { error: err.message }, { 'retry-after': '30' });
@@ -354,16 +422,19 @@ export async function startHttpDoor(options: HttpDoorOptions): Promise<HttpDoor>
 }
 
 function accepted(outcome: SubmitOutcome): Record<string, unknown> {
+  // The service is named only when there is one: the legacy ids' answer is what it always was.
+  const service = outcome.service ? { service: outcome.service } : {};
   if (outcome.status === 'delivered') {
     return {
       accepted: true,
       id: outcome.id,
       host: outcome.host,
+      ...service,
       delivered: true,
       ...(outcome.result ? { count: outcome.result.count24h } : {}),
     };
   }
-  return { accepted: true, id: outcome.id, host: outcome.host, delivered: false, spooled: true };
+  return { accepted: true, id: outcome.id, host: outcome.host, ...service, delivered: false, spooled: true };
 }
 
 function pathOf(req: IncomingMessage): string {

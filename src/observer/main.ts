@@ -2,6 +2,7 @@
 // every setting, follows the service's log (or a command's output) into the HealingWorkflows, serves the
 // HTTP door when it is on and its own /metrics, and stops cleanly on SIGINT/SIGTERM (position saved, spool closed).
 import { SettingsError } from '../config/settings.js';
+import { ServicesFileError } from '../service/services-file.js';
 import { loadTemporalTarget } from '../config/temporal-connection.js';
 import { createLogger } from '../config/logger.js';
 import { loadObserverSettings } from './observer-settings.js';
@@ -9,7 +10,7 @@ import { startObserver } from './daemon.js';
 
 function fail(err: unknown): never {
   console.error(err instanceof Error ? err.message : String(err));
-  process.exit(err instanceof SettingsError ? 2 : 1);
+  process.exit(err instanceof SettingsError || err instanceof ServicesFileError ? 2 : 1);
 }
 
 let settings;
@@ -33,6 +34,16 @@ logger.info(
   {
     host: settings.host,
     source: settings.source,
+    ...(settings.services.length > 0
+      ? {
+          services: settings.logs.map((l) => ({
+            service: l.service,
+            workflowService: l.workflowService,
+            source: l.source,
+          })),
+          unfollowed: settings.unfollowed,
+        }
+      : {}),
     stateDir: settings.stateDir,
     temporal: target.address,
     httpDoor: running.door?.url ?? null,

@@ -21,10 +21,13 @@ export interface SpoolFigures {
 
 export interface ObserverMetrics {
   readonly registry: Registry;
-  /** A line read from the followed source; `truncated` when its rest beyond MAX_LINE_CHARS was dropped. */
-  lineRead(source: LineSourceType, truncated: boolean): void;
-  /** An incident the detector recognised (before it is delivered). */
-  incidentDetected(kind: string, family: string): void;
+  /**
+   * A line read from the followed source of `service` (its name; '' when the observer knows none);
+   * `truncated` when its rest beyond MAX_LINE_CHARS was dropped.
+   */
+  lineRead(source: LineSourceType, truncated: boolean, service?: string): void;
+  /** An incident the detector recognised in the log of `service` (before it is delivered). */
+  incidentDetected(kind: string, family: string, service?: string): void;
   /** A symptom delivered to its workflow. */
   delivered(): void;
   /** A symptom written to the spool. */
@@ -40,8 +43,10 @@ export interface ObserverMetrics {
 }
 
 export interface ObserverMetricsOptions {
-  /** The source the daemon follows, if any: its series start at 0. */
+  /** The source the daemon follows, if any (service ''): its series start at 0. */
   source?: LineSourceType | null;
+  /** The sources the daemon follows, each for its service: their series start at 0. */
+  sources?: readonly { source: LineSourceType; service: string }[];
   /** Whether the HTTP door is on: its series start at 0. */
   door?: boolean;
 }
@@ -71,9 +76,11 @@ export function createObserverMetrics(options: ObserverMetricsOptions = {}): Obs
 
   // Series that exist from the start (0), so that rate() and increase() see the first event. Incidents
   // have none until the first one: their kinds depend on the log.
-  if (options.source) {
-    linesRead.inc({ source: options.source }, 0);
-    linesTruncated.inc({ source: options.source }, 0);
+  const followed = [...(options.sources ?? [])];
+  if (options.source) followed.push({ source: options.source, service: '' });
+  for (const { source, service } of followed) {
+    linesRead.inc({ source, service }, 0);
+    linesTruncated.inc({ source, service }, 0);
   }
   for (const reason of DELIVERY_ERROR_REASONS) deliveryErrors.inc({ reason }, 0);
   if (options.door) for (const code of HTTP_DOOR_CODES) doorRequests.inc({ code: String(code) }, 0);
@@ -94,12 +101,12 @@ export function createObserverMetrics(options: ObserverMetricsOptions = {}): Obs
 
   return {
     registry,
-    lineRead(source, truncated) {
-      linesRead.inc({ source });
-      if (truncated) linesTruncated.inc({ source });
+    lineRead(source, truncated, service = '') {
+      linesRead.inc({ source, service });
+      if (truncated) linesTruncated.inc({ source, service });
     },
-    incidentDetected(kind, family) {
-      incidents.inc({ kind, family });
+    incidentDetected(kind, family, service = '') {
+      incidents.inc({ kind, family, service });
     },
     delivered: () => delivered.inc(),
     spooled: () => spooled.inc(),

@@ -40,20 +40,20 @@ export const OBSERVER_METRICS = {
   linesRead: {
     name: 'kloros_observer_lines_read_total',
     type: 'counter',
-    help: 'Log lines read from the followed source, by source (file, command).',
-    labels: ['source'],
+    help: 'Log lines read from the followed source, by source (file, command) and service ("": none configured).',
+    labels: ['source', 'service'],
   },
   linesTruncated: {
     name: 'kloros_observer_lines_truncated_total',
     type: 'counter',
-    help: 'Log lines longer than 65536 characters whose rest was dropped before detection, by source.',
-    labels: ['source'],
+    help: 'Log lines longer than 65536 characters whose rest was dropped before detection, by source and service.',
+    labels: ['source', 'service'],
   },
   incidents: {
     name: 'kloros_observer_incidents_total',
     type: 'counter',
-    help: 'GPU incidents the detector recognised in the followed log, by symptom kind and message family.',
-    labels: ['kind', 'family'],
+    help: 'GPU incidents the detector recognised in the followed log, by symptom kind, message family and service.',
+    labels: ['kind', 'family', 'service'],
   },
   delivered: {
     name: 'kloros_observer_symptoms_delivered_total',

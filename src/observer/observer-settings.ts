@@ -13,7 +13,13 @@ import {
 } from '../config/metrics-settings.js';
 import { SettingsError, loadSettings, readSetting } from '../config/settings.js';
 import { KIND_EXPECTED, isValidKind } from '../domain/identifiers.js';
-import { DEFAULT_KIND_LABEL } from './alertmanager.js';
+import {
+  type ServiceSpec,
+  ServicesFileError,
+  loadServices,
+  workflowService,
+} from '../service/services-file.js';
+import { DEFAULT_KIND_LABEL, DEFAULT_SERVICE_LABEL } from './alertmanager.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './delivery.js';
 import { parseCommandLine, splitCommandLine } from './sources/command-line.js';
 
@@ -41,6 +47,8 @@ export interface HttpDoorSettings {
   burst: number;
   /** The Alertmanager label that carries the symptom kind. */
   kindLabel: string;
+  /** The Alertmanager label that names the service an alert is about (KLR_HTTP_DOOR_SERVICE_LABEL). */
+  serviceLabel: string;
   /** A connection that carries no bytes this long is closed (also between kept-alive requests). */
   idleTimeoutMs: number;
   /** Connections open at once; more are closed as soon as they are accepted. */
@@ -50,6 +58,20 @@ export interface HttpDoorSettings {
 export type ObserverSource =
   { type: 'file'; path: string; fromStart: boolean } | { type: 'command'; argv: string[] };
 
+/** One log the observer follows, and the service its incidents are attributed to. */
+export interface FollowedLog {
+  /** The service's name, as the metrics label it (`service`); '' when the observer knows no service. */
+  service: string;
+  /** The workflow-id service its incidents go to; null: the legacy ids (kloros-healing/<host>/<kind>). */
+  workflowService: string | null;
+  source: ObserverSource;
+  /**
+   * The name its position state file carries (position-<name>-<hash>.json), so two services never share
+   * one; null: the name the one-service settings always used (position-<hash>.json).
+   */
+  stateName: string | null;
+}
+
 export interface ObserverSettings {
   host: string;
   /** Where the observer keeps its file position and its spool. */
@@ -58,8 +80,17 @@ export interface ObserverSettings {
   spoolMaxBytes: number;
   /** How long one delivery attempt may take before the symptom is spooled instead. */
   attemptTimeoutMs: number;
-  /** What to follow; null when only the HTTP door runs. */
+  /**
+   * What the one-service settings (KLR_OBSERVER_FILE, KLR_OBSERVER_COMMAND, KLR_SERVICE_LOG) follow; null
+   * when only the HTTP door runs, or when KLR_SERVICES_FILE names the logs (see `logs`).
+   */
   source: ObserverSource | null;
+  /** Every log followed, each with its service: `source` alone, or each service's log of the services file. */
+  logs: FollowedLog[];
+  /** The host's services (KLR_SERVICES_FILE, or the KLR_SERVICE_* shortcut's one; none: []). */
+  services: ServiceSpec[];
+  /** Services of the services file that have no log: reported at start, not followed. */
+  unfollowed: string[];
   /**
    * The kind of the memory incidents of the followed log (KLR_OBSERVER_KIND): vllm_oom for vLLM's log,
    * sglang_oom for SGLang's, …; null: vllm_oom, or what a server-specific wording names.
@@ -155,6 +186,13 @@ export function loadHttpDoorSettings(env: Env = process.env): HttpDoorSettings |
       DEFAULT_KIND_LABEL,
       'a Prometheus label name, e.g. kloros_kind',
     ),
+    serviceLabel: readSetting(
+      env,
+      'KLR_HTTP_DOOR_SERVICE_LABEL',
+      z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/),
+      DEFAULT_SERVICE_LABEL,
+      'a Prometheus label name, e.g. service or kloros_service',
+    ),
     idleTimeoutMs:
       readSetting(
         env,
@@ -214,6 +252,9 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
       'a directory path',
     ),
   );
+  const services = loadServices(env);
+  const servicesFile = env.KLR_SERVICES_FILE?.trim() ? resolve(env.KLR_SERVICES_FILE.trim()) : null;
+  const fromStart = () => readSetting(env, 'KLR_OBSERVER_FROM_START', onOff, '0', ON_OFF_EXPECTED);
   const file = readSetting(env, 'KLR_OBSERVER_FILE', z.string(), '', 'a log file path');
   const commandText = readSetting(env, 'KLR_OBSERVER_COMMAND', z.string(), '', '');
   const serviceLog = readSetting(env, 'KLR_SERVICE_LOG', z.string(), '', 'a log file path');
@@ -244,11 +285,28 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
     }
     source = { type: 'command', argv };
   } else if (file || serviceLog) {
-    source = {
-      type: 'file',
-      path: resolve(file || serviceLog),
-      fromStart: readSetting(env, 'KLR_OBSERVER_FROM_START', onOff, '0', ON_OFF_EXPECTED),
-    };
+    source = { type: 'file', path: resolve(file || serviceLog), fromStart: fromStart() };
+  }
+  let logs: FollowedLog[] = [];
+  let unfollowed: string[] = [];
+  if (servicesFile !== null) {
+    const set: [string, string][] = [
+      ['KLR_OBSERVER_FILE', file],
+      ['KLR_OBSERVER_COMMAND', commandText],
+      ['KLR_SERVICE_LOG', serviceLog],
+    ];
+    for (const [variable, value] of set) {
+      if (value.trim())
+        throw new SettingsError(
+          variable,
+          value,
+          `unset when KLR_SERVICES_FILE is set: the observer follows each service's "log:" of the services file (${servicesFile})`,
+        );
+    }
+    ({ logs, unfollowed } = serviceLogs(services, servicesFile, fromStart()));
+  } else if (source) {
+    // The one-service settings: the legacy ids, labelled with the shortcut's service (none: '').
+    logs = [{ service: services[0]?.name ?? '', workflowService: null, source, stateName: null }];
   }
   const memoryKind = readSetting(
     env,
@@ -258,7 +316,12 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
     `the kind of the followed log's memory failures: ${KIND_EXPECTED}, e.g. vllm_oom or sglang_oom (blank: vllm_oom, or the server a message names)`,
   );
   const httpDoor = loadHttpDoorSettings(env);
-  if (!source && !httpDoor) {
+  if (servicesFile !== null && logs.length === 0 && !httpDoor) {
+    throw new ServicesFileError(
+      `services file ${servicesFile} (KLR_SERVICES_FILE): no service has a "log:" to follow, and KLR_HTTP_DOOR is off: there is nothing to observe`,
+    );
+  }
+  if (servicesFile === null && !source && !httpDoor) {
     throw new SettingsError(
       'KLR_OBSERVER_FILE',
       '',
@@ -288,9 +351,52 @@ export function loadObserverSettings(env: Env = process.env): ObserverSettings {
         'whole seconds one delivery attempt may take before the symptom is spooled, 1 to 600',
       ) * 1000,
     source,
+    logs,
+    services,
+    unfollowed,
     memoryKind: memoryKind === '' ? null : memoryKind,
     httpDoor,
     metrics: loadObserverMetricsAddress(env, httpDoor),
     logLevel: base.logLevel,
   };
+}
+
+/**
+ * The logs of the services file's services, each attributed to its service; those without a log are
+ * listed apart. Two services cannot follow one log: its incidents could not be told apart.
+ */
+export function serviceLogs(
+  services: readonly ServiceSpec[],
+  servicesFile: string,
+  fromStart: boolean,
+): { logs: FollowedLog[]; unfollowed: string[] } {
+  const logs: FollowedLog[] = [];
+  const unfollowed: string[] = [];
+  const seen = new Map<string, string>();
+  for (const spec of services) {
+    if (spec.log === null) {
+      unfollowed.push(spec.name);
+      continue;
+    }
+    const source: ObserverSource =
+      'file' in spec.log
+        ? { type: 'file', path: resolve(spec.log.file), fromStart }
+        : { type: 'command', argv: [...spec.log.command] };
+    const key = source.type === 'file' ? `file ${source.path}` : `command ${JSON.stringify(source.argv)}`;
+    const other = seen.get(key);
+    if (other !== undefined)
+      throw new ServicesFileError(
+        `services file ${servicesFile}: services "${other}" and "${spec.name}" have the same log (${key}); ` +
+          'the observer could not tell whose incidents it holds: give each service its own log',
+      );
+    seen.set(key, spec.name);
+    logs.push({
+      service: spec.name,
+      workflowService: workflowService(spec),
+      source,
+      // The legacy service keeps the position its single-service release saved (same name, same ids).
+      stateName: spec.legacyIds ? null : spec.name,
+    });
+  }
+  return { logs, unfollowed };
 }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { SymptomInput } from '../domain/symptom.js';
 import { IncidentDetector } from './detector.js';
 import type { LineSource, SourceLine } from './sources/line-source.js';
-import { incidentToSymptom, symptomId } from './to-symptom.js';
+import { incidentToSymptom, serviceSourceKey, symptomId } from './to-symptom.js';
 import type { Incident, IncidentFamily, SymptomSink } from './types.js';
 
 export interface ObserveSummary {
@@ -32,6 +32,11 @@ export interface ObserveOptions {
   memoryKind?: string;
   /** Persist the position at least this often while lines flow without incidents (default 1 s). */
   commitEveryMs?: number;
+  /**
+   * The workflow-id service the source's incidents are for (null or unset: the legacy ids); it is mixed
+   * into the symptom ids, so two services' logs never share one.
+   */
+  service?: string | null;
   /** The clock for lines without timestamps (tests). */
   now?: () => number;
 }
@@ -68,8 +73,9 @@ export async function observe(opts: ObserveOptions): Promise<ObserveSummary> {
     });
     if (incident) {
       opts.onDetected?.(incident);
-      const symptom = incidentToSymptom(incident, host, line.sourceKey);
-      if (!source.stablePositions) symptom.id = symptomId(host, line.sourceKey, `c${contentKey(line.text)}`);
+      const key = serviceSourceKey(opts.service ?? null, line.sourceKey);
+      const symptom = incidentToSymptom(incident, host, key);
+      if (!source.stablePositions) symptom.id = symptomId(host, key, `c${contentKey(line.text)}`);
       // Durable first (delivered or spooled), then reported, then the position moves past it.
       if (sink) await sink.deliver(symptom);
       summary.incidents += 1;

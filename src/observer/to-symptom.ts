@@ -12,6 +12,15 @@ export function sourceKeyOf(identity: string): string {
   return createHash('sha256').update(identity).digest('hex').slice(0, 16);
 }
 
+/**
+ * The source key of a log followed for a named service (the workflow-id service): the service is mixed
+ * in, so two services' logs never give one id, even for the same lines at the same offsets. The legacy
+ * service keeps the plain key, and with it the ids of its single-service release.
+ */
+export function serviceSourceKey(service: string | null, sourceKey: string): string {
+  return service === null ? sourceKey : sourceKeyOf(`service:${service}\u0000${sourceKey}`);
+}
+
 /** `obs/<host>/<sourceKey>/<position>`: stable across restarts, distinct across rotated files. */
 export function symptomId(host: string, sourceKey: string, position: number | string): string {
   return `obs/${host}/${sourceKey}/${position}`.slice(0, MAX_ID);

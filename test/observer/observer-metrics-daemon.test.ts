@@ -76,9 +76,9 @@ test('a real OOM line, Temporal away: lines read, the incident, the symptom spoo
       const now = await scrape(url);
       return v(now, M.spooled.name) === 1 ? now : undefined;
     });
-    assert.equal(v(e, M.linesRead.name, { source: 'file' }), oom.lines);
-    assert.equal(v(e, M.linesTruncated.name, { source: 'file' }), 0);
-    assert.equal(v(e, M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom' }), 1);
+    assert.equal(v(e, M.linesRead.name, { source: 'file', service: '' }), oom.lines);
+    assert.equal(v(e, M.linesTruncated.name, { source: 'file', service: '' }), 0);
+    assert.equal(v(e, M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom', service: '' }), 1);
     assert.equal(v(e, M.delivered.name), 0);
     assert.ok((v(e, M.deliveryErrors.name, { reason: 'connect' }) ?? 0) >= 1, 'Temporal cannot be reached');
     assert.equal(v(e, M.deliveryErrors.name, { reason: 'rejected' }), 0);
@@ -96,9 +96,9 @@ test('a real OOM line, Temporal away: lines read, the incident, the symptom spoo
       const now = await scrape(url);
       return v(now, M.spooled.name) === 2 ? now : undefined;
     });
-    assert.equal(v(e, M.linesRead.name, { source: 'file' }), oom.lines + xid.lines);
-    assert.equal(v(e, M.incidents.name, { kind: 'gpu_xid', family: 'gpu_xid' }), 1);
-    assert.equal(v(e, M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom' }), 1);
+    assert.equal(v(e, M.linesRead.name, { source: 'file', service: '' }), oom.lines + xid.lines);
+    assert.equal(v(e, M.incidents.name, { kind: 'gpu_xid', family: 'gpu_xid', service: '' }), 1);
+    assert.equal(v(e, M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom', service: '' }), 1);
     assert.equal(v(e, M.spoolPending.name), 2);
     assert.equal(v(e, M.doorRequests.name, { code: '401' }), 1);
     assert.equal(v(e, M.doorRequests.name, { code: '202' }), 0);

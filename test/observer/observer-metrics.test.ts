@@ -52,8 +52,9 @@ test('the exposition: every catalog metric with its type, kloros_build_info = 1,
 
 test('series that start at 0: the followed source, every delivery error reason, every door answer', async () => {
   const e = await scrape(createObserverMetrics({ source: 'command', door: true }));
-  assert.equal(valueOf(e, OBSERVER_METRICS.linesRead.name, { source: 'command' }), 0);
-  assert.equal(valueOf(e, OBSERVER_METRICS.linesRead.name, { source: 'file' }), undefined);
+  // The one-service settings without a configured service: service "" (no label, to Prometheus).
+  assert.equal(valueOf(e, OBSERVER_METRICS.linesRead.name, { source: 'command', service: '' }), 0);
+  assert.equal(valueOf(e, OBSERVER_METRICS.linesRead.name, { source: 'file', service: '' }), undefined);
   for (const reason of DELIVERY_ERROR_REASONS)
     assert.equal(valueOf(e, OBSERVER_METRICS.deliveryErrors.name, { reason }), 0, reason);
   for (const code of HTTP_DOOR_CODES)
@@ -86,10 +87,10 @@ test('each event moves its own series, and only that one', async () => {
   const e = await scrape(m);
   const v = (name: string, labels: Record<string, string> = {}) => valueOf(e, name, labels);
   const M = OBSERVER_METRICS;
-  assert.equal(v(M.linesRead.name, { source: 'file' }), 3);
-  assert.equal(v(M.linesTruncated.name, { source: 'file' }), 1);
-  assert.equal(v(M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom' }), 2);
-  assert.equal(v(M.incidents.name, { kind: 'gpu_xid', family: 'gpu_xid' }), 1);
+  assert.equal(v(M.linesRead.name, { source: 'file', service: '' }), 3);
+  assert.equal(v(M.linesTruncated.name, { source: 'file', service: '' }), 1);
+  assert.equal(v(M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom', service: '' }), 2);
+  assert.equal(v(M.incidents.name, { kind: 'gpu_xid', family: 'gpu_xid', service: '' }), 1);
   assert.equal(v(M.delivered.name), 1);
   assert.equal(v(M.spooled.name), 2);
   assert.equal(v(M.deliveryErrors.name, { reason: 'connect' }), 2);
@@ -99,6 +100,35 @@ test('each event moves its own series, and only that one', async () => {
   assert.equal(v(M.doorRequests.name, { code: '429' }), 2);
   assert.equal(v(M.doorRequests.name, { code: '401' }), 0);
   assert.equal(v(M.doorConnectionsDropped.name), 1);
+});
+
+test('several services: each followed log has its series from 0, each line and incident its service', async () => {
+  const m = createObserverMetrics({
+    sources: [
+      { source: 'file', service: 'llama-70b' },
+      { source: 'command', service: 'qwen-32b' },
+    ],
+  });
+  const M = OBSERVER_METRICS;
+  let e = await scrape(m);
+  assert.equal(valueOf(e, M.linesRead.name, { source: 'file', service: 'llama-70b' }), 0);
+  assert.equal(valueOf(e, M.linesRead.name, { source: 'command', service: 'qwen-32b' }), 0);
+  assert.equal(valueOf(e, M.linesTruncated.name, { source: 'command', service: 'qwen-32b' }), 0);
+  assert.equal(e.samples.filter((s) => s.name === M.linesRead.name).length, 2);
+  m.lineRead('file', false, 'llama-70b');
+  m.lineRead('command', true, 'qwen-32b');
+  m.lineRead('command', false, 'qwen-32b');
+  m.incidentDetected('vllm_oom', 'torch_oom', 'qwen-32b');
+  e = await scrape(m);
+  assert.equal(valueOf(e, M.linesRead.name, { source: 'file', service: 'llama-70b' }), 1);
+  assert.equal(valueOf(e, M.linesRead.name, { source: 'command', service: 'qwen-32b' }), 2);
+  assert.equal(valueOf(e, M.linesTruncated.name, { source: 'command', service: 'qwen-32b' }), 1);
+  assert.equal(valueOf(e, M.linesTruncated.name, { source: 'file', service: 'llama-70b' }), 0);
+  assert.equal(
+    valueOf(e, M.incidents.name, { kind: 'vllm_oom', family: 'torch_oom', service: 'qwen-32b' }),
+    1,
+  );
+  assert.equal(e.samples.filter((s) => s.name === M.incidents.name).length, 1);
 });
 
 test('the spool gauges are read from the delivery at each scrape', async () => {

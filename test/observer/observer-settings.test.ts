@@ -1,10 +1,14 @@
 // The observer daemon's settings: what it follows, where it keeps its state, and one clear line for
 // every bad value.
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SettingsError } from '../../src/config/settings.js';
 import { loadObserverSettings, parseListenAddress } from '../../src/observer/observer-settings.js';
+import { positionFile } from '../../src/observer/sources/position-state.js';
+import { ServicesFileError } from '../../src/service/services-file.js';
 import { splitCommandLine } from '../../src/observer/sources/command-line.js';
 
 describe('observer settings', () => {
@@ -205,5 +209,151 @@ describe('observer settings', () => {
     assert.equal(parseListenAddress('localhost:80'), null);
     assert.equal(parseListenAddress('127.0.0.1:70000'), null);
     assert.equal(parseListenAddress('127.0.0.1'), null);
+  });
+});
+
+describe('several services (KLR_SERVICES_FILE)', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'klr-obs-services-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const entry = (name: string, port: number, extra: string) =>
+    [
+      `  - name: ${name}`,
+      `    config: ${name}/config.yaml`,
+      `    restart: [systemctl, restart, vllm@${name}]`,
+      `    url: http://127.0.0.1:${port}`,
+      `    gpus: [${port - 8001}]`,
+      ...extra
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => `    ${l}`),
+    ].join('\n');
+
+  async function servicesFile(name: string, entries: string[]): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, `services:\n${entries.join('\n')}\n`);
+    return path;
+  }
+
+  test('every service with a log is followed, attributed to its service; one without is listed apart', async () => {
+    const file = await servicesFile('three.yaml', [
+      entry(
+        'llama-70b',
+        8001,
+        'log: {command: [journalctl, -f, -u, vllm@llama-70b, -o, cat]}\nlegacyIds: true',
+      ),
+      entry('qwen-32b', 8002, 'log: logs/qwen.log'),
+      entry('mistral', 8003, ''),
+    ]);
+    const s = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_SERVICES_FILE: file,
+      KLR_OBSERVER_FROM_START: '1',
+    });
+    assert.equal(s.source, null, 'no one-service source');
+    assert.deepEqual(s.logs, [
+      {
+        service: 'llama-70b',
+        workflowService: null,
+        source: { type: 'command', argv: ['journalctl', '-f', '-u', 'vllm@llama-70b', '-o', 'cat'] },
+        stateName: null,
+      },
+      {
+        service: 'qwen-32b',
+        workflowService: 'qwen-32b',
+        source: { type: 'file', path: join(dir, 'logs', 'qwen.log'), fromStart: true },
+        stateName: 'qwen-32b',
+      },
+    ]);
+    assert.deepEqual(s.unfollowed, ['mistral']);
+    assert.deepEqual(
+      s.services.map((x) => x.name),
+      ['llama-70b', 'qwen-32b', 'mistral'],
+    );
+  });
+
+  test('a position state file per service: two services never share one, the legacy one keeps its old name', () => {
+    const path = '/var/log/vllm/a.log';
+    const legacy = positionFile('/state', path);
+    const a = positionFile('/state', path, 'a');
+    const b = positionFile('/state', path, 'b');
+    assert.equal(new Set([legacy, a, b]).size, 3);
+    assert.match(a, /^\/state\/position-a-[0-9a-f]{16}\.json$/);
+    assert.match(legacy, /^\/state\/position-[0-9a-f]{16}\.json$/);
+    assert.throws(() => positionFile('/state', path, '../x'), /expected a service name/);
+  });
+
+  test('a services file and a one-service source at once is a settings error naming the variable', async () => {
+    const file = await servicesFile('one.yaml', [entry('qwen-32b', 8002, 'log: qwen.log')]);
+    for (const [variable, value] of [
+      ['KLR_OBSERVER_FILE', '/var/log/vllm.log'],
+      ['KLR_OBSERVER_COMMAND', 'journalctl -f -u vllm'],
+      ['KLR_SERVICE_LOG', '/var/log/vllm.log'],
+    ] as const) {
+      assert.throws(
+        () => loadObserverSettings({ KLR_HOST: 'gpu-1', KLR_SERVICES_FILE: file, [variable]: value }),
+        (err: unknown) =>
+          err instanceof SettingsError &&
+          err.message.startsWith(`invalid setting ${variable}=`) &&
+          /unset when KLR_SERVICES_FILE is set/.test(err.message) &&
+          !err.message.includes('\n'),
+        variable,
+      );
+    }
+  });
+
+  test('two services following one log, or nothing to observe, stop the observer with one line', async () => {
+    const shared = await servicesFile('shared.yaml', [
+      entry('a', 8001, 'log: same.log'),
+      entry('b', 8002, 'log: same.log'),
+    ]);
+    assert.throws(
+      () => loadObserverSettings({ KLR_HOST: 'gpu-1', KLR_SERVICES_FILE: shared }),
+      (err: unknown) =>
+        err instanceof ServicesFileError && /services "a" and "b" have the same log/.test(err.message),
+    );
+    const silent = await servicesFile('silent.yaml', [entry('a', 8001, '')]);
+    assert.throws(
+      () => loadObserverSettings({ KLR_HOST: 'gpu-1', KLR_SERVICES_FILE: silent }),
+      (err: unknown) => err instanceof ServicesFileError && /nothing to observe/.test(err.message),
+    );
+    // With the door on, a services file without logs is fine: the door takes the services' symptoms.
+    const door = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_SERVICES_FILE: silent,
+      KLR_HTTP_DOOR: '1',
+      KLR_HTTP_DOOR_TOKEN: 'a-token-of-enough-length',
+    });
+    assert.deepEqual(door.logs, []);
+    assert.deepEqual(door.unfollowed, ['a']);
+    assert.equal(door.httpDoor?.serviceLabel, 'service');
+  });
+
+  test('the one-service settings: the legacy ids, labelled with the shortcut service (none: "")', () => {
+    const plain = loadObserverSettings({ KLR_HOST: 'gpu-1', KLR_OBSERVER_FILE: '/var/log/vllm.log' });
+    assert.deepEqual(plain.logs, [
+      { service: '', workflowService: null, source: plain.source, stateName: null },
+    ]);
+    assert.deepEqual(plain.services, []);
+    const shortcut = loadObserverSettings({
+      KLR_HOST: 'gpu-1',
+      KLR_SERVICE_CONFIG: '/etc/vllm/config.yaml',
+      KLR_SERVICE_RESTART_CMD: '["systemctl","restart","vllm"]',
+      KLR_SERVICE_LOG: '/var/log/vllm.log',
+      KLR_SERVICE_NAME: 'llama',
+    });
+    assert.deepEqual(shortcut.logs, [
+      {
+        service: 'llama',
+        workflowService: null,
+        source: { type: 'file', path: '/var/log/vllm.log', fromStart: false },
+        stateName: null,
+      },
+    ]);
   });
 });

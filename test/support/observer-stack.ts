@@ -46,16 +46,20 @@ export function startWorkerProcess(opts: {
   });
 }
 
-/** The state query of HealingWorkflow(host, kind), over a connection opened and closed for it. */
+/**
+ * The state query of HealingWorkflow(host, service, kind) — service null: the legacy ids — over a connection
+ * opened and closed for it.
+ */
 export async function queryState(
   address: string,
   host: string,
   kind = 'vllm_oom',
+  service: string | null = null,
 ): Promise<HealingStateView> {
   const connection = await Connection.connect({ address, connectTimeout: '5s' });
   try {
     const client = new Client({ connection });
-    return await client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery);
+    return await client.workflow.getHandle(healingWorkflowId(host, kind, service)).query(stateQuery);
   } finally {
     await connection.close();
   }

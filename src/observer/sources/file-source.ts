@@ -12,6 +12,8 @@ export interface FileSourceOptions {
   path: string;
   /** Directory for the position state; none = no persistence (every start is fresh). */
   stateDir?: string;
+  /** The service the position state file is named by (see positionFile); none: the path alone. */
+  stateName?: string | null;
   /** Read the file from its start when there is no saved position (default: from its end). */
   fromStart?: boolean;
   /** Stop at the end of what is there now instead of following. */
@@ -92,7 +94,7 @@ export class FileSource implements LineSource {
 
   constructor(private readonly opts: FileSourceOptions) {
     this.description = `file ${opts.path}`;
-    this.stateFile = opts.stateDir ? positionFile(opts.stateDir, opts.path) : null;
+    this.stateFile = opts.stateDir ? positionFile(opts.stateDir, opts.path, opts.stateName ?? null) : null;
   }
 
   /** Identity of one incarnation of the file: a rotated file's offset 0 differs from the new one's. */

@@ -23,9 +23,15 @@ export const positionSchema = z.object({
 });
 export type SavedPosition = z.infer<typeof positionSchema>;
 
-export function positionFile(stateDir: string, path: string): string {
+/**
+ * `position-<hash of path>.json`, or `position-<name>-<hash of path>.json` for a log followed for a named
+ * service (KLR_SERVICES_FILE): two services never share a position, even when one's log moves to the other's.
+ */
+export function positionFile(stateDir: string, path: string, name: string | null = null): string {
   const key = createHash('sha256').update(path).digest('hex').slice(0, 16);
-  return join(stateDir, `position-${key}.json`);
+  if (name !== null && !/^[a-z0-9-]{1,63}$/.test(name))
+    throw new Error(`position state name ${JSON.stringify(name)}: expected a service name`);
+  return join(stateDir, name === null ? `position-${key}.json` : `position-${name}-${key}.json`);
 }
 
 /** The saved position, or null when there is none; a corrupt file is an error naming it. */
