@@ -258,11 +258,16 @@ class Supervisor {
     this.note(`Main process exited (pid ${record.pid}), ${how}`);
     const statePath = process.env.KLR_SIM_GPU_STATE;
     if (statePath) {
-      try {
-        pruneDeadProcesses(statePath);
-      } catch {
-        // best effort
-      }
+      const prune = () => {
+        try {
+          pruneDeadProcesses(statePath);
+        } catch {
+          // best effort
+        }
+      };
+      prune();
+      // Its tensor-parallel workers, just killed with the group, may not be reaped yet: once more, shortly.
+      setTimeout(prune, 300).unref();
     }
     if (this.intended.has(child) || this.closing) return;
     const failed = record.signal !== null || record.code !== 0;

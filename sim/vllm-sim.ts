@@ -10,6 +10,7 @@
 // SIM_VLLM_VERSION printed them (V0 0.5 → V1 0.33, sim/lib/startup-wording.ts). Settings: docs/simulator.md.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { planMemory, type MemoryPlan } from '../src/domain/vllm-memory-model.js';
@@ -40,6 +41,7 @@ import {
   type SimModelProfile,
 } from './lib/serve-config.js';
 import { readSimSettings, SettingsError, type SimSettings } from './lib/settings.js';
+import { visibleGpus } from './lib/visible-devices.js';
 import { othersAccounting } from './lib/sim-release.js';
 import {
   apiPreamble,
@@ -102,6 +104,10 @@ class SimulatedVllm {
   private statsTimer: NodeJS.Timeout | null = null;
   private lastStats = { at: Date.now(), prompt: 0, generation: 0, active: false };
   private readonly deathWaiters = new Set<() => void>();
+  /** Physical indexes of the GPUs CUDA_VISIBLE_DEVICES lets it see, in CUDA's order. */
+  private readonly visible: number[];
+  /** With tensor parallelism, one worker process per rank (vLLM V1's MultiprocExecutor); none at TP 1. */
+  private workers: ChildProcess[] = [];
 
   constructor(
     private readonly settings: SimSettings,
@@ -109,6 +115,7 @@ class SimulatedVllm {
     private readonly cfg: ServeConfig,
     private readonly log: VllmLog,
   ) {
+    this.visible = visibleGpus(settings.gpuCount, settings.cudaVisibleDevices);
     this.stats = {
       running: 0,
       waiting: 0,
@@ -133,14 +140,63 @@ class SimulatedVllm {
 
   // ---------------------------------------------------------------- GPU state
 
+  /** The physical GPUs of its ranks: the first tensor-parallel-size of the visible ones (rank r on CUDA device r). */
   private gpuIndexes(): number[] {
-    return Array.from({ length: this.cfg.serving.tensorParallelSize }, (_, i) => i);
+    return this.visible.slice(0, this.cfg.serving.tensorParallelSize);
   }
 
-  /** Memory on GPU `index` used by everything but this process, MiB. */
+  /** Its pids in the GPU state: its own, and its rank workers'. */
+  private ownPids(): number[] {
+    return [this.pid, ...this.workers.flatMap((w) => (w.pid === undefined ? [] : [w.pid]))];
+  }
+
+  /**
+   * With TP > 1, vLLM V1's MultiprocExecutor starts one worker process per rank, each on its own GPU, and
+   * nvidia-smi lists each worker on its GPU (the API server and the engine core hold no GPU memory):
+   * https://docs.vllm.ai/en/v0.20.0/api/vllm/v1/executor/multiproc_executor/ (`MultiprocExecutor._init_executor`
+   * makes a `WorkerProc` per rank of the world size; `WorkerProc` runs a GPU `Worker` on `local_rank`).
+   * V0's MultiprocessingDistributedExecutor kept rank 0 in the driver (the server's own process) and started
+   * workers for ranks 1 … TP−1 only
+   * (https://docs.vllm.ai/en/v0.9.1/api/vllm/executor/mp_distributed_executor.html, `_init_executor`).
+   * Here a worker is a small shell that lives as long as this process: it exits when its stdin (a pipe
+   * from here) closes, even when this process is SIGKILLed. Its command line names it `VLLM::Worker_TP<r>`,
+   * the title vLLM gives its workers.
+   */
+  private startWorkers(): void {
+    const tp = this.cfg.serving.tensorParallelSize;
+    if (tp <= 1 || this.workers.length > 0) return;
+    for (let rank = this.firstWorkerRank(); rank < tp; rank++) {
+      const worker = spawn('/bin/sh', ['-c', 'read _ || true', `VLLM::Worker_TP${rank}`], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      worker.on('error', () => undefined);
+      worker.stdin?.on('error', () => undefined);
+      worker.unref();
+      this.workers.push(worker);
+    }
+  }
+
+  private firstWorkerRank(): number {
+    return this.settings.release.engine === 'v0' ? 1 : 0;
+  }
+
+  /** The pid nvidia-smi shows on rank r's GPU. */
+  private rankPid(rank: number): number {
+    const worker = this.workers[rank - this.firstWorkerRank()];
+    return rank < this.firstWorkerRank() || worker?.pid === undefined ? this.pid : worker.pid;
+  }
+
+  private stopWorkers(): void {
+    for (const w of this.workers) {
+      w.stdin?.destroy();
+      if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
+    }
+  }
+
+  /** Memory on GPU `index` (physical) used by everything but this process and its workers, MiB. */
   private othersOn(index: number): { mb: number; processes: GpuStateProcess[] } {
     const uuid = simGpuUuid(index);
-    const processes = foreignProcesses(this.settings.gpuStatePath, this.pid).filter(
+    const processes = foreignProcesses(this.settings.gpuStatePath, this.ownPids()).filter(
       (p) => p.gpuUuid === uuid,
     );
     return { mb: this.settings.gpuOtherUsedMb + processes.reduce((s, p) => s + p.usedMb, 0), processes };
@@ -155,8 +211,8 @@ class SimulatedVllm {
     this.publishedUtil = utilizationPct;
     const own: GpuStateProcess[] =
       usedMb > 0
-        ? this.gpuIndexes().map((i) => ({
-            pid: this.pid,
+        ? this.gpuIndexes().map((i, rank) => ({
+            pid: this.rankPid(rank),
             name: 'python3',
             usedMb: Math.round(usedMb),
             gpuUuid: simGpuUuid(i),
@@ -171,7 +227,7 @@ class SimulatedVllm {
           name: this.settings.gpuName,
           otherUsedMb: this.settings.gpuOtherUsedMb,
         },
-        this.pid,
+        this.ownPids(),
         own,
         usedMb > 0 ? utilizationPct : 0,
       );
@@ -222,7 +278,7 @@ class SimulatedVllm {
     };
     this.emit(apiPreamble(r, view));
 
-    const configFailure = checkServingConfig(profile, s, settings.gpuCount, settings.allowLongMaxModelLen);
+    const configFailure = checkServingConfig(profile, s, this.visible.length, settings.allowLongMaxModelLen);
     if (configFailure) {
       log.raw(
         'api',
@@ -244,11 +300,15 @@ class SimulatedVllm {
       return;
     }
 
-    const othersMb = Math.max(...this.gpuIndexes().map((i) => this.othersOn(i).mb));
+    const othersMb = Math.max(0, ...this.gpuIndexes().map((i) => this.othersOn(i).mb));
     const plan = accountedPlan(r, planMemory(profile, s, settings.gpuTotalMb), s, othersMb);
     this.plan = plan;
     this.emit(engineBanner(r, view));
 
+    // init_device: with CUDA_VISIBLE_DEVICES naming no simulated GPU, torch finds none.
+    if (this.visible.length === 0) {
+      return this.failStartup('init_device', 'RuntimeError', 'No CUDA GPUs are available');
+    }
     // init_device (V1 0.9.1 →): the free memory must cover total × utilization on every GPU the engine uses.
     if (othersAccounting(r) === 'startup_check') {
       for (const i of this.gpuIndexes()) {
@@ -258,13 +318,14 @@ class SimulatedVllm {
       }
     }
     const contextMb = 530; // CUDA context + NCCL before any tensor
+    this.startWorkers();
     this.publish(contextMb, 0);
     if (!(await this.wait(total * 0.1))) return;
 
     this.emit(loadStart(r, cfg.model));
     const loadStarted = Date.now();
-    for (const i of this.gpuIndexes()) {
-      const oom = checkWeightsLoad(plan, profile, settings.gpuTotalMb - this.othersOn(i).mb, i);
+    for (const [rank, i] of this.gpuIndexes().entries()) {
+      const oom = checkWeightsLoad(plan, profile, settings.gpuTotalMb - this.othersOn(i).mb, rank);
       if (oom) {
         if (!(await this.wait(total * 0.2))) return;
         return this.failStartup('load_model', torchOomException(r), torchOutOfMemory(oom));
@@ -288,8 +349,8 @@ class SimulatedVllm {
     if (refusal && r.engine === 'v1') return this.failStartup('kv_cache', 'ValueError', refusal);
     this.emit(kvCacheSize(r, this.kvTokens, plan.kvBytesPerToken, s.maxModelLen));
     if (refusal) return this.failStartup('kv_cache', 'ValueError', refusal);
-    for (const i of this.gpuIndexes()) {
-      const oom = kvAllocationOom(r, plan, profile.layers, settings.gpuTotalMb - this.othersOn(i).mb, i);
+    for (const [rank, i] of this.gpuIndexes().entries()) {
+      const oom = kvAllocationOom(r, plan, profile.layers, settings.gpuTotalMb - this.othersOn(i).mb, rank);
       if (oom) return this.failStartup('kv_alloc', torchOomException(r), torchOutOfMemory(oom));
     }
     this.publish(plan.requestedMb, 0);
@@ -429,12 +490,12 @@ class SimulatedVllm {
     this.inflightTokens += tokens;
     this.refreshGauges();
     try {
-      for (const i of this.gpuIndexes()) {
+      for (const [rank, i] of this.gpuIndexes().entries()) {
         const others = this.othersOn(i);
         const oom = runtimeOom({
           plan: this.plan,
           serving: this.cfg.serving,
-          gpuIndex: i,
+          gpuIndex: rank, // PyTorch names the CUDA device (its ordinal among the visible ones)
           othersMb: others.mb,
           otherProcesses: others.processes,
           spikeMb: this.settings.runtimeSpikeMb,
@@ -723,6 +784,7 @@ class SimulatedVllm {
   /** Leaves the GPU (state file) and exits. */
   exit(code: number): void {
     this.publish(0, 0);
+    this.stopWorkers();
     process.exit(code);
   }
 }

@@ -49,7 +49,8 @@ export function checkServingConfig(
       lines: [batchedTokensBelowSeqs(serving.maxNumBatchedTokens, serving.maxNumSeqs)],
     };
   }
-  if (serving.tensorParallelSize > gpuCount) {
+  // The multiprocessing executor's check; with one rank there is none (a missing GPU fails in init_device).
+  if (serving.tensorParallelSize > 1 && serving.tensorParallelSize > gpuCount) {
     return { exception: 'ValueError', lines: [worldSizeAboveGpus(serving.tensorParallelSize, gpuCount)] };
   }
   return null;

@@ -5,7 +5,8 @@
 // (a SIGKILLed simulator cannot remove its own).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { isProcessAlive as isAlive } from '../../src/system/process-alive.js';
+import { readProcStat } from '../../src/service/proc-info.js';
+import { isProcessAlive } from '../../src/system/process-alive.js';
 
 export interface GpuStateGpu {
   index: number;
@@ -34,7 +35,15 @@ export function simGpuUuid(index: number): string {
   return `GPU-5f3c2a1e-8d4b-4c6e-9a7f-${tail}`;
 }
 
-export { isAlive };
+/**
+ * Whether a process can still hold GPU memory: it exists and is not a zombie (an exited process's CUDA
+ * context is gone, and nvidia-smi no longer lists it, even before its parent or init reaps it).
+ */
+export function isAlive(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  const state = readProcStat(pid)?.state;
+  return state !== 'Z' && state !== 'X';
+}
 
 function isProcess(p: unknown): p is GpuStateProcess {
   const o = p as Record<string, unknown> | null;
@@ -73,11 +82,16 @@ export function writeGpuStateAtomic(path: string, state: GpuState): void {
   renameSync(tmp, path);
 }
 
+/** This simulator's pids: its own, and with tensor parallelism one worker per rank. */
+export type OwnPids = number | readonly number[];
+
+const isOwn = (own: OwnPids, pid: number) => (typeof own === 'number' ? own === pid : own.includes(pid));
+
 /** Live processes of other simulators (or entries put there by a test) found in the file. */
-export function foreignProcesses(path: string | null, ownPid: number): GpuStateProcess[] {
+export function foreignProcesses(path: string | null, ownPids: OwnPids): GpuStateProcess[] {
   if (path === null) return [];
   const state = readGpuState(path);
-  return (state?.processes ?? []).filter((p) => p.pid !== ownPid && isAlive(p.pid));
+  return (state?.processes ?? []).filter((p) => !isOwn(ownPids, p.pid) && isAlive(p.pid));
 }
 
 export interface GpuLayout {
@@ -95,12 +109,12 @@ export interface GpuLayout {
 export function publishGpuState(
   path: string,
   layout: GpuLayout,
-  ownPid: number,
+  ownPids: OwnPids,
   own: GpuStateProcess[],
   ownUtilizationPct: number,
 ): GpuState {
   const previous = readGpuState(path);
-  const others = (previous?.processes ?? []).filter((p) => p.pid !== ownPid && isAlive(p.pid));
+  const others = (previous?.processes ?? []).filter((p) => !isOwn(ownPids, p.pid) && isAlive(p.pid));
   const processes = [...others, ...own];
   const gpus: GpuStateGpu[] = Array.from({ length: layout.count }, (_, index) => {
     const uuid = simGpuUuid(index);

@@ -9,6 +9,8 @@ export interface SimSettings {
   /** Memory used on each GPU by processes other than simulated vLLMs, MiB. */
   gpuOtherUsedMb: number;
   gpuCount: number;
+  /** CUDA_VISIBLE_DEVICES as set (indexes or UUIDs of the simulated GPUs); null: unset, every GPU visible. */
+  cudaVisibleDevices: string | null;
   gpuName: string;
   /** Time from process start until the port opens, ms (weights, profiling, graph capture). */
   startupMs: number;
@@ -100,6 +102,7 @@ export function readSimSettings(env: Env = process.env): SimSettings {
     gpuTotalMb: intVar(env, 'SIM_GPU_TOTAL_MB', 81559, 1),
     gpuOtherUsedMb: intVar(env, 'SIM_GPU_OTHER_USED_MB', 0, 0),
     gpuCount: intVar(env, 'SIM_GPU_COUNT', 1, 1),
+    cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES ?? null,
     gpuName: strVar(env, 'SIM_GPU_NAME') ?? 'NVIDIA H100 80GB HBM3',
     startupMs: intVar(env, 'SIM_STARTUP_MS', 8000, 0),
     runtimeSpikeMb: intVar(env, 'SIM_RUNTIME_SPIKE_MB', 2048, 0),
