@@ -2,6 +2,11 @@
 // the alert rules, the Grafana dashboard and their tests agree. The first seven are the original
 // design's names and types (../shared/design.md: kloros_canary_duration_seconds is the seed's gauge of the
 // last canary's duration); the rest are what an operator also needs.
+//
+// Several vLLM services may run on one GPU host (issue 17), each with a HealingWorkflow per kind: every
+// series one of those workflows contributes carries the `service` label (next to `kind` where it has one).
+// The host's own figures (budget, cooldown, window, restore latch, lease waits, overrun, the last canary's
+// duration and prediction error) stay per host: the host keeps one budget and one canary lease.
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -18,14 +23,14 @@ export const METRICS = {
   symptoms: {
     name: 'kloros_symptoms_total',
     type: 'counter',
-    help: 'Symptoms counted by the healing workflows, by kind (redeliveries and stale events excluded).',
-    labels: ['kind'],
+    help: 'Symptoms counted by the healing workflows, by service and kind (redeliveries and stale events excluded).',
+    labels: ['service', 'kind'],
   },
   escalationFlag: {
     name: 'kloros_escalation_flag',
     type: 'gauge',
-    help: '1 while the escalation flag of a kind is armed (canary mode requested), else 0.',
-    labels: ['kind'],
+    help: '1 while the escalation flag of a (service, kind) is armed (canary mode requested), else 0.',
+    labels: ['service', 'kind'],
   },
   budgetRemaining: {
     name: 'kloros_gpu_budget_seconds_remaining',
@@ -42,8 +47,8 @@ export const METRICS = {
   canaryRuns: {
     name: 'kloros_canary_runs_total',
     type: 'counter',
-    help: 'Canaries that ended, by result (promoted, restored, restore_failed, cancelled) and mode.',
-    labels: ['result', 'mode'],
+    help: 'Canaries that ended, by service, result (promoted, restored, restore_failed, cancelled) and mode.',
+    labels: ['service', 'result', 'mode'],
   },
   canaryDuration: {
     name: 'kloros_canary_duration_seconds',
@@ -54,14 +59,14 @@ export const METRICS = {
   canaryDowntime: {
     name: 'kloros_canary_downtime_seconds',
     type: 'histogram',
-    help: 'Measured service downtime of each canary (restart command to healthy), in seconds.',
-    labels: [],
+    help: 'Measured service downtime of each canary (restart command to healthy), in seconds, by service.',
+    labels: ['service'],
   },
   restoreFail: {
     name: 'kloros_canary_restore_fail_total',
     type: 'counter',
-    help: 'Restores of the previous config that failed for good (the host is latched until acknowledged).',
-    labels: [],
+    help: 'Restores of the previous config that failed for good, by service (the host is latched until acknowledged).',
+    labels: ['service'],
   },
   restoreOverrun: {
     name: 'kloros_canary_restore_overrun_seconds_total',
@@ -78,8 +83,8 @@ export const METRICS = {
   symptomsRejected: {
     name: 'kloros_symptoms_rejected_total',
     type: 'counter',
-    help: 'Symptoms not counted, by kind and reason (invalid, duplicate, stale).',
-    labels: ['kind', 'reason'],
+    help: 'Symptoms not counted, by service, kind and reason (invalid, duplicate, stale).',
+    labels: ['service', 'kind', 'reason'],
   },
   leaseWaits: {
     name: 'kloros_canary_lease_waits_total',
@@ -90,14 +95,14 @@ export const METRICS = {
   decisionsRefused: {
     name: 'kloros_decisions_refused_total',
     type: 'counter',
-    help: 'Decisions refused by the healing and host workflows, by reason.',
-    labels: ['reason'],
+    help: 'Decisions refused by the healing workflows (by service) and the host coordinator (service ""), by reason.',
+    labels: ['service', 'reason'],
   },
   missedWindows: {
     name: 'kloros_escalation_missed_windows_total',
     type: 'counter',
-    help: 'Maintenance windows an armed escalation was offered and that closed with no canary run, by kind.',
-    labels: ['kind'],
+    help: 'Maintenance windows an armed escalation was offered and that closed with no canary run, by service and kind.',
+    labels: ['service', 'kind'],
   },
   predictionError: {
     name: 'kloros_prediction_kv_error_ratio',
@@ -121,3 +126,18 @@ export const METRICS = {
 } as const satisfies Record<string, MetricSpec>;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRICS).map((m) => m.name);
+
+/** The label that names the service a series is about (issue 17). */
+export const SERVICE_LABEL = 'service';
+
+/** Names of the metrics with a `service` label. */
+export const SERVICE_LABELLED: ReadonlySet<string> = new Set(
+  (Object.values(METRICS) as MetricSpec[]).filter((m) => m.labels.includes(SERVICE_LABEL)).map((m) => m.name),
+);
+
+/** Whether a series (a histogram's `_bucket`, `_sum`, `_count` included) has the `service` label. */
+export function seriesHasServiceLabel(seriesName: string): boolean {
+  return (
+    SERVICE_LABELLED.has(seriesName) || SERVICE_LABELLED.has(seriesName.replace(/_(bucket|sum|count)$/, ''))
+  );
+}

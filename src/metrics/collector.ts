@@ -11,6 +11,8 @@
 //  - a workflow terminated from outside cannot report: a figure that raises an alert (an armed flag, a
 //    latched restore failure) and was not reported for `recheckMs` costs one describe call on a scrape,
 //    and is dropped when its workflow no longer runs. Figures that raise nothing are never rechecked.
+// Series of a healing workflow carry its service (`service` label): the name its report gives, or for a
+// report without one (a 0.4 run, a legacy workflow that has not learnt its name) `legacyServiceName`.
 import { readFile, rename } from 'node:fs/promises';
 import type { Logger } from '../config/logger.js';
 import type { HealingPolicy } from '../domain/policy.js';
@@ -20,7 +22,8 @@ import { METRICS } from './catalog.js';
 import {
   type CounterLedgerState,
   emptyCounterLedger,
-  knownKinds,
+  knownServiceKinds,
+  knownServices,
   ledgerTotals,
   observeSource,
   parseCounterLedger,
@@ -31,6 +34,7 @@ import {
   healingCounts,
   hostCounts,
   seriesKey,
+  serviceLabel,
   zeroCounterSamples,
 } from './derive.js';
 import type { WorkflowStateReader } from './workflow-state.js';
@@ -57,6 +61,14 @@ export interface CollectorOptions {
   contactCheckMs?: number;
   /** First wait before the start reading is tried again, ms (doubling up to 5 minutes). */
   retryMs?: number;
+  /**
+   * The name of the worker's legacy service (the services file's `legacyIds: true` entry, or the
+   * KLR_SERVICE_* shortcut's one service): the `service` label of reports that name none, and of the
+   * counts a 0.4 ledger holds. null (the default): such series get service="" (no label in Prometheus).
+   */
+  legacyServiceName?: string | null;
+  /** The host's services by name: their per-service counters have a 0 series from the start (default none). */
+  serviceNames?: readonly string[];
   now?: () => number;
 }
 
@@ -80,9 +92,11 @@ export class MetricsCollector {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
+  private readonly legacyService: string | null;
 
   constructor(private readonly options: CollectorOptions) {
     this.now = options.now ?? Date.now;
+    this.legacyService = options.legacyServiceName ?? null;
     // The worker connected before the collector exists: that was the first contact.
     this.lastContact = this.now();
   }
@@ -140,13 +154,25 @@ export class MetricsCollector {
 
   /** Counters from the ledger, gauges from the last reports, against the clock now. */
   snapshot(): MetricsSnapshot {
-    const kinds = knownKinds(this.ledger, METRICS.symptoms.name);
+    const serviceKinds = knownServiceKinds(this.ledger, METRICS.symptoms.name);
+    const services = new Set([
+      ...(this.options.serviceNames ?? []),
+      ...(this.legacyService === null ? [] : [this.legacyService]),
+      ...knownServices(this.ledger),
+      ...[...this.views.values()].map((v) => serviceLabel(v, this.legacyService)),
+    ]);
+    // Before any service is known, the per-service counters still have a series (service="").
+    if (services.size === 0) services.add('');
     const counters = new Map<string, Sample>();
-    for (const s of [...zeroCounterSamples(kinds), ...ledgerTotals(this.ledger)])
+    for (const s of [
+      ...zeroCounterSamples({ services: [...services].sort(), serviceKinds }),
+      ...ledgerTotals(this.ledger),
+    ])
       counters.set(seriesKey(s.name, s.labels), s);
     const gauges = gaugeSamples({
       healing: [...this.views.values()],
-      knownKinds: kinds,
+      known: serviceKinds,
+      legacyService: this.legacyService,
       host: this.host,
       policy: this.options.policy,
       now: this.now(),
@@ -195,7 +221,7 @@ export class MetricsCollector {
       this.views.delete(report.workflowId);
       this.heard.delete(report.workflowId);
     } else this.views.set(report.workflowId, structuredClone(report));
-    this.count(observeSource(this.ledger, healingCounts(report)));
+    this.count(observeSource(this.ledger, healingCounts(report, this.legacyService)));
   }
 
   private applyHost(report: HostMetricsReport): void {
@@ -264,7 +290,7 @@ export class MetricsCollector {
       throw err;
     }
     try {
-      return parseCounterLedger(text);
+      return parseCounterLedger(text, this.legacyService);
     } catch (err) {
       // Starting from the workflows' own totals loses only what terminated workflows had counted.
       this.options.logger.warn(

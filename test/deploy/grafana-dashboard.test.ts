@@ -1,5 +1,6 @@
 // The Grafana dashboard as a file Grafana provisions: its structure (unique panel ids, a grid position
-// inside the 24-column grid, a datasource on every panel and target), the `host` and `kind` variables,
+// inside the 24-column grid, a datasource on every panel and target), the `host`, `service` and `kind`
+// variables, every panel of a per-service metric filtered by `$service` with the service in its legend,
 // the canary annotations — and every query (panels, annotations, variables) reads only metric names
 // the worker or the observer exports (src/metrics/catalog.ts, src/observer/observer-metrics.ts,
 // kloros_build_info), every metric of both catalogs is on some panel, and every query is valid PromQL once
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { METRICS } from '../../src/metrics/catalog.js';
+import { METRICS, SERVICE_LABELLED } from '../../src/metrics/catalog.js';
 import { BUILD_INFO } from '../../src/metrics/build-info.js';
 import { OBSERVER_METRICS } from '../../src/observer/observer-metrics.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
@@ -33,6 +34,7 @@ const DS_UID = '${DS_PROMETHEUS}';
 interface Target {
   expr?: string;
   refId?: string;
+  legendFormat?: string;
   datasource?: { type?: string; uid?: string };
 }
 interface Panel {
@@ -47,6 +49,9 @@ interface Panel {
 interface Variable {
   name: string;
   type: string;
+  multi?: boolean;
+  includeAll?: boolean;
+  allValue?: string;
   query?: string | { query?: string };
   datasource?: { type?: string; uid?: string };
 }
@@ -112,23 +117,54 @@ test('panels: unique ids, grid positions inside 24 columns without overlap, a da
   }
 });
 
-test('variables: the datasource, and host and kind from label_values over exported metrics', () => {
+test('variables: the datasource, and host, service and kind from label_values over exported metrics', () => {
   const vars = Object.fromEntries(dashboard.templating.list.map((v) => [v.name, v]));
   assert.equal(vars.DS_PROMETHEUS?.type, 'datasource');
   assert.equal(vars.DS_PROMETHEUS?.query, 'prometheus');
   for (const [name, label] of [
     ['host', 'host'],
+    ['service', 'service'],
     ['kind', 'kind'],
   ] as const) {
     const v = vars[name];
     assert.ok(v, `variable ${name}`);
     assert.equal(v.type, 'query');
+    assert.equal(v.multi, true, `${name}: multi-select`);
+    assert.equal(v.includeAll, true, `${name}: All`);
+    // All is `.*`, which also matches a series without the label (a worker that names no service).
+    assert.equal(v.allValue, '.*', `${name}: All matches every value`);
     assert.deepEqual(v.datasource, { type: 'prometheus', uid: DS_UID });
     const m = /^label_values\((\w+), (\w+)\)$/.exec(variableQuery(v));
     assert.ok(m, `${name}: label_values(metric, label), got ${variableQuery(v)}`);
     assert.equal(m[2], label);
     assert.deepEqual(unknownNames([m[1]!], exported), [], `${name}: metric`);
+    if (name === 'service') assert.ok(SERVICE_LABELLED.has(m[1]!), `${name}: ${m[1]} has a service label`);
   }
+  const order = dashboard.templating.list.map((v) => v.name);
+  assert.ok(order.indexOf('host') < order.indexOf('service'), `host before service: ${order.join(', ')}`);
+});
+
+test("every panel of a worker's per-service metric is filtered by $service and names the service in its legend", () => {
+  const bad: string[] = [];
+  let checked = 0;
+  for (const p of allPanels(dashboard.panels))
+    for (const t of p.targets ?? []) {
+      const expr = t.expr ?? '';
+      if (!metricNames(expr).some((n) => SERVICE_LABELLED.has(n.replace(/_(bucket|sum|count)$/, ''))))
+        continue;
+      checked++;
+      const where = `panel ${p.id} "${p.title}" ${t.refId}`;
+      if (!/service=~"\$service\|?"/.test(expr)) bad.push(`${where}: no service=~"$service" in ${expr}`);
+      // Series kept apart by host are kept apart by service too, and the legend says which.
+      for (const by of expr.matchAll(/by \(([^)]*)\)/g)) {
+        const labels = by[1]!.split(',').map((l) => l.trim());
+        if (labels.includes('host') && !labels.includes('service')) bad.push(`${where}: by (${by[1]})`);
+      }
+      if (/by \([^)]*service/.test(expr) && !(t.legendFormat ?? '').includes('{{service}}'))
+        bad.push(`${where}: legend ${t.legendFormat} does not name the service`);
+    }
+  assert.deepEqual(bad, []);
+  assert.ok(checked >= 10, `${checked} targets read per-service metrics`);
 });
 
 test('annotations: canaries from increase of kloros_canary_runs_total', () => {
@@ -164,7 +200,7 @@ test('every query reads only metrics the worker or the observer exports, and eve
 });
 
 test('every query is valid PromQL with the variables filled in (promtool parses them)', async () => {
-  const values = { ...BUILTIN_VALUES, host: 'gpu-1|gpu-2', kind: '.*' };
+  const values = { ...BUILTIN_VALUES, host: 'gpu-1|gpu-2', service: '(llama-70b|vllm)', kind: '.*' };
   const queries = dashboardQueries(dashboard);
   const rules = queries.map((q, i) => {
     const expr = substituteVariables(q.expr, values);

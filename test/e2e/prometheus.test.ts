@@ -360,6 +360,11 @@ test('every panel query of the Grafana dashboard returns data', async () => {
       const match = lv.metric ? `?match[]=${encodeURIComponent(lv.metric)}` : '';
       const res = await fetch(`${prometheus.url}/api/v1/label/${lv.label}/values${match}`);
       const body = (await res.json()) as { data: string[] };
+      // A worker that was given no service name labels nothing with `service`: Grafana offers only All.
+      if (lv.label === 'service' && body.data.length === 0) {
+        values[v.name] = '.*';
+        continue;
+      }
       assert.ok(
         body.data.length > 0,
         `variable $${v.name}: no values for label_values(${lv.metric ?? ''}, ${lv.label})`,

@@ -6,7 +6,7 @@
 // the real path on a Temporal server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/config/logger.js';
@@ -97,7 +97,7 @@ test('reports move the counters and gauges at once; a restarted collector contin
     assert.equal(symptoms(a.snapshot()), 4, 'the same report again (a retried task) counts nothing');
     await a.stop();
     const stored = parseCounterLedger(await readFile(join(dir, 'metrics', 'counters.json'), 'utf8'));
-    assert.equal(stored.sources[ID]?.series['kloros_symptoms_total{kind="vllm_oom"}']?.last, 4);
+    assert.equal(stored.sources[ID]?.series['kloros_symptoms_total{kind="vllm_oom",service=""}']?.last, 4);
 
     // A restarted worker cannot read Temporal yet: the stored counts stand, no flag is invented.
     let reachable = false;
@@ -241,7 +241,7 @@ test('a burst of reports writes the ledger a few times, and the last totals alwa
     for (let i = 1; i <= 500; i++) c.onHealing(report(i, i > 100));
     await c.stop();
     const stored = parseCounterLedger(await readFile(join(dir, 'metrics', 'counters.json'), 'utf8'));
-    assert.equal(stored.sources[ID]?.series['kloros_symptoms_total{kind="vllm_oom"}']?.last, 500);
+    assert.equal(stored.sources[ID]?.series['kloros_symptoms_total{kind="vllm_oom",service=""}']?.last, 500);
   });
 });
 
@@ -296,6 +296,110 @@ test('a report that comes in while a recheck is asked wins over its answer', asy
     c.onHealing(report(1, true, 'run-2')); // terminated and started again meanwhile: a new run reports
     answer(false); // the describe was answered for the old run
     assert.equal(flag(await scrape), 1, "the new run's flag stands");
+    await c.stop();
+  });
+});
+
+test('after an upgrade from 0.4: the old ledger keeps counting under the legacy service, nothing twice', async () => {
+  await withDir(async (dir) => {
+    // What 0.4 stored: the legacy workflow's 4 symptoms and one refusal, the coordinator's lease waits.
+    const v1 = {
+      version: 1,
+      sources: {
+        [ID]: {
+          epoch: 'run-1',
+          series: {
+            'kloros_symptoms_total{kind="vllm_oom"}': {
+              name: 'kloros_symptoms_total',
+              labels: { kind: 'vllm_oom' },
+              base: 1,
+              last: 4,
+            },
+            'kloros_decisions_refused_total{reason="window_closing"}': {
+              name: 'kloros_decisions_refused_total',
+              labels: { reason: 'window_closing' },
+              base: 0,
+              last: 1,
+            },
+          },
+        },
+        'kloros-host/gpu-1': {
+          epoch: 'host-1',
+          series: {
+            'kloros_decisions_refused_total{reason="busy"}': {
+              name: 'kloros_decisions_refused_total',
+              labels: { reason: 'busy' },
+              base: 0,
+              last: 2,
+            },
+            'kloros_canary_lease_waits_total{reason="busy"}': {
+              name: 'kloros_canary_lease_waits_total',
+              labels: { reason: 'busy' },
+              base: 0,
+              last: 2,
+            },
+          },
+        },
+      },
+    };
+    await mkdir(join(dir, 'metrics'), { recursive: true });
+    await writeFile(join(dir, 'metrics', 'counters.json'), JSON.stringify(v1));
+    const c = collector(dir, { legacyServiceName: 'vllm', serviceNames: ['vllm', 'llama-70b'] });
+    await c.load();
+    const count = (name: string, labels: Record<string, string>) =>
+      c
+        .snapshot()
+        .counters.find((x) => x.name === name && JSON.stringify(x.labels) === JSON.stringify(labels))?.value;
+    assert.equal(
+      count(METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }),
+      5,
+      '1 + 4, as 0.4 served',
+    );
+    assert.equal(count(METRICS.decisionsRefused.name, { service: 'vllm', reason: 'window_closing' }), 1);
+    assert.equal(count(METRICS.decisionsRefused.name, { service: '', reason: 'busy' }), 2);
+    assert.equal(count(METRICS.leaseWaits.name, { reason: 'busy' }), 2);
+    // The other service has its zero series from the start.
+    assert.equal(count(METRICS.restoreFail.name, { service: 'llama-70b' }), 0);
+    // The legacy workflow reports the same totals, first without its name (null), then with it.
+    c.onHealing({ ...report(4, false), service: null });
+    assert.equal(symptoms(c.snapshot()), 5, 'the same totals: not counted again');
+    c.onHealing({ ...report(6, true), service: 'vllm' });
+    assert.equal(count(METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), 7);
+    assert.equal(symptoms(c.snapshot()), 7, 'one series for the legacy service: nothing twice');
+    const armed = c.snapshot().gauges.filter((g) => g.name === METRICS.escalationFlag.name);
+    assert.deepEqual(armed, [
+      { name: METRICS.escalationFlag.name, labels: { service: 'vllm', kind: 'vllm_oom' }, value: 1 },
+    ]);
+    // A second service on the host: the same kind, its own series.
+    c.onHealing({
+      ...report(2, false, 'run-b', 'kloros-healing/gpu-1/llama-70b/vllm_oom'),
+      service: 'llama-70b',
+    });
+    assert.equal(count(METRICS.symptoms.name, { service: 'llama-70b', kind: 'vllm_oom' }), 2);
+    assert.equal(count(METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), 7);
+    await c.stop();
+    const stored = parseCounterLedger(await readFile(join(dir, 'metrics', 'counters.json'), 'utf8'));
+    assert.equal(stored.version, 2, 'stored in the new format');
+    assert.equal(stored.sources[ID]?.service, 'vllm');
+  });
+});
+
+test('a legacy workflow labelled "" (a worker given no legacy name) that learns its name: nothing counted twice', async () => {
+  await withDir(async (dir) => {
+    const c = collector(dir);
+    await c.load();
+    c.onHealing({ ...report(3, false), service: null });
+    c.onHealing({ ...report(5, false), service: 'vllm' });
+    const by = (service: string) =>
+      c
+        .snapshot()
+        .counters.find(
+          (x) =>
+            x.name === METRICS.symptoms.name && x.labels.service === service && x.labels.kind === 'vllm_oom',
+        )?.value;
+    assert.equal(by(''), 3, 'what was counted before the name stays where it was');
+    assert.equal(by('vllm'), 2, 'the name counts what came after');
+    assert.equal(symptoms(c.snapshot()), 5);
     await c.stop();
   });
 });

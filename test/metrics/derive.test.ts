@@ -32,6 +32,7 @@ function healingView(over: Partial<HealingStateView> = {}): HealingStateView {
     totals: { counted: 0, duplicates: 0, stale: 0, rejected: 0 },
     counters: emptyHealingCounters(),
     firstRunId: 'run-a',
+    service: 'vllm',
     ...over,
   } as HealingStateView;
 }
@@ -65,38 +66,128 @@ test('a healing view gives its kind’s symptom totals, canary outcomes, refusal
   );
   assert.equal(c.source, 'kloros-healing/gpu-1/vllm_oom');
   assert.equal(c.epoch, 'run-a');
+  assert.equal(c.service, 'vllm');
   const s = c.samples;
-  assert.equal(value(s, METRICS.symptoms.name, { kind: 'vllm_oom' }), 7);
-  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'invalid' }), 4);
-  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'duplicate' }), 2);
-  assert.equal(value(s, METRICS.symptomsRejected.name, { kind: 'vllm_oom', reason: 'stale' }), 1);
-  assert.equal(value(s, METRICS.canaryRuns.name, { result: 'promoted', mode: 'canary' }), 2);
-  assert.equal(value(s, METRICS.restoreFail.name), 1);
-  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'no_fitting_candidate' }), 3);
+  const service = 'vllm';
+  assert.equal(value(s, METRICS.symptoms.name, { service, kind: 'vllm_oom' }), 7);
+  assert.equal(value(s, METRICS.symptomsRejected.name, { service, kind: 'vllm_oom', reason: 'invalid' }), 4);
+  assert.equal(
+    value(s, METRICS.symptomsRejected.name, { service, kind: 'vllm_oom', reason: 'duplicate' }),
+    2,
+  );
+  assert.equal(value(s, METRICS.symptomsRejected.name, { service, kind: 'vllm_oom', reason: 'stale' }), 1);
+  assert.equal(value(s, METRICS.canaryRuns.name, { service, result: 'promoted', mode: 'canary' }), 2);
+  assert.equal(value(s, METRICS.restoreFail.name, { service }), 1);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { service, reason: 'no_fitting_candidate' }), 3);
+  assert.equal(value(s, METRICS.missedWindows.name, { service, kind: 'vllm_oom' }), 0);
   const h = METRICS.canaryDowntime.name;
-  assert.equal(value(s, `${h}_bucket`, { le: '1' }), 1);
-  assert.equal(value(s, `${h}_bucket`, { le: '10' }), 1);
-  assert.equal(value(s, `${h}_bucket`, { le: '15' }), 2);
-  assert.equal(value(s, `${h}_bucket`, { le: '600' }), 2);
-  assert.equal(value(s, `${h}_bucket`, { le: '+Inf' }), 3);
-  assert.equal(value(s, `${h}_count`), 3);
-  assert.equal(value(s, `${h}_sum`), 3612.8);
+  assert.equal(value(s, `${h}_bucket`, { service, le: '1' }), 1);
+  assert.equal(value(s, `${h}_bucket`, { service, le: '10' }), 1);
+  assert.equal(value(s, `${h}_bucket`, { service, le: '15' }), 2);
+  assert.equal(value(s, `${h}_bucket`, { service, le: '600' }), 2);
+  assert.equal(value(s, `${h}_bucket`, { service, le: '+Inf' }), 3);
+  assert.equal(value(s, `${h}_count`, { service }), 3);
+  assert.equal(value(s, `${h}_sum`, { service }), 3612.8);
+  // Every sample of a healing workflow names its service (the catalog's labels, in that order).
+  for (const x of s) assert.equal(x.labels.service, 'vllm', `${x.name} ${JSON.stringify(x.labels)}`);
+});
+
+test('two services on one host: each workflow’s series carry its own service; the same kind stays apart', () => {
+  const a = healingCounts(
+    healingView({
+      workflowId: 'kloros-healing/gpu-1/llama-70b/vllm_oom',
+      service: 'llama-70b',
+      totals: { counted: 5, duplicates: 0, stale: 0, rejected: 0 },
+    }),
+    'vllm',
+  );
+  const b = healingCounts(
+    healingView({
+      workflowId: 'kloros-healing/gpu-1/vllm_oom',
+      service: 'vllm',
+      totals: { counted: 2, duplicates: 0, stale: 0, rejected: 0 },
+    }),
+    'vllm',
+  );
+  assert.equal(a.service, 'llama-70b');
+  assert.equal(value(a.samples, METRICS.symptoms.name, { service: 'llama-70b', kind: 'vllm_oom' }), 5);
+  assert.equal(value(b.samples, METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), 2);
+  const g = gaugeSamples({
+    healing: [
+      healingView({ workflowId: a.source, service: 'llama-70b', armed: true }),
+      healingView({ workflowId: b.source, service: 'vllm', armed: false }),
+    ],
+    known: [{ service: 'vllm', kind: 'gpu_xid' }],
+    legacyService: 'vllm',
+    host: null,
+    policy,
+    now: 0,
+    lastContact: 0,
+  });
+  const flags = g.filter((x) => x.name === METRICS.escalationFlag.name);
+  assert.deepEqual(flags, [
+    { name: METRICS.escalationFlag.name, labels: { service: 'llama-70b', kind: 'vllm_oom' }, value: 1 },
+    { name: METRICS.escalationFlag.name, labels: { service: 'vllm', kind: 'gpu_xid' }, value: 0 },
+    { name: METRICS.escalationFlag.name, labels: { service: 'vllm', kind: 'vllm_oom' }, value: 0 },
+  ]);
+  // The host's own figures stay per host: no service label.
+  for (const name of [
+    METRICS.budgetRemaining.name,
+    METRICS.cooldown.name,
+    METRICS.restoreFailureLatched.name,
+  ])
+    assert.deepEqual(g.find((x) => x.name === name)?.labels, {}, name);
+});
+
+test('a report that names no service (null: not learnt yet; absent: a 0.4 run) gets the legacy service', () => {
+  const learning = healingView({ totals: { counted: 3, duplicates: 0, stale: 0, rejected: 0 } });
+  (learning as { service: string | null }).service = null;
+  const old = healingView({ totals: { counted: 4, duplicates: 0, stale: 0, rejected: 0 } });
+  delete (old as { service?: string | null }).service;
+  for (const [view, n] of [
+    [learning, 3],
+    [old, 4],
+  ] as const) {
+    const c = healingCounts(view, 'vllm');
+    assert.equal(c.service, 'vllm');
+    assert.equal(value(c.samples, METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), n);
+    // A worker without a legacy service labels them "" (Prometheus drops an empty label).
+    const bare = healingCounts(view);
+    assert.equal(bare.service, '');
+    assert.equal(value(bare.samples, METRICS.symptoms.name, { service: '', kind: 'vllm_oom' }), n);
+    assert.equal(
+      value(
+        gaugeSamples({
+          healing: [{ ...view, armed: true }],
+          known: [],
+          legacyService: 'vllm',
+          host: null,
+          policy,
+          now: 0,
+          lastContact: 0,
+        }),
+        METRICS.escalationFlag.name,
+        { service: 'vllm', kind: 'vllm_oom' },
+      ),
+      1,
+    );
+  }
 });
 
 test('a view carried from a version without counters reads as zero counters', () => {
   const view = healingView({ totals: { counted: 1, duplicates: 0, stale: 0, rejected: 0 } });
   delete (view as Partial<HealingStateView>).counters;
   const s = healingCounts(view).samples;
-  assert.equal(value(s, METRICS.symptoms.name, { kind: 'vllm_oom' }), 1);
-  assert.equal(value(s, `${METRICS.canaryDowntime.name}_count`), 0);
+  assert.equal(value(s, METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), 1);
+  assert.equal(value(s, `${METRICS.canaryDowntime.name}_count`, { service: 'vllm' }), 0);
 });
 
 test('the coordinator’s refusals count as refused decisions; only the "not now" ones as lease waits', () => {
   const counters = { leaseRefusals: { busy: 2, paused: 1, outside_window: 4 }, overrunMs: 2500 };
   const s = hostCounts(hostView({ counters })).samples;
   assert.equal(value(s, METRICS.restoreOverrun.name), 2.5);
-  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'busy' }), 2);
-  assert.equal(value(s, METRICS.decisionsRefused.name, { reason: 'paused' }), 1);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { service: '', reason: 'busy' }), 2);
+  assert.equal(value(s, METRICS.decisionsRefused.name, { service: '', reason: 'paused' }), 1);
   assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'busy' }), 2);
   assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'outside_window' }), 4);
   assert.equal(value(s, METRICS.leaseWaits.name, { reason: 'paused' }), undefined);
@@ -104,14 +195,21 @@ test('the coordinator’s refusals count as refused decisions; only the "not now
 
 test('zero series exist for every counter and known kind before anything happened', () => {
   const names = new Set(
-    zeroCounterSamples(['vllm_oom']).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')),
+    zeroCounterSamples({ services: ['vllm'], serviceKinds: [{ service: 'vllm', kind: 'vllm_oom' }] }).map(
+      (s) => s.name.replace(/_(bucket|sum|count)$/, ''),
+    ),
   );
   for (const spec of Object.values(METRICS))
     if (spec.type !== 'gauge') assert.ok(names.has(spec.name), spec.name);
   const gauges = new Set(
-    gaugeSamples({ healing: [], knownKinds: ['vllm_oom'], host: null, policy, now: 0, lastContact: 0 }).map(
-      (s) => s.name,
-    ),
+    gaugeSamples({
+      healing: [],
+      known: [{ service: 'vllm', kind: 'vllm_oom' }],
+      host: null,
+      policy,
+      now: 0,
+      lastContact: 0,
+    }).map((s) => s.name),
   );
   // A measurement's gauge (the prediction error: a 0 would read as a perfect prediction) has none yet.
   const measuredOnly = new Set<string>(
@@ -127,7 +225,7 @@ test('zero series exist for every counter and known kind before anything happene
 test('outside the window the budget is the full one; inside it, what the ledger of that window left', () => {
   const before = gaugeSamples({
     healing: [],
-    knownKinds: [],
+    known: [],
     host: null,
     policy,
     now: at('2026-03-01T02:00:00Z'),
@@ -146,7 +244,7 @@ test('outside the window the budget is the full one; inside it, what the ledger 
   });
   const during = gaugeSamples({
     healing: [],
-    knownKinds: [],
+    known: [],
     host,
     policy,
     now: at('2026-03-01T04:00:00Z'),
@@ -160,7 +258,7 @@ test('outside the window the budget is the full one; inside it, what the ledger 
   // The next night's window: a new budget, even though the ledger still holds last night's spend.
   const next = gaugeSamples({
     healing: [],
-    knownKinds: [],
+    known: [],
     host,
     policy,
     now: at('2026-03-02T03:30:00Z'),
@@ -173,15 +271,18 @@ test('outside the window the budget is the full one; inside it, what the ledger 
 test('the flag is 1 for armed kinds, 0 for kinds seen before whose workflow is not running', () => {
   const g = gaugeSamples({
     healing: [healingView({ kind: 'vllm_oom', armed: true }), healingView({ kind: 'xid', armed: false })],
-    knownKinds: ['old_kind', 'vllm_oom'],
+    known: [
+      { service: 'vllm', kind: 'old_kind' },
+      { service: 'vllm', kind: 'vllm_oom' },
+    ],
     host: null,
     policy,
     now: 0,
     lastContact: 0,
   });
-  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'vllm_oom' }), 1);
-  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'xid' }), 0);
-  assert.equal(value(g, METRICS.escalationFlag.name, { kind: 'old_kind' }), 0);
+  assert.equal(value(g, METRICS.escalationFlag.name, { service: 'vllm', kind: 'vllm_oom' }), 1);
+  assert.equal(value(g, METRICS.escalationFlag.name, { service: 'vllm', kind: 'xid' }), 0);
+  assert.equal(value(g, METRICS.escalationFlag.name, { service: 'vllm', kind: 'old_kind' }), 0);
 });
 
 test('overrun is added once per charge, and a new window starts from zero', () => {
@@ -219,7 +320,7 @@ test("the prediction error is the newest canary's whose start printed its KV cac
   });
   const g = (healing: HealingStateView[]) =>
     value(
-      gaugeSamples({ healing, knownKinds: [], host: null, policy, now: 0, lastContact: 0 }),
+      gaugeSamples({ healing, known: [], host: null, policy, now: 0, lastContact: 0 }),
       METRICS.predictionError.name,
     );
   assert.equal(g([healingView()]), undefined);

@@ -13,12 +13,21 @@ import { parseExposition, valueOf } from '../support/metrics-text.js';
 
 function snapshot(): MetricsSnapshot {
   const counters = [
-    ...zeroCounterSamples(['vllm_oom']).filter((s) => !s.name.startsWith(METRICS.canaryDowntime.name)),
-    ...histogramSamples({ counts: [0, 1, 0, 2], sumMs: 21_500, count: 3 }),
-  ].map((s) => (s.name === METRICS.symptoms.name ? { ...s, value: 5 } : s));
+    ...zeroCounterSamples({
+      services: ['vllm', 'llama-70b'],
+      serviceKinds: [
+        { service: 'vllm', kind: 'vllm_oom' },
+        { service: 'llama-70b', kind: 'vllm_oom' },
+      ],
+    }).filter((s) => !s.name.startsWith(METRICS.canaryDowntime.name)),
+    ...histogramSamples({ counts: [0, 1, 0, 2], sumMs: 21_500, count: 3 }, { service: 'vllm' }),
+  ].map((s) => (s.name === METRICS.symptoms.name && s.labels.service === 'vllm' ? { ...s, value: 5 } : s));
   const gauges = gaugeSamples({
     healing: [],
-    knownKinds: ['vllm_oom'],
+    known: [
+      { service: 'vllm', kind: 'vllm_oom' },
+      { service: 'llama-70b', kind: 'vllm_oom' },
+    ],
     host: null,
     policy: DEFAULT_POLICY,
     now: 0,
@@ -40,15 +49,20 @@ test('the exposition carries every catalog metric with its type, and the stateâ€
     const e = parseExposition(await res.text());
     for (const spec of Object.values(METRICS)) assert.equal(e.types.get(spec.name), spec.type, spec.name);
     assert.match(e.text, /^# TYPE kloros_symptoms_total counter$/m);
-    assert.equal(valueOf(e, METRICS.symptoms.name, { kind: 'vllm_oom' }), 5);
+    assert.equal(valueOf(e, METRICS.symptoms.name, { service: 'vllm', kind: 'vllm_oom' }), 5);
+    assert.equal(valueOf(e, METRICS.symptoms.name, { service: 'llama-70b', kind: 'vllm_oom' }), 0);
     const h = METRICS.canaryDowntime.name;
-    assert.equal(valueOf(e, `${h}_bucket`, { le: '1' }), 0);
-    assert.equal(valueOf(e, `${h}_bucket`, { le: '2.5' }), 1);
-    assert.equal(valueOf(e, `${h}_bucket`, { le: '10' }), 3);
-    assert.equal(valueOf(e, `${h}_bucket`, { le: '+Inf' }), 3);
-    assert.equal(valueOf(e, `${h}_sum`), 21.5);
-    assert.equal(valueOf(e, `${h}_count`), 3);
-    assert.equal(valueOf(e, METRICS.escalationFlag.name, { kind: 'vllm_oom' }), 0);
+    const service = 'vllm';
+    assert.equal(valueOf(e, `${h}_bucket`, { service, le: '1' }), 0);
+    assert.equal(valueOf(e, `${h}_bucket`, { service, le: '2.5' }), 1);
+    assert.equal(valueOf(e, `${h}_bucket`, { service, le: '10' }), 3);
+    assert.equal(valueOf(e, `${h}_bucket`, { service, le: '+Inf' }), 3);
+    assert.equal(valueOf(e, `${h}_sum`, { service }), 21.5);
+    assert.equal(valueOf(e, `${h}_count`, { service }), 3);
+    assert.equal(valueOf(e, METRICS.escalationFlag.name, { service: 'llama-70b', kind: 'vllm_oom' }), 0);
+    // The coordinator's refusals are per host: service="" (which Prometheus reads as no label).
+    assert.equal(valueOf(e, METRICS.decisionsRefused.name, { service: '', reason: 'busy' }), 0);
+    assert.equal(valueOf(e, METRICS.decisionsRefused.name, { service: 'vllm', reason: 'window_closing' }), 0);
     assert.equal(valueOf(e, METRICS.budgetRemaining.name), DEFAULT_POLICY.maxDowntimeSeconds);
     assert.equal(e.types.get('process_resident_memory_bytes'), 'gauge');
     assert.equal(valueOf(e, BUILD_INFO.name, { ...buildInfo() }), 1, 'kloros_build_info names this release');

@@ -81,9 +81,19 @@ async function scrapeUntil(what: string, ready: (e: Exposition) => boolean): Pro
   );
 }
 
-const symptoms = (e: Exposition) => valueOf(e, METRICS.symptoms.name, { kind });
-const rejected = (e: Exposition, reason: string) =>
-  valueOf(e, METRICS.symptomsRejected.name, { kind, reason });
+/**
+ * The sum of the samples that have these labels, whatever their others (the `service` label: the worker's
+ * legacy service's name, or "" where the worker has none); undefined when none has them.
+ */
+function sumOf(e: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
+  const matching = e.samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  return matching.length === 0 ? undefined : matching.reduce((n, s) => n + s.value, 0);
+}
+const symptoms = (e: Exposition) => sumOf(e, METRICS.symptoms.name, { kind });
+const rejected = (e: Exposition, reason: string) => sumOf(e, METRICS.symptomsRejected.name, { kind, reason });
+const flagOf = (e: Exposition) => sumOf(e, METRICS.escalationFlag.name, { kind });
 
 let before1: Exposition;
 
@@ -109,7 +119,7 @@ test('every catalog metric is exposed with its type, valued from the workflows',
       rejected(x, 'duplicate') === 1 &&
       rejected(x, 'stale') === 1 &&
       rejected(x, 'invalid') === 1 &&
-      valueOf(x, METRICS.escalationFlag.name, { kind }) === 1 &&
+      flagOf(x) === 1 &&
       valueOf(x, METRICS.leaseWaits.name, { reason: 'outside_window' }) === 1,
   );
   for (const spec of Object.values(METRICS)) {
@@ -121,12 +131,19 @@ test('every catalog metric is exposed with its type, valued from the workflows',
       assert.deepEqual(names.sort(), [...spec.labels].sort(), `labels of ${s.name}`);
     }
   }
-  assert.equal(valueOf(e, METRICS.decisionsRefused.name, { reason: 'outside_window' }), 1);
+  // One legacy workflow: all its series under one service label, the flag one series.
+  const services = new Set(
+    e.samples.filter((s) => s.name === METRICS.symptoms.name).map((s) => s.labels.service),
+  );
+  assert.equal(services.size, 1, `one service label for the legacy workflow: ${[...services].join(', ')}`);
+  assert.equal(e.samples.filter((s) => s.name === METRICS.escalationFlag.name).length, 1);
+  // The coordinator's refusal is per host (service="").
+  assert.equal(valueOf(e, METRICS.decisionsRefused.name, { service: '', reason: 'outside_window' }), 1);
   assert.equal(valueOf(e, METRICS.budgetRemaining.name), 45);
   assert.equal(valueOf(e, METRICS.windowOpen.name), 0);
   assert.equal(valueOf(e, METRICS.cooldown.name), 0);
   assert.equal(valueOf(e, METRICS.restoreFailureLatched.name), 0);
-  assert.equal(valueOf(e, `${METRICS.canaryDowntime.name}_count`), 0);
+  assert.equal(sumOf(e, `${METRICS.canaryDowntime.name}_count`), 0);
   assert.equal(e.types.get('process_cpu_user_seconds_total'), 'counter', 'default process metrics');
 
   const sdk = await scrape(sdkUrl);
@@ -171,15 +188,12 @@ test('a workflow terminated and started afresh never makes a counter go down', a
   await client.workflow.getHandle(healingWorkflowId(host, kind)).terminate('metrics test: start afresh');
   // A terminated workflow cannot report: its armed flag is rechecked (KLR_METRICS_RECHECK, 2 s here) on a
   // scrape. Once the flag reads 0 the collector has seen the workflow gone; its counts must still be there.
-  const gone = await scrapeUntil(
-    'the flag of the terminated workflow at 0',
-    (x) => valueOf(x, METRICS.escalationFlag.name, { kind }) === 0,
-  );
+  const gone = await scrapeUntil('the flag of the terminated workflow at 0', (x) => flagOf(x) === 0);
   assert.equal(symptoms(gone), 3);
   assert.equal(rejected(gone, 'duplicate'), 1);
 
   await recordSymptom(client, host, { kind, id: 'm-fresh-1', details: { deficitMb: 512 } });
   const fresh = await scrapeUntil('the new chain counted on top', (x) => symptoms(x) === 4);
   assert.equal(rejected(fresh, 'stale'), 1);
-  assert.equal(valueOf(fresh, METRICS.escalationFlag.name, { kind }), 0);
+  assert.equal(flagOf(fresh), 0);
 });
