@@ -2,8 +2,18 @@
 // simulated GPUs. Written by each simulated vLLM when its memory changes, read by the nvidia-smi stand-in
 // (sim/bin/nvidia-smi). Writes are atomic (temp file + rename). Several simulators may share one file:
 // each keeps the other live processes' entries and drops the entries of processes that no longer exist
-// (a SIGKILLed simulator cannot remove its own).
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// (a SIGKILLed simulator cannot remove its own). A read-modify-write holds a lock file beside the state
+// (`<path>.lock`, with its holder's pid) so that simulators starting at the same time lose no entry.
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { readProcStat } from '../../src/service/proc-info.js';
 import { isProcessAlive } from '../../src/system/process-alive.js';
@@ -87,6 +97,44 @@ export type OwnPids = number | readonly number[];
 
 const isOwn = (own: OwnPids, pid: number) => (typeof own === 'number' ? own === pid : own.includes(pid));
 
+const LOCK_WAIT_MS = 2000;
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Runs `fn` holding `<path>.lock`. A lock whose holder is gone is taken over; one held longer than
+ * {@link LOCK_WAIT_MS} too (a simulator stopped mid-write must not block the others for ever).
+ */
+export function withStateLock<T>(path: string, fn: () => T): T {
+  mkdirSync(dirname(path), { recursive: true });
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = '';
+      try {
+        holder = readFileSync(lock, 'utf8');
+      } catch {
+        continue; // released meanwhile
+      }
+      // An empty file is a lock being written: wait for it like any other.
+      const stale = (/^\d+$/.test(holder) && !isAlive(Number(holder))) || Date.now() > deadline;
+      if (stale) rmSync(lock, { force: true });
+      else sleepSync(5);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 /** Live processes of other simulators (or entries put there by a test) found in the file. */
 export function foreignProcesses(path: string | null, ownPids: OwnPids): GpuStateProcess[] {
   if (path === null) return [];
@@ -107,6 +155,16 @@ export interface GpuLayout {
  * recomputing each GPU's used memory: other usage + every process entry on it.
  */
 export function publishGpuState(
+  path: string,
+  layout: GpuLayout,
+  ownPids: OwnPids,
+  own: GpuStateProcess[],
+  ownUtilizationPct: number,
+): GpuState {
+  return withStateLock(path, () => publishLocked(path, layout, ownPids, own, ownUtilizationPct));
+}
+
+function publishLocked(
   path: string,
   layout: GpuLayout,
   ownPids: OwnPids,
@@ -138,6 +196,10 @@ export function publishGpuState(
 
 /** Drops entries of processes that no longer exist (used by the supervisor after a child dies). */
 export function pruneDeadProcesses(path: string): void {
+  withStateLock(path, () => pruneLocked(path));
+}
+
+function pruneLocked(path: string): void {
   const state = readGpuState(path);
   if (!state) return;
   const alive = state.processes.filter((p) => isAlive(p.pid));

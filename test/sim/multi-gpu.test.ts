@@ -174,7 +174,6 @@ test(
   async () => {
     const dir = tempDir();
     const statePath = join(dir, 'gpu-state.json');
-    // One at a time: the state file is read-modified-written by each simulator.
     const llama = await startSim(
       dir,
       'llama',
@@ -443,7 +442,6 @@ test(
       );
       if (child.pid !== undefined) pids.add(child.pid);
       supervisors.push({ stateDir, child, port });
-      // One at a time: each simulator read-modify-writes the state file.
       await waitFor(
         `service ${s.name} healthy`,
         () =>
@@ -479,5 +477,35 @@ test(
       });
     }
     assert.deepEqual(state(), []);
+  },
+);
+
+test(
+  'services starting at the same time lose no entry of one another (the state file’s lock)',
+  LIMIT,
+  async () => {
+    const dir = tempDir();
+    const statePath = join(dir, 'gpu-state.json');
+    const env = (gpus: string) => ({ KLR_SIM_GPU_STATE: statePath, CUDA_VISIBLE_DEVICES: gpus });
+    const sims = await Promise.all([
+      startSim(dir, 'a', { 'max-model-len': 8192 }, env('0')),
+      startSim(dir, 'b', { 'max-model-len': 8192 }, env('1')),
+      startSim(dir, 'c', { 'max-model-len': 8192, 'tensor-parallel-size': 2 }, env('2,3')),
+    ]);
+    await Promise.all(sims.map((s) => ready(s)));
+    const host = measure(statePath);
+    assert.deepEqual(
+      host.processes.map((p) => host.gpus.find((g) => g.uuid === p.gpuUuid)?.index).sort(),
+      [0, 1, 2, 3],
+      JSON.stringify(host.processes),
+    );
+    assert.deepEqual(
+      host.gpus.map((g) => g.usedMb),
+      [73403, 73403, 73403, 73403, 0, 0, 0, 0],
+    );
+    for (const s of sims) s.child.kill('SIGTERM');
+    assert.deepEqual(await Promise.all(sims.map((s) => s.exited)), [0, 0, 0]);
+    assert.deepEqual(measure(statePath).processes, []);
+    assert.equal(existsSync(`${statePath}.lock`), false);
   },
 );
