@@ -21,6 +21,22 @@ test('bash: commands, then the options of the command typed', async () => {
   assert.deepEqual(await complete(r.stdout, ['healctl', 'st']), ['start', 'status']);
   assert.deepEqual(await complete(r.stdout, ['healctl', 'wait', '--f']), ['--for']);
   assert.deepEqual(await complete(r.stdout, ['healctl', 'status', '--dec']), ['--decisions']);
+  // Issue 17: every command that addresses one healing workflow takes --service.
+  for (const command of [
+    'status',
+    'watch',
+    'wait',
+    'history',
+    'symptom',
+    'escalate',
+    'clear',
+    'start',
+    'cancel',
+    'list',
+    'rollback',
+  ])
+    assert.deepEqual(await complete(r.stdout, ['healctl', command, '--serv']), ['--service'], command);
+  assert.deepEqual(await complete(r.stdout, ['healctl', 'pause', '--serv']), [], 'pause is per host');
   assert.ok(
     (await complete(r.stdout, ['healctl', 'list', '--'])).includes('--namespace'),
     'global flags too',
@@ -34,6 +50,7 @@ test('zsh and fish scripts, and a bad shell is a usage error', async () => {
   const fish = await healctl(['completion', 'fish']);
   assert.match(fish.stdout, /complete -c healctl -n '__fish_use_subcommand' -a rollback -d '/);
   assert.match(fish.stdout, /__fish_seen_subcommand_from wait' -l timeout/);
+  assert.match(fish.stdout, /__fish_seen_subcommand_from status' -l service/);
   const bad = await healctl(['completion', 'tcsh']);
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /expected one of bash, zsh, fish/);

@@ -141,8 +141,9 @@ test('list shows the workflows from visibility with host, kind, mode, armed and 
   assert.equal(rows[0]?.count24h, 2);
   const human = await healctl(['list', '--all-hosts']);
   assert.equal(human.exitCode, 0, human.stderr);
-  assert.match(human.stdout, /^HOST +KIND +MODE +ARMED +COUNT +PHASE +STATUS$/m);
-  assert.match(human.stdout, new RegExp(`^${host} +${kind} +\\w+ +no +2/3 +.+ +running$`, 'm'));
+  // 0.5 (issue 17): a SERVICE column; "-" for a legacy id whose service no worker has named.
+  assert.match(human.stdout, /^HOST +SERVICE +KIND +MODE +ARMED +COUNT +PHASE +STATUS$/m);
+  assert.match(human.stdout, new RegExp(`^${host} +\\S+ +${kind} +\\w+ +no +2/3 +.+ +running$`, 'm'));
 });
 
 test('escalate arms, clear disarms, both need a reason and land in the history', async () => {

@@ -2,7 +2,14 @@
 // name and reason, and the --host option.
 import { hostname, userInfo } from 'node:os';
 import { type Command, Option } from 'commander';
-import { HOST_EXPECTED, KIND_EXPECTED, isValidHost, isValidKind } from '../../domain/identifiers.js';
+import {
+  HOST_EXPECTED,
+  KIND_EXPECTED,
+  SERVICE_EXPECTED,
+  isValidHost,
+  isValidKind,
+  isValidService,
+} from '../../domain/identifiers.js';
 import { UsageError } from './errors.js';
 import { resolveHost } from './context.js';
 
@@ -18,6 +25,30 @@ export function parseHost(host: string, command: string): string {
     throw new UsageError(`healctl ${command}: bad host ${JSON.stringify(host)}: expected ${HOST_EXPECTED}`);
   }
   return host;
+}
+
+/** A value as an error message quotes it: JSON, at most 80 characters of it (a 10 kB argument stays one line). */
+export function quoted(value: string): string {
+  return value.length > 80
+    ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)`
+    : JSON.stringify(value);
+}
+
+/** --service, validated: a bad name is a usage error (exit 2) saying what is expected. */
+export function parseService(service: string | undefined, command: string): string | undefined {
+  if (service !== undefined && !isValidService(service)) {
+    throw new UsageError(
+      `healctl ${command}: bad --service ${quoted(service)}: expected ${SERVICE_EXPECTED}`,
+    );
+  }
+  return service;
+}
+
+export function addServiceOption(
+  cmd: Command,
+  description = 'the service on the host, when it runs several (default: the only one, or the legacy one)',
+): Command {
+  return cmd.addOption(new Option('--service <name>', description));
 }
 
 /** --host, KLR_HOST or this machine's name, validated. */

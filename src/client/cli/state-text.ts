@@ -3,6 +3,7 @@
 import type { Decision } from '../../domain/decision-log.js';
 import { formatDuration } from '../../domain/duration-text.js';
 import type { HealingStateView } from '../../workflows/healing-messages.js';
+import { parseHealingWorkflowId } from '../../domain/identifiers.js';
 import { hostFiguresAt } from '../../domain/host-ledger.js';
 import { gibText, signedPercent } from '../../domain/memory-text.js';
 import { type HostStateView, hostLedgerOf } from '../../workflows/host-coordinator-messages.js';
@@ -32,7 +33,11 @@ export function formatDecisions(decisions: readonly Decision[], maxCell = Infini
 export function formatHealingState(view: HealingStateView, now: number, lastDecisions = 5): string {
   const lines: string[] = [];
   const push = (label: string, value: string) => lines.push(`  ${label.padEnd(16)}${value}`);
-  lines.push(`${view.kind} on ${view.host}  (${view.workflowId})`);
+  // The service is named when the id names it (several services on the host); the legacy id's is not.
+  const idService = parseHealingWorkflowId(view.workflowId)?.service ?? null;
+  lines.push(
+    `${view.kind} on ${view.host}${idService === null ? '' : `, service ${idService}`}  (${view.workflowId})`,
+  );
   lines.push(`  next: ${view.next}`);
   push('phase', view.phase.replace(/_/g, ' '));
   push('symptoms 24 h', `${view.count24h} of threshold ${view.threshold}`);
@@ -105,6 +110,12 @@ export function formatHealingState(view: HealingStateView, now: number, lastDeci
   return lines.join('\n') + '\n';
 }
 
+/** ", service a" when the lease names the service holding it (coordinators of 0.5 on), else nothing. */
+export function leaseService(lease: object): string {
+  const service = (lease as { service?: unknown }).service;
+  return typeof service === 'string' && service !== '' ? ` of service ${service}` : '';
+}
+
 export function formatHostState(view: HostStateView | null, host: string, now: number): string {
   if (view === null) return `host ${host}: no coordinator yet (no canary has asked for a lease)\n`;
   const lines = [`host ${host}  (${view.workflowId})`];
@@ -119,7 +130,7 @@ export function formatHostState(view: HostStateView | null, host: string, now: n
   push(
     'lease',
     view.lease
-      ? `held by ${view.lease.kind === 'rollback' ? `an operator rollback (${view.lease.holderWorkflowId})` : `${view.lease.kind} canary`} since ${timeWithRelative(view.lease.grantedAt, now)}, expires ${relativeTime(view.lease.expiresAt, now)} (lease ${view.lease.leaseId})`
+      ? `held by ${view.lease.kind === 'rollback' ? `an operator rollback (${view.lease.holderWorkflowId})` : `${view.lease.kind} canary`}${leaseService(view.lease)} since ${timeWithRelative(view.lease.grantedAt, now)}, expires ${relativeTime(view.lease.expiresAt, now)} (lease ${view.lease.leaseId})`
       : 'free',
   );
   // At the reader's `now`, from what the coordinator stored: its own figures are as of its last task.

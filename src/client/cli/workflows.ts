@@ -7,7 +7,12 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { healingWorkflowId, hostCoordinatorWorkflowId, hostTaskQueue } from '../../domain/identifiers.js';
+import {
+  healingWorkflowId,
+  hostCoordinatorWorkflowId,
+  hostTaskQueue,
+  parseHealingWorkflowId,
+} from '../../domain/identifiers.js';
 import { type HealingStateView, stateQuery } from '../../workflows/healing-messages.js';
 import { type HostStateView, hostStateQuery } from '../../workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../../workflows/host-coordinator-workflow.js';
@@ -16,13 +21,21 @@ import {
   HOST_ATTRIBUTE,
   KIND_ATTRIBUTE,
   MODE_ATTRIBUTE,
+  SERVICE_ATTRIBUTE,
 } from '../../workflows/search-attributes.js';
 import { CliError } from './errors.js';
 
-export function healingNotFound(command: string, host: string, kind: string): CliError {
+/** `service`: the id's service part (null: the legacy id kloros-healing/<host>/<kind>). */
+export function healingNotFound(
+  command: string,
+  host: string,
+  kind: string,
+  service: string | null = null,
+): CliError {
+  const flag = service === null ? '' : ` --service ${service}`;
   return new CliError(
-    `healctl ${command}: no healing workflow ${healingWorkflowId(host, kind)} — nothing has been recorded for ${kind} on ${host}. ` +
-      `Record a symptom with \`healctl symptom ${kind} --host ${host}\`, start it with \`healctl start ${kind} --host ${host}\`, or see \`healctl list --all-hosts\``,
+    `healctl ${command}: no healing workflow ${healingWorkflowId(host, kind, service)} — nothing has been recorded for ${kind} on ${host}${service === null ? '' : ` (service ${service})`}. ` +
+      `Record a symptom with \`healctl symptom ${kind} --host ${host}${flag}\`, start it with \`healctl start ${kind} --host ${host}${flag}\`, or see \`healctl list --all-hosts\``,
   );
 }
 
@@ -55,20 +68,24 @@ export async function queryWithDeadline<T>(
   }
 }
 
-/** The state query of one (host, kind); a missing workflow is a CliError naming its id. */
+/**
+ * The state query of one healing workflow, (host, kind) and the id's service part (null: the legacy id); a
+ * missing workflow is a CliError naming its id.
+ */
 export async function queryHealingState(
   client: Client,
   command: string,
   host: string,
   kind: string,
+  service: string | null = null,
 ): Promise<HealingStateView> {
-  const workflowId = healingWorkflowId(host, kind);
+  const workflowId = healingWorkflowId(host, kind, service);
   try {
     return await queryWithDeadline(client, { command, host, workflowId }, () =>
       client.workflow.getHandle(workflowId).query(stateQuery),
     );
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw healingNotFound(command, host, kind);
+    if (err instanceof WorkflowNotFoundError) throw healingNotFound(command, host, kind, service);
     throw err;
   }
 }
@@ -113,6 +130,13 @@ export function coordinatorStart(host: string) {
 export interface HealingListing {
   workflowId: string;
   host: string;
+  /**
+   * The service's name: the id's (kloros-healing/<host>/<service>/<kind>), else for a legacy id the KlrService
+   * search attribute where set (callers may fill it from the state query); null while unknown.
+   */
+  service: string | null;
+  /** Whether the id is the legacy one, without a service (kloros-healing/<host>/<kind>). */
+  legacyId: boolean;
   kind: string;
   mode: string | null;
   armed: boolean | null;
@@ -120,27 +144,44 @@ export interface HealingListing {
   startTime: string;
 }
 
+/** Host, then service (an unknown one first), then kind: how `list` and `status` show them. */
+export function compareListings(
+  a: Pick<HealingListing, 'host' | 'service' | 'kind'>,
+  b: Pick<HealingListing, 'host' | 'service' | 'kind'>,
+): number {
+  return (
+    a.host.localeCompare(b.host) ||
+    (a.service ?? '').localeCompare(b.service ?? '') ||
+    a.kind.localeCompare(b.kind)
+  );
+}
+
 /**
- * The healing workflows Temporal's visibility knows (search attributes KlrHost/KlrKind/KlrMode/KlrArmed),
- * one row per workflow id (the newest run), running ones only unless `includeClosed`.
+ * The healing workflows Temporal's visibility knows (search attributes KlrHost/KlrKind/KlrMode/KlrArmed, and
+ * KlrService where set), one row per workflow id (the newest run), running ones only unless `includeClosed`;
+ * of one kind when `kind` is given. Sorted by host, service, kind.
  */
 export async function listHealingWorkflows(
   client: Client,
   host: string | null,
   includeClosed = false,
+  kind: string | null = null,
 ): Promise<HealingListing[]> {
   const clauses = [`WorkflowType = 'HealingWorkflow'`];
   if (!includeClosed) clauses.push(`ExecutionStatus = 'Running'`);
-  // Host names are validated (no quotes can reach the query).
+  // Host names and kinds are validated (no quotes can reach the query).
   if (host !== null) clauses.push(`KlrHost = '${host}'`);
+  if (kind !== null) clauses.push(`KlrKind = '${kind}'`);
   const byId = new Map<string, HealingListing>();
   for await (const info of client.workflow.list({ query: clauses.join(' AND ') })) {
     const attrs = info.typedSearchAttributes;
-    const [, idHost = '', idKind = ''] = /^kloros-healing\/([^/]+)\/([^/]+)$/.exec(info.workflowId) ?? [];
+    const id = parseHealingWorkflowId(info.workflowId);
     const row: HealingListing = {
       workflowId: info.workflowId,
-      host: attrs.get(HOST_ATTRIBUTE) ?? idHost,
-      kind: attrs.get(KIND_ATTRIBUTE) ?? idKind,
+      host: attrs.get(HOST_ATTRIBUTE) ?? id?.host ?? '',
+      service: id?.service ?? attrs.get(SERVICE_ATTRIBUTE) ?? null,
+      legacyId: id !== null && id.service === null,
+      kind: attrs.get(KIND_ATTRIBUTE) ?? id?.kind ?? '',
       mode: attrs.get(MODE_ATTRIBUTE) ?? null,
       armed: attrs.get(ARMED_ATTRIBUTE) ?? null,
       status: info.status.name,
@@ -154,5 +195,5 @@ export async function listHealingWorkflows(
       byId.set(row.workflowId, row);
     }
   }
-  return [...byId.values()].sort((a, b) => a.host.localeCompare(b.host) || a.kind.localeCompare(b.kind));
+  return [...byId.values()].sort(compareListings);
 }

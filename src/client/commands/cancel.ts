@@ -3,10 +3,10 @@
 import { createInterface } from 'node:readline/promises';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { healingWorkflowId } from '../../domain/identifiers.js';
 import { withClient } from '../cli/context.js';
 import { CliError } from '../cli/errors.js';
-import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
+import { addHostOption, addServiceOption, hostFrom, parseKind, parseService } from '../cli/options.js';
+import { resolveHealingTarget } from '../cli/healing-target.js';
 import { healingNotFound } from '../cli/workflows.js';
 
 async function confirm(question: string): Promise<boolean> {
@@ -19,29 +19,33 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 export function registerCancelCommand(program: Command): void {
-  addHostOption(
-    program
-      .command('cancel')
-      .description(
-        'Cancel the healing workflow of <kind> on the host (its counts and decisions end with it).',
-      )
-      .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+  addServiceOption(
+    addHostOption(
+      program
+        .command('cancel')
+        .description(
+          'Cancel the healing workflow of <kind> on the host (its counts and decisions end with it).',
+        )
+        .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+    ),
   )
     .option('-y, --yes', 'do not ask for confirmation on a terminal')
     .addHelpText(
       'after',
-      '\nExamples:\n  healctl cancel vllm_oom --yes\n  healctl cancel vllm_oom --host gpu-node-1\n\nTo stop canaries on a host for a while, `healctl pause <host>` keeps the counts.',
+      '\nExamples:\n  healctl cancel vllm_oom --yes\n  healctl cancel vllm_oom --host gpu-node-1\n  healctl cancel vllm_oom --service llama-70b --yes\n\nTo stop canaries on a host for a while, `healctl pause <host>` keeps the counts.',
     )
-    .action(async (kindArg: string, opts: { host?: string; yes?: boolean }) => {
+    .action(async (kindArg: string, opts: { host?: string; service?: string; yes?: boolean }) => {
       const kind = parseKind(kindArg, 'cancel');
       const host = hostFrom(opts, 'cancel');
-      const workflowId = healingWorkflowId(host, kind);
-      if (!opts.yes && process.stdin.isTTY && process.stdout.isTTY) {
-        if (!(await confirm(`Cancel ${workflowId}? Its counts and decisions end with it. [y/N] `))) {
-          throw new CliError('healctl cancel: not cancelled');
+      const service = parseService(opts.service, 'cancel');
+      const workflowId = await withClient(async ({ client }) => {
+        const t = await resolveHealingTarget(client, { command: 'cancel', host, kind, service });
+        const workflowId = t.workflowId;
+        if (!opts.yes && process.stdin.isTTY && process.stdout.isTTY) {
+          if (!(await confirm(`Cancel ${workflowId}? Its counts and decisions end with it. [y/N] `))) {
+            throw new CliError('healctl cancel: not cancelled');
+          }
         }
-      }
-      await withClient(async ({ client }) => {
         const handle = client.workflow.getHandle(workflowId);
         try {
           const desc = await handle.describe();
@@ -52,9 +56,10 @@ export function registerCancelCommand(program: Command): void {
           }
           await handle.cancel();
         } catch (err) {
-          if (err instanceof WorkflowNotFoundError) throw healingNotFound('cancel', host, kind);
+          if (err instanceof WorkflowNotFoundError) throw healingNotFound('cancel', host, kind, t.idService);
           throw err;
         }
+        return workflowId;
       });
       process.stdout.write(`cancel requested: ${workflowId}\n`);
     });

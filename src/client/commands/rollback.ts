@@ -11,20 +11,22 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createMeasureVram } from '../../activities/measure-vram.js';
 import { shorten } from '../../activities/progress.js';
-import { loadServiceSettings } from '../../service/service-settings.js';
+import { type ServiceSettings, loadServiceSettings } from '../../service/service-settings.js';
+import { loadServices, routeService } from '../../service/services-file.js';
 import { ConfigFileError, sha256 } from '../../service/config-file.js';
 import { vllmService } from '../../service/vllm-service.js';
 import { loadSettings } from '../../config/settings.js';
 import type { LeaseRelease } from '../../domain/host-ledger.js';
 import type { OperatorLeaseAnswer } from '../../workflows/host-coordinator-messages.js';
 import { CliError } from '../cli/errors.js';
-import { addHostOption, hostFrom, operatorName } from '../cli/options.js';
+import { addHostOption, addServiceOption, hostFrom, operatorName, parseService } from '../cli/options.js';
 import { diffConfigKeys, formatKeyChanges } from '../cli/config-diff.js';
 import { CoordinatorUnreachable, acquireOperatorLease, releaseOperatorLease } from '../cli/operator-lease.js';
 import { printData, wantsData } from '../cli/output.js';
 
 interface RollbackOptions {
   host?: string;
+  service?: string;
   restart: boolean;
   force?: boolean;
   reason?: string;
@@ -32,13 +34,50 @@ interface RollbackOptions {
   json?: boolean;
 }
 
+/**
+ * The service to roll back and its settings: --service names one of KLR_SERVICES_FILE's (or the shortcut's
+ * one); without it the legacy one, or the only one; no services configured: KLR_SERVICE_* as before.
+ */
+export function rollbackTarget(
+  service: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): { name: string | null; settings: ServiceSettings } {
+  const services = loadServices(env);
+  if (services.length === 0) {
+    if (service !== undefined)
+      throw new CliError(
+        `healctl rollback: --service ${service}: no services are configured here (KLR_SERVICES_FILE, or KLR_SERVICE_CONFIG): run it with the worker's environment`,
+      );
+    return { name: null, settings: loadServiceSettings(env) };
+  }
+  const all = services.map((s) => s.name).join(', ');
+  if (service !== undefined) {
+    const spec = services.find((s) => s.name === service);
+    if (!spec)
+      throw new CliError(
+        `healctl rollback: unknown service "${service}": this host runs ${all} (--service one of: ${all})`,
+      );
+    return { name: spec.name, settings: spec.settings };
+  }
+  const routed = routeService(services, null);
+  const spec = routed.ok ? services.find((s) => (s.legacyIds ? null : s.name) === routed.service) : undefined;
+  if (!spec)
+    throw new CliError(
+      `healctl rollback: this host runs several services (${all}): say which with --service one of: ${all}`,
+    );
+  return { name: spec.name, settings: spec.settings };
+}
+
 export function registerRollbackCommand(program: Command): void {
-  addHostOption(
-    program
-      .command('rollback')
-      .description(
-        'Put back the vLLM config the last promotion replaced, restart the service and wait until it is healthy.',
-      ),
+  addServiceOption(
+    addHostOption(
+      program
+        .command('rollback')
+        .description(
+          'Put back the vLLM config the last promotion replaced, restart the service and wait until it is healthy.',
+        ),
+    ),
+    'the service of KLR_SERVICES_FILE to roll back, when the host runs several',
   )
     .option('--no-restart', 'only swap the config file; restart the service yourself')
     .option(
@@ -58,22 +97,25 @@ Examples:
   set -a; . /etc/kloros-healing/worker.env; set +a
   healctl rollback --reason "promoted config slows long prompts"
   healctl rollback --no-restart        then: systemctl restart vllm
-  healctl rollback --force             even while a canary holds the host (not recommended)
+  healctl rollback --force             when the host's coordinator cannot be reached
+  healctl rollback --service llama-70b  one of the services of KLR_SERVICES_FILE
 
 A second rollback finds the config already rolled back and changes nothing. The replaced config is
 kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
     )
     .action(async (opts: RollbackOptions) => {
       const host = hostFrom(opts, 'rollback');
+      const target = rollbackTarget(parseService(opts.service, 'rollback'));
       const settings = loadSettings();
-      const service = vllmService(loadServiceSettings(), { measureVram: createMeasureVram() });
+      const service = vllmService(target.settings, { measureVram: createMeasureVram() });
       const by = operatorName(opts.by);
       // The host's lease, like a canary's: never beside a canary, and the downtime goes to the budget.
       let lease: OperatorLeaseAnswer | null = null;
       try {
         lease = await acquireOperatorLease('rollback', host, {
           by,
-          reason: opts.reason ?? 'healctl rollback',
+          reason:
+            opts.reason ?? `healctl rollback${target.name === null ? '' : ` of service ${target.name}`}`,
           predictedDowntimeMs: opts.restart ? service.restartTimeoutMs : 1_000,
         });
       } catch (err) {
@@ -152,6 +194,7 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
           at: new Date().toISOString(),
           type: 'rollback',
           host,
+          service: target.name,
           by,
           reason: opts.reason ?? null,
           forced: opts.force ?? false,

@@ -6,12 +6,14 @@ import type { RecordSymptomResult } from '../../workflows/healing-messages.js';
 import { UsageError } from '../cli/errors.js';
 import { withClient } from '../cli/context.js';
 import { timeWithRelative } from '../cli/format.js';
-import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
+import { addHostOption, addServiceOption, hostFrom, parseKind, parseService } from '../cli/options.js';
+import { resolveHealingTarget } from '../cli/healing-target.js';
 import { rejected } from '../cli/workflows.js';
 import { printData, wantsData } from '../cli/output.js';
 
 interface SymptomOptions {
   host?: string;
+  service?: string;
   id?: string;
   source: string;
   eventTime?: string;
@@ -87,7 +89,13 @@ export function buildSymptom(kind: string, opts: SymptomOptions): SymptomInput {
   return payload;
 }
 
-export function formatSymptomResult(kind: string, host: string, r: RecordSymptomResult, now: number): string {
+export function formatSymptomResult(
+  kind: string,
+  host: string,
+  r: RecordSymptomResult,
+  now: number,
+  service: string | null = null,
+): string {
   const flag = !r.armed
     ? 'not armed'
     : r.flagExpiresAt === null
@@ -95,7 +103,7 @@ export function formatSymptomResult(kind: string, host: string, r: RecordSymptom
       : `ARMED, lapses ${timeWithRelative(r.flagExpiresAt, now)}`;
   return (
     [
-      `${kind} on ${host}: symptom ${r.outcome}`,
+      `${kind} on ${host}${service === null ? '' : `, service ${service}`}: symptom ${r.outcome}`,
       `  symptoms 24 h  ${r.count24h} of threshold ${r.threshold}`,
       `  escalation     ${flag}`,
       `  mode           ${r.mode}`,
@@ -104,11 +112,16 @@ export function formatSymptomResult(kind: string, host: string, r: RecordSymptom
 }
 
 export function registerSymptomCommand(program: Command): void {
-  addHostOption(
-    program
-      .command('symptom')
-      .description('Record one symptom for <kind> on the host; prints the 24 h count, the flag and the mode.')
-      .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+  addServiceOption(
+    addHostOption(
+      program
+        .command('symptom')
+        .description(
+          'Record one symptom for <kind> on the host; prints the 24 h count, the flag and the mode.',
+        )
+        .argument('<kind>', 'symptom kind, e.g. vllm_oom'),
+    ),
+    'the service it is about, when the host runs several (default: the legacy one, or the only one)',
   )
     .option('--id <id>', 'idempotency id: the same id twice counts once')
     .option('--source <name>', 'who reports it', 'healctl')
@@ -132,6 +145,7 @@ Examples:
   healctl symptom vllm_oom
   healctl symptom vllm_oom --host gpu-node-1 --alloc-mb 512 --detail family=torch_oom
   healctl symptom vllm_oom --id alert-42 --event-time 2026-11-28T03:04:05Z --json
+  healctl symptom vllm_oom --service llama-70b --deficit-mb 512
 
 Exit codes: 0 counted (or a duplicate/stale one, said so), 1 the workflow rejected it or Temporal is
 unreachable, 2 bad arguments.`,
@@ -139,15 +153,24 @@ unreachable, 2 bad arguments.`,
     .action(async (kindArg: string, opts: SymptomOptions) => {
       const kind = parseKind(kindArg, 'symptom');
       const host = hostFrom(opts, 'symptom');
+      const service = parseService(opts.service, 'symptom');
       const symptom = buildSymptom(kind, opts);
-      const result = await withClient(async ({ client }) => {
+      const { result, target } = await withClient(async ({ client }) => {
+        const target = await resolveHealingTarget(client, {
+          command: 'symptom',
+          host,
+          kind,
+          service,
+          create: true,
+        });
         try {
-          return await recordSymptom(client, host, symptom);
+          return { result: await recordSymptom(client, host, symptom, target.idService), target };
         } catch (err) {
           return rejected('symptom', err);
         }
       });
-      if (wantsData(opts)) printData({ host, kind, ...result });
-      else process.stdout.write(formatSymptomResult(kind, host, result, Date.now()));
+      const shown = target.idService ?? (service === undefined ? null : target.service);
+      if (wantsData(opts)) printData({ host, service: target.service, kind, ...result });
+      else process.stdout.write(formatSymptomResult(kind, host, result, Date.now(), shown));
     });
 }

@@ -7,7 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { withClient } from '../cli/context.js';
 import { CliError } from '../cli/errors.js';
 import { isInteractive, utcStamp } from '../cli/format.js';
-import { addHostOption, hostFrom, parseKind } from '../cli/options.js';
+import { addHostOption, addServiceOption, hostFrom, parseKind, parseService } from '../cli/options.js';
 import { type StatusSnapshot, formatStatus, readStatus } from './status.js';
 import { wantsData } from '../cli/output.js';
 
@@ -29,13 +29,16 @@ function parseInterval(raw: string): number {
 }
 
 export function registerWatchCommand(program: Command): void {
-  addHostOption(
-    program
-      .command('watch')
-      .description(
-        'Live `healctl status`: redraws every --interval on a terminal; elsewhere prints a block on each change.',
-      )
-      .argument('[kind]', 'one symptom kind (default: every kind on the host)'),
+  addServiceOption(
+    addHostOption(
+      program
+        .command('watch')
+        .description(
+          'Live `healctl status`: redraws every --interval on a terminal; elsewhere prints a block on each change.',
+        )
+        .argument('[kind]', 'one symptom kind (default: every kind on the host)'),
+    ),
+    'the service on the host, when it runs several (without <kind>: only that service’s workflows)',
   )
     .option('-i, --interval <seconds>', 'seconds between refreshes', parseInterval, 2)
     .option('--decisions <n>', 'how many recent decisions to show', (v) => Number(v), 5)
@@ -49,16 +52,25 @@ Examples:
   healctl watch vllm_oom --interval 5
   healctl watch vllm_oom | tee heal.log   prints a timestamped block only when something changed
   healctl watch vllm_oom --json | jq -c '.healing[0].phase'   one JSON object per line, on each change
+  healctl watch --service llama-70b  every kind of one service, on a host that runs several
 
 Ctrl-C stops it (exit 0).`,
     )
     .action(
       async (
         kindArg: string | undefined,
-        opts: { host?: string; interval: number; decisions: number; once?: boolean; json?: boolean },
+        opts: {
+          host?: string;
+          service?: string;
+          interval: number;
+          decisions: number;
+          once?: boolean;
+          json?: boolean;
+        },
       ) => {
         const kind = kindArg === undefined ? undefined : parseKind(kindArg, 'watch');
         const host = hostFrom(opts, 'watch');
+        const service = parseService(opts.service, 'watch');
         const tty = isInteractive();
         const stop = new AbortController();
         const onSignal = () => stop.abort();
@@ -72,7 +84,7 @@ Ctrl-C stops it (exit 0).`,
               let key: string;
               let line: string;
               try {
-                const snapshot = await readStatus(client, 'watch', host, kind);
+                const snapshot = await readStatus(client, 'watch', host, kind, service);
                 text = formatStatus(snapshot, Date.now(), opts.decisions);
                 key = changeKey(snapshot);
                 line = JSON.stringify(snapshot);
