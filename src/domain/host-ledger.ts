@@ -246,7 +246,7 @@ export function decideLease(
   if (state.lease && !leaseExpired(state.lease, now)) {
     return refuse(
       'busy',
-      `another canary holds the host (${state.lease.kind}, since ${formatLocalTime(state.lease.grantedAt, tz)}); one canary at a time per host`,
+      `another canary holds the host (${state.lease.kind}${state.lease.service ? ` on service ${state.lease.service}` : ''}, since ${formatLocalTime(state.lease.grantedAt, tz)}); one canary at a time per host`,
       Math.min(now + BUSY_RETRY_MS, occurrence.closesAt),
     );
   }

@@ -48,6 +48,8 @@ export interface HostWorkerOptions {
   gpuActivities: Pick<HostActivities, 'measureVram' | 'predictCandidates' | 'runCanary' | 'restoreService'>;
   /** The host's legacy service (ids without a service), by name; null or absent: none. */
   legacyService?: string | null;
+  /** The names of the host's services (their metrics' series exist from the start). */
+  serviceNames?: readonly string[];
   /** Where to serve /metrics (docs/metrics.md); null or absent: no metrics server. */
   metricsAddress?: ListenAddress | null;
   /** KLR_METRICS_RECHECK (seconds): see MetricsCollector's recheckMs. */
@@ -88,6 +90,9 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
         stillRunning: (id) => workflowStillRunning(client, id),
         recheckMs: (options.metricsRecheckSeconds ?? 600) * 1000,
         policy: settings.policy,
+        // The same name serviceIdentity gives legacy workflows, so their counts stay in one series.
+        legacyServiceName: options.legacyService ?? null,
+        serviceNames: options.serviceNames ?? [],
         ledgerPath: join(settings.dataDir, 'metrics', `counters-${settings.host}.json`),
         logger,
       })

@@ -73,6 +73,7 @@ export async function runHostWorkerProcess(
       logger,
       gpuActivities,
       legacyService: gpuActivities.services.find((s) => s.legacyIds)?.name ?? null,
+      serviceNames: gpuActivities.services.map((s) => s.name),
       metricsAddress: metricsSettings.metrics,
       metricsRecheckSeconds: metricsSettings.recheckSeconds,
     });

@@ -43,8 +43,11 @@ export async function healingState(
   client: Client,
   host: string,
   kind = 'vllm_oom',
+  service: string | null = null,
 ): Promise<HealingStateView> {
-  return queryWhenNotBusy(() => client.workflow.getHandle(healingWorkflowId(host, kind)).query(stateQuery));
+  return queryWhenNotBusy(() =>
+    client.workflow.getHandle(healingWorkflowId(host, kind, service)).query(stateQuery),
+  );
 }
 
 export async function hostState(client: Client, host: string): Promise<HostStateView> {
