@@ -61,7 +61,14 @@ const concurrency = seconds('KLR_TEST_CONCURRENCY', 2) || 1;
 // Temporal — and use little CPU meanwhile: they run in lanes of their own beside the others, so that
 // their waits overlap the CPU-bound files instead of holding one of the CPU's lanes (0: none).
 const waitLanes = seconds('KLR_TEST_WAIT_LANES', 2);
-const WAITING = ['e2e/demo', 'e2e/canary-failures', 'e2e/heal-cycle', 'e2e/prometheus', 'observer/delivery'];
+const WAITING = [
+  'e2e/demo',
+  'e2e/canary-failures',
+  'e2e/heal-cycle',
+  'e2e/multi-service',
+  'e2e/prometheus',
+  'observer/delivery',
+];
 const waits = (f: string) => WAITING.some((w) => relative('test', f).split(sep).join('/') === `${w}.test.ts`);
 // The longest test of npm test takes about 2.5 minutes on 2 cores, the longest file about 4; a chaos
 // file is one long test (the random schedules: 4-9 minutes, a line per schedule) with its own stall
