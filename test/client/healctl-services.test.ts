@@ -4,7 +4,7 @@
 // oom_probe for b only. The maintenance window is hours away, so nothing moves while the commands run.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -261,4 +261,28 @@ test('a bad --service is a usage error (exit 2) that says what is expected, on o
   }
   assert.match(dots.stderr, /^healctl status: bad --service "\.\.\/x"/);
   assert.match(huge.stderr, /"x{80}"… \(10000 characters\)/);
+});
+
+test("observe --service sends the log's incidents to that service's workflow", async () => {
+  const before = await client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom', 'a')).query(stateQuery);
+  const line = (await readFile('test/fixtures/logs/sim-kv.txt', 'utf8'))
+    .split('\n')[18]!
+    .replace(/ERROR \d\d-\d\d \d\d:\d\d:\d\d /, 'ERROR '); // no time: it happened now
+  const r = await execa(
+    process.execPath,
+    ['bin/healctl.js', 'observe', '-', '--once', '--service', 'a', '--state-dir', join(dir, 'observe')],
+    {
+      env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host },
+      input: `${line}\n`,
+      reject: false,
+    },
+  );
+  assert.equal(r.exitCode, 0, r.stderr);
+  await eventually('the symptom counted for service a', async () => {
+    const after = await client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom', 'a')).query(stateQuery);
+    return after.count24h === before.count24h + 1 ? true : undefined;
+  });
+  const bad = await healctl(['observe', '-', '--dry-run', '--service', 'A_B']);
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /^healctl observe: bad --service "A_B": expected a service name/);
 });

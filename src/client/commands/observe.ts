@@ -16,6 +16,9 @@ import type { Incident, SymptomSink } from '../../observer/types.js';
 import type { SymptomInput } from '../../domain/symptom.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { resolveHost } from '../cli/context.js';
+import { parseService } from '../cli/options.js';
+import { configuredServices } from '../cli/healing-target.js';
+import { routeService } from '../../service/services-file.js';
 import { wantsData } from '../cli/output.js';
 
 interface ObserveOpts {
@@ -26,6 +29,7 @@ interface ObserveOpts {
   dryRun?: boolean;
   json?: boolean;
   host?: string;
+  service?: string;
   stateDir?: string;
   collapseWindow?: string;
   kind?: string;
@@ -56,6 +60,10 @@ export function registerObserveCommand(program: Command): void {
     .option('--json', 'one JSON object per incident per line')
     .option('--host <name>', 'the GPU host the symptoms are about (default KLR_HOST, then this machine)')
     .option(
+      '--service <name>',
+      'the service whose log this is, on a host that runs several (default: the legacy one, or the only one)',
+    )
+    .option(
       '--state-dir <dir>',
       'where file positions (and the spool) are kept (default $KLR_DATA_DIR/observer)',
     )
@@ -74,15 +82,31 @@ export function registerObserveCommand(program: Command): void {
         '  healctl observe --command "journalctl -f -u vllm -o short-iso"',
         '  healctl observe --command "docker logs -f --timestamps vllm" --dry-run',
         '  journalctl -k -o short-iso | healctl observe - --dry-run',
+        '  healctl observe --command "journalctl -f -u vllm@llama-70b -o cat" --service llama-70b',
         '',
         'Sources: exactly one of --file, --command or "-" (stdin). --command is split into words without a',
         'shell: pipes, redirections and $VARS are refused; pipe into "healctl observe -" instead.',
         'A dry run keeps no file position unless --state-dir is given.',
+        '--service: routed by KLR_SERVICES_FILE when it describes this host; otherwise the symptoms go to',
+        'kloros-healing/<host>/<service>/<kind> as they are.',
       ].join('\n'),
     )
     .action(async (stdinArg: string | undefined, opts: ObserveOpts) => {
       await runObserve(stdinArg, opts);
     });
+}
+
+/**
+ * The workflow-id service the symptoms go to: routed by the services this environment describes for `host`
+ * (an unknown name is an error naming them), else --service as it is; null: the legacy ids (as before) or,
+ * with a services file, where it routes an unlabelled symptom.
+ */
+function observeService(host: string, service: string | undefined): string | null {
+  const configured = configuredServices(host);
+  if (configured === null) return service ?? null;
+  const routed = routeService(configured, service ?? null);
+  if (!routed.ok) throw new CliError(`healctl observe: ${routed.error}`);
+  return routed.service;
 }
 
 async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Promise<void> {
@@ -112,6 +136,7 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
     throw new UsageError('healctl observe: --from-start applies to --file only');
   }
   const host = resolveHost(opts.host);
+  const idService = observeService(host, parseService(opts.service, 'observe'));
   const explicitState = opts.stateDir !== undefined;
   const stateDir = explicitState
     ? resolve(opts.stateDir as string)
@@ -148,11 +173,20 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
   let sink: SymptomSink | undefined;
   if (!opts.dryRun) {
     const { createSymptomDelivery } = await import('../../observer/delivery.js');
-    sink = await createSymptomDelivery({
+    const delivery = await createSymptomDelivery({
       host,
       spoolDir: join(stateDir, 'spool'),
       log: createLogger('healctl-observe', process.env.KLR_LOG_LEVEL ?? 'warn', 2),
     });
+    sink =
+      idService === null
+        ? delivery
+        : {
+            deliver: async (symptom) => {
+              await delivery.submit(symptom, host, idService);
+            },
+            close: () => delivery.close(),
+          };
   }
 
   const controller = new AbortController();
