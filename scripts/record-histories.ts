@@ -29,6 +29,7 @@ import {
   resumeHostUpdate,
 } from '../src/workflows/host-coordinator-messages.js';
 import { HostCoordinatorWorkflow } from '../src/workflows/host-coordinator-workflow.js';
+import { recordSymptom } from '../src/temporal/symptoms.js';
 import { createHostWorker, createTimeSkippingEnv } from '../test/support/test-env.js';
 import { type ScriptedGpu, scriptedGpu } from '../test/support/scripted-gpu.js';
 import {
@@ -56,6 +57,8 @@ interface Scenario {
   name: string;
   /** The healing workflow's kind (default vllm_oom). */
   kind?: string;
+  /** The service its workflow id names (0.5); absent: the legacy id. */
+  service?: string;
   policy?: Partial<HealingPolicy>;
   gpu?: Parameters<typeof scriptedGpu>[0];
   /** Drives the host's workflows; returns when the scenario's end state is reached. */
@@ -317,6 +320,23 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // 0.5: one service of several, its workflow id naming it; the lease names the service.
+    name: 'service-promotion',
+    service: 'qwen',
+    async drive(env, host) {
+      await skipToUtc(env, 1);
+      for (let i = 0; i < 3; i++)
+        await recordSymptom(env.client, host, { kind: 'vllm_oom', id: `rec-q-${i}` }, 'qwen');
+      await skipToUtc(env, 3, 1);
+      await eventually(
+        'last canary promoted',
+        async () =>
+          (await healingState(env.client, host, 'vllm_oom', 'qwen')).lastCanary?.outcome === 'promoted',
+        60_000,
+      );
+    },
+  },
+  {
     name: 'hostile-input',
     async drive(env, host) {
       await symptom(env.client, host, 'vllm_oom', { id: 'h-1' });
@@ -367,7 +387,7 @@ for (const scenario of SCENARIOS) {
     await worker.runUntil(async () => {
       await scenario.drive(env, host, gpu);
       for (const [role, id] of [
-        ['healing', healingWorkflowId(host, scenario.kind ?? 'vllm_oom')],
+        ['healing', healingWorkflowId(host, scenario.kind ?? 'vllm_oom', scenario.service ?? null)],
         ['coordinator', hostCoordinatorWorkflowId(host)],
       ] as const) {
         let runs;

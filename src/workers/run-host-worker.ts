@@ -24,17 +24,21 @@ export async function runHostWorkerProcess(
   const gpuActivities = createGpuActivities(env, settings, join(settings.dataDir, 'audit'));
 
   const logger = createLogger('kloros-worker', settings.logLevel);
-  // Each service's restart against the host's one budget: a restart of any of them is downtime in its window.
-  for (const spec of gpuActivities.services) {
+  // Each service's restart against the host's one budget: a restart of any of them is downtime in its window
+  // (no service configured: the host's measured restarts against the budget alone).
+  const auditDir = join(settings.dataDir, 'audit');
+  const checks = gpuActivities.services.length > 0 ? gpuActivities.services : [null];
+  for (const spec of checks) {
     const fit = restartFitWarnings({
       budgetSeconds: settings.policy.maxDowntimeSeconds,
-      restartTimeoutMs: spec.settings.restartTimeoutMs,
-      measured: await measuredRestart(join(settings.dataDir, 'audit'), settings.host, {
-        name: spec.name,
-        legacy: spec.legacyIds,
-      }),
+      restartTimeoutMs: spec?.settings.restartTimeoutMs ?? null,
+      measured: await measuredRestart(
+        auditDir,
+        settings.host,
+        spec && { name: spec.name, legacy: spec.legacyIds },
+      ),
     });
-    for (const warning of fit) logger.warn({ service: spec.name }, warning);
+    for (const warning of fit) logger.warn(spec ? { service: spec.name } : {}, warning);
   }
   // The SDK's own logs: warnings and errors unless debugging. Its own metrics (polls, task latencies,
   // slots) on a second address, served by the SDK's core (docs/metrics.md). Installed once, before any

@@ -40,6 +40,12 @@ const { loadHealingPolicy, phaseAttributeRegistered, serviceIdentity } = proxyLo
   },
 );
 
+/** What the run asks its worker besides the policy: KlrPhase (0.4) and its service's identity (0.5). */
+async function learnFromWorker(run: HealingRun): Promise<void> {
+  if (patched(PHASE_ATTRIBUTE_PATCH)) run.phaseAttribute = await phaseAttributeRegistered();
+  if (patched(SERVICE_IDENTITY_PATCH)) run.learnService(await serviceIdentity());
+}
+
 export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void> {
   const workflowId = workflowInfo().workflowId;
   const reading = readHealingInput(input, workflowId);
@@ -58,10 +64,7 @@ export async function HealingWorkflow(input: HealingWorkflowInput): Promise<void
   registerHealingHandlers(run, lease);
 
   const policy = await loadHealingPolicy();
-  // 0.4: KlrPhase, where the namespace has it (search-attributes.ts).
-  if (patched(PHASE_ATTRIBUTE_PATCH)) run.phaseAttribute = await phaseAttributeRegistered();
-  // 0.5: the service's name (a legacy id's from the worker) and KlrService, where the namespace has it.
-  if (patched(SERVICE_IDENTITY_PATCH)) run.learnService(await serviceIdentity());
+  await learnFromWorker(run);
   const window = parseMaintenanceWindow(policy.maintenanceWindow, policy.maintenanceTimeZone);
   const rules: EscalationRules = { kind, policy, window, safeRules: run.safeRules };
   run.rules = rules;
