@@ -84,7 +84,8 @@ const optional = (env: Env, name: string): string | null => {
   return v ? v : null;
 };
 
-const httpUrl = z
+/** An http(s) base URL without query or fragment, its trailing slashes removed. */
+export const httpUrl = z
   .string()
   .refine((s) => {
     try {

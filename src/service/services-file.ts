@@ -13,6 +13,7 @@ import {
   loadCandidateFloors,
   loadProbeSizeSettings,
   loadServiceDefaults,
+  httpUrl,
   loadServiceSettings,
 } from './service-settings.js';
 
@@ -76,17 +77,6 @@ const gpuList = z
   .refine((list) => new Set(list.map(String)).size === list.length, 'a GPU is listed twice');
 
 const argv = z.array(z.string().min(1)).min(1).max(256);
-const httpUrl = z
-  .string()
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
-    } catch {
-      return false;
-    }
-  })
-  .transform((s) => s.replace(/\/+$/, ''));
 
 const FIELDS = {
   name: `${SERVICE_EXPECTED}`,
