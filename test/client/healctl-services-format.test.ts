@@ -13,7 +13,8 @@ import { compareListings } from '../../src/client/cli/workflows.js';
 import { type ListRow, formatList } from '../../src/client/commands/list.js';
 import { formatStatus } from '../../src/client/commands/status.js';
 import { rollbackTarget } from '../../src/client/commands/rollback.js';
-import { formatHealingState, leaseService } from '../../src/client/cli/state-text.js';
+import { formatHealingState, formatHostState, leaseService } from '../../src/client/cli/state-text.js';
+import type { HostStateView } from '../../src/workflows/host-coordinator-messages.js';
 import { CliError } from '../../src/client/cli/errors.js';
 import type { HealingStateView } from '../../src/workflows/healing-messages.js';
 
@@ -207,4 +208,25 @@ test("the host view names the lease's service when the coordinator records it", 
   assert.equal(leaseService({ leaseId: 'l' }), '');
   assert.equal(leaseService({ leaseId: 'l', service: null }), '');
   assert.equal(leaseService({ leaseId: 'l', service: 'llama-70b' }), ' of service llama-70b');
+  const now = Date.parse('2026-11-28T12:00:00Z');
+  const lease = {
+    leaseId: 'lease-1',
+    holderWorkflowId: 'kloros-healing/gpu-1/llama-70b/vllm_oom',
+    kind: 'vllm_oom',
+    service: 'llama-70b',
+    grantedAt: now - 60_000,
+    expiresAt: now + 600_000,
+  };
+  const host = {
+    workflowId: 'kloros-host/gpu-1',
+    paused: null,
+    restoreFailure: null,
+    lease,
+    policy: null,
+    cooldownUntil: null,
+  } as unknown as HostStateView;
+  assert.match(
+    formatHostState(host, 'gpu-1', now),
+    /lease {11}held by vllm_oom canary of service llama-70b since 2026-11-28 11:59:00Z/,
+  );
 });

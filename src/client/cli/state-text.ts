@@ -110,7 +110,7 @@ export function formatHealingState(view: HealingStateView, now: number, lastDeci
   return lines.join('\n') + '\n';
 }
 
-/** ", service a" when the lease names the service holding it (coordinators of 0.5 on), else nothing. */
+/** " of service a" when the lease names the service holding it (coordinators of 0.5 on), else nothing. */
 export function leaseService(lease: object): string {
   const service = (lease as { service?: unknown }).service;
   return typeof service === 'string' && service !== '' ? ` of service ${service}` : '';
