@@ -1,7 +1,8 @@
 // `npm start`: the local stack on the embedded default — the Temporal dev server (SQLite file under the
 // data folder, Web UI on), this host's worker (with its /metrics) and the observer — until Ctrl-C, which
-// stops every process it started. Without nvidia-smi it runs the demo: a simulated vLLM that runs out of
-// GPU memory under load, healed within about two minutes (scripts/start/demo-*.ts).
+// stops every process it started. Without nvidia-smi it runs the demo: two simulated vLLM services on one
+// simulated 8-GPU host, one of which runs out of GPU memory under load and is healed within about two
+// minutes while the other is probed and left untouched (scripts/start/demo-*.ts).
 import { join, relative, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
@@ -15,10 +16,11 @@ import { formatLocalTime } from '../src/domain/maintenance-window.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes.js';
 import { ChildSet, waitForLogLine } from './start/children.js';
 import { findNvidiaSmi } from './start/nvidia-smi-lookup.js';
-import { demoSettings, demoWindow, settingsTable } from './start/demo-plan.js';
-import { startDemoService } from './start/demo-service.js';
+import { DEMO_GPU_COUNT, demoSettings, demoWindow, settingsTable } from './start/demo-plan.js';
+import { type DemoHost, startDemoServices } from './start/demo-service.js';
 import { demoObserverEnv, demoWorkerEnv, observerConfigured } from './start/demo-env.js';
 import { watchStages } from './start/stage-watcher.js';
+import { neighbourLine, watchNeighbour } from './start/neighbour-watch.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 const KIND = 'vllm_oom';
@@ -59,8 +61,9 @@ const logDir = join(dataDir, 'logs');
 await mkdir(logDir, { recursive: true });
 
 if (demo) {
-  say('DEMO — no nvidia-smi found (PATH, KLR_NVIDIA_SMI), so this runs a simulated vLLM on a simulated');
-  say('H100 with a config that runs out of GPU memory under load, and lets kloros-healing heal it.');
+  say('DEMO — no nvidia-smi found (PATH, KLR_NVIDIA_SMI), so this runs two simulated vLLM services on a');
+  say('simulated 8-GPU H100 host: "llama" runs out of GPU memory under load and kloros-healing heals it;');
+  say('"qwen" fits, and the demo checks that it is left untouched.');
   say(`Everything is real but the GPU: Temporal, the worker, the observer. Demo files: ${rel(demoDir)}/`);
 } else {
   say(`GPU host: ${nvidiaSmi}; worker and observer run with your settings (docs/operating.md)`);
@@ -70,12 +73,14 @@ const children = new ChildSet();
 let server: DevServerHandle | undefined;
 let connection: Connection | undefined;
 let watcher: { stop(): void } | undefined;
+let neighbours: Array<Awaited<ReturnType<typeof watchNeighbour>>> = [];
 let stopping = false;
 const stop = async (code: number) => {
   if (stopping) return;
   stopping = true;
   say('stopping…');
   watcher?.stop();
+  for (const n of neighbours) n.stop();
   await connection?.close().catch(() => undefined);
   await children.stopAll(say);
   if (server) {
@@ -114,16 +119,24 @@ try {
   };
   let workerEnv = baseEnv;
   let observerEnv: Record<string, string | undefined> | null = observerConfigured(baseEnv) ? baseEnv : null;
+  let demoHost: DemoHost | undefined;
   if (demo) {
-    const service = await startDemoService({ repoRoot: REPO_ROOT, demoDir, children, baseEnv });
+    demoHost = await startDemoServices({ repoRoot: REPO_ROOT, demoDir, children, baseEnv });
     const window = demoWindow(Date.now(), settings.policy.maintenanceTimeZone);
-    workerEnv = demoWorkerEnv(baseEnv, { repoRoot: REPO_ROOT, service, window });
-    observerEnv = demoObserverEnv(baseEnv, { service, demoDir });
+    workerEnv = demoWorkerEnv(baseEnv, { repoRoot: REPO_ROOT, host: demoHost, window });
+    observerEnv = demoObserverEnv(baseEnv, { host: demoHost, demoDir });
     say(
-      `simulated vLLM ${service.baseUrl} (supervisor pid ${service.supervisorPid}), log ${rel(service.logPath)}`,
+      `simulated host: ${DEMO_GPU_COUNT} GPUs (state ${rel(demoHost.gpuStatePath)}), services file ${rel(demoHost.servicesFile)}:`,
     );
+    for (const s of demoHost.services) {
+      const memory = s.plan.serving['gpu-memory-utilization'];
+      say(
+        `  ${s.name} ${s.baseUrl} on GPU ${s.plan.gpu}, gpu-memory-utilization ${memory}, ${s.plan.load} request/s: ` +
+          `${s.plan.role} (supervisor pid ${s.supervisorPid}), log ${rel(s.logPath)}`,
+      );
+    }
     say('settings that differ from production:');
-    for (const line of settingsTable(demoSettings(window))) say(`  ${line}`);
+    for (const line of settingsTable(demoSettings(window, rel(demoHost.servicesFile)))) say(`  ${line}`);
     say(
       `the window opens at ${formatLocalTime(window.opensAt, window.timeZone)} ${window.timeZone}, in ${Math.round((window.opensAt - Date.now()) / 1000)} s`,
     );
@@ -152,12 +165,18 @@ try {
       logFile: join(logDir, 'observer.log'),
     });
     await waitForLogLine(observer, 'observer started', 120_000);
-    say(
-      `observer: follows ${observerEnv.KLR_OBSERVER_FILE ?? observerEnv.KLR_SERVICE_LOG ?? observerEnv.KLR_OBSERVER_COMMAND ?? 'the HTTP door'} (pid ${observer.pid}), log ${rel(observer.logFile)}`,
-    );
+    const follows = demoHost
+      ? `the logs of ${demoHost.services.map((s) => `${s.name} (${rel(s.logPath)})`).join(' and ')}`
+      : observerEnv.KLR_SERVICES_FILE
+        ? `the services of ${observerEnv.KLR_SERVICES_FILE}`
+        : (observerEnv.KLR_OBSERVER_FILE ??
+          observerEnv.KLR_SERVICE_LOG ??
+          observerEnv.KLR_OBSERVER_COMMAND ??
+          'the HTTP door');
+    say(`observer: follows ${follows} (pid ${observer.pid}), log ${rel(observer.logFile)}`);
   } else {
     say(
-      'observer: off — set KLR_SERVICE_LOG (or KLR_OBSERVER_FILE / KLR_OBSERVER_COMMAND) to follow the service log',
+      'observer: off — set KLR_SERVICES_FILE or KLR_SERVICE_LOG (or KLR_OBSERVER_FILE / KLR_OBSERVER_COMMAND) to follow the service logs',
     );
   }
 
@@ -180,14 +199,24 @@ try {
     `Ctrl-C stops everything it started; the next \`npm start\` reuses ${rel(dataDir)}/ (started ${elapsed()} ago)`,
   );
 
+  // The services the demo does not expect to heal: probed from now on, reported when the healed one's
+  // canary ends (promoted or not).
+  neighbours = await Promise.all(
+    (demoHost?.services ?? []).filter((s) => !s.plan.legacyIds).map((s) => watchNeighbour(s)),
+  );
   connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
+  const tell = (line: string) => console.log(`[${demo ? 'demo' : 'heal'} +${elapsed()}] ${line}`);
   watcher = watchStages({
     client,
     host: settings.host,
     kind: KIND,
     sinceMs: startedAt,
-    onStage: (e) => console.log(`[${demo ? 'demo' : 'heal'} +${elapsed()}] ${e.line}`),
+    onStage: (e) => {
+      tell(e.line);
+      if (e.stage === 'promoted' || e.stage === 'not-promoted')
+        for (const n of neighbours) void n.report().then((r) => tell(neighbourLine(r)));
+    },
   });
 } catch (err) {
   console.error(`[start] ${err instanceof Error ? err.message : String(err)}`);

@@ -41,9 +41,71 @@ export const AGGRESSIVE_SERVING = {
   'max-num-seqs': 256,
 } as const;
 
+/** The second service's config: leaves 8 GiB of headroom on its H100, more than a request burst needs. */
+export const FITTING_SERVING = {
+  'gpu-memory-utilization': 0.9,
+  'max-model-len': 8192,
+} as const;
+
+/** Simulated GPUs on the demo's host (an 8-GPU node); the two services use GPUs 0 and 1. */
+export const DEMO_GPU_COUNT = 8;
+
+/** One simulated vLLM service of the demo host. */
+export interface DemoServicePlan {
+  /** Its name in the services file, part of its workflow ids (the legacy one's ids have none). */
+  name: string;
+  model: string;
+  servedModel: string;
+  /** sim/models/<file>. */
+  profileFile: string;
+  gpu: number;
+  serving: Readonly<Record<string, number>>;
+  /** SIM_LOAD: background requests per second. */
+  load: number;
+  /** Continues the single-service workflows of earlier demos (kloros-healing/<host>/<kind>). */
+  legacyIds: boolean;
+  /** What it is in the demo, for the start-up lines. */
+  role: string;
+}
+
+/**
+ * The demo host's services: "llama" runs out of memory and is healed (its ids are the single-service ids
+ * an earlier demo's data folder holds); "qwen", on its own GPU with a config that fits, must stay untouched.
+ */
+export const DEMO_SERVICES: readonly [DemoServicePlan, DemoServicePlan] = [
+  {
+    name: 'llama',
+    model: 'meta-llama/Llama-3.1-8B-Instruct',
+    servedModel: 'llama-3.1-8b',
+    profileFile: 'llama-3.1-8b.json',
+    gpu: 0,
+    serving: AGGRESSIVE_SERVING,
+    load: 1,
+    legacyIds: true,
+    role: 'runs out of GPU memory under load: to be healed',
+  },
+  {
+    name: 'qwen',
+    model: 'Qwen/Qwen2.5-7B-Instruct',
+    servedModel: 'qwen2.5-7b',
+    profileFile: 'qwen2.5-7b.json',
+    gpu: 1,
+    serving: FITTING_SERVING,
+    load: 0.5,
+    legacyIds: false,
+    role: 'fits: to be left alone',
+  },
+];
+
 /** The worker settings the demo overrides, with the production defaults beside them. */
-export function demoSettings(window: DemoWindow): DemoSetting[] {
+export function demoSettings(window: DemoWindow, servicesFile = '<data>/demo/services.yaml'): DemoSetting[] {
   return [
+    {
+      variable: 'KLR_SERVICES_FILE',
+      demo: servicesFile,
+      production: 'unset',
+      why: `${DEMO_SERVICES.map((s) => s.name).join(' and ')} on one host`,
+    },
     {
       variable: 'KLR_GPU_MAINTENANCE_WINDOW',
       demo: `${window.text} (${window.timeZone})`,
@@ -86,7 +148,7 @@ export function demoSettings(window: DemoWindow): DemoSetting[] {
 /** The settings as environment variables (the window without its zone, which has its own variable). */
 export function demoSettingsEnv(window: DemoWindow): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const s of demoSettings(window)) env[s.variable] = s.demo;
+  for (const s of demoSettings(window)) if (s.variable !== 'KLR_SERVICES_FILE') env[s.variable] = s.demo;
   env.KLR_GPU_MAINTENANCE_WINDOW = window.text;
   env.KLR_GPU_MAINTENANCE_TZ = window.timeZone;
   return env;

@@ -1,6 +1,8 @@
-// `npm start` on a machine without nvidia-smi, as a real process: the demo heals the simulated vLLM
-// (first promotion within a generous deadline), Ctrl-C stops every process it started, and a second
-// start on the same data folder finds the first run's workflow in its SQLite file.
+// `npm start` on a machine without nvidia-smi, as a real process: the demo runs two simulated vLLM services
+// on one simulated host, heals the one that runs out of memory (first promotion within a generous deadline)
+// and shows the other untouched (every probe served, same process, same config, no canary), Ctrl-C stops
+// every process it started, and a second start on the same data folder finds the first run's workflow in
+// its SQLite file.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -8,13 +10,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { pickFreePort } from '../../src/servers/dev-server.js';
 import { healingWorkflowId } from '../../src/domain/identifiers.js';
 import { stateQuery } from '../../src/workflows/healing-messages.js';
 import { queryWhenNotBusy } from '../../src/temporal/query-busy.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
+import { DEMO_SERVICES } from '../../scripts/start/demo-plan.js';
+import { demoConfigText } from '../../scripts/start/demo-service.js';
 
 const MINUTE = 60_000;
 const host = `demo-test-${process.pid}`;
@@ -111,7 +115,15 @@ async function withClient<T>(address: string, fn: (client: Client) => Promise<T>
 
 async function interruptAndCheckAllGone(run: Run, extraPids: number[]): Promise<void> {
   const pids = [...new Set([...printedPids(run.output()), ...extraPids])];
-  assert.ok(pids.length >= 4, `dev server, supervisor, worker and observer pids printed: ${pids.join(', ')}`);
+  assert.equal(
+    [...run.output().matchAll(/\(supervisor pid \d+\)/g)].length,
+    2,
+    "both services' supervisors printed",
+  );
+  assert.ok(
+    pids.length >= 5,
+    `dev server, two supervisors, worker and observer pids printed: ${pids.join(', ')}`,
+  );
   run.proc.kill('SIGINT');
   const result = await run.proc;
   assert.equal(result.exitCode, 0, run.output());
@@ -196,7 +208,57 @@ async function firstRun(run: Run): Promise<void> {
   // The simulated vLLM itself is the supervisor's child: its pid, from the supervisor's pid file.
   const servicePid = Number((await readFile(join(dataDir, 'demo', 'svc', 'service.pid'), 'utf8')).trim());
   assert.ok(servicePid > 0);
-  await interruptAndCheckAllGone(run, [servicePid]);
+  const qwenPid = await checkQwenUntouched(run);
+  // What the demo showed, for the test's log.
+  console.log(
+    run
+      .output()
+      .split('\n')
+      .filter((l) => /^\[demo \+|^\[start\] {3}(llama|qwen) /.test(l))
+      .join('\n'),
+  );
+  await interruptAndCheckAllGone(run, [servicePid, qwenPid]);
+}
+
+/** The second service: probed by the demo throughout, never failed, never restarted or retuned. */
+async function checkQwenUntouched(run: Run): Promise<number> {
+  const output = await run.waitFor(/\] qwen (untouched|DISTURBED): /, MINUTE);
+  const line = /\] (qwen (?:untouched|DISTURBED): .*)/.exec(output)![1]!;
+  const m =
+    /^qwen untouched: served (\d+) requests, 0 failed, same process \(pid (\d+)\), config unchanged$/.exec(
+      line,
+    );
+  assert.ok(m, line);
+  assert.ok(Number(m[1]) >= 5, `the demo probed qwen while llama was healed: ${line}`);
+  const qwenPid = Number(m[2]);
+  const demoDir = join(dataDir, 'demo');
+  assert.equal(Number((await readFile(join(demoDir, 'svc-qwen', 'service.pid'), 'utf8')).trim()), qwenPid);
+  // Both services named where npm start describes the host, the services file in the settings table.
+  const url = /\] +qwen (http:\/\/127\.0\.0\.1:(\d+)) on GPU 1, .*\(supervisor pid \d+\), log /.exec(output);
+  assert.ok(url, output);
+  assert.match(output, /\] +llama http:\/\/127\.0\.0\.1:\d+ on GPU 0, .*\(supervisor pid \d+\), log /);
+  assert.match(output, /KLR_SERVICES_FILE\s+\S*services\.yaml\s+unset/);
+  // Its config on disk is the one the demo wrote, byte for byte.
+  assert.equal(
+    await readFile(join(demoDir, 'qwen.yaml'), 'utf8'),
+    demoConfigText(DEMO_SERVICES[1], Number(url[2])),
+  );
+  // Its workflow, if the observer ever started one, never ran a canary.
+  const qwenState = await withClient(run.temporalAddress, (client) =>
+    queryWhenNotBusy(() =>
+      client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom', 'qwen')).query(stateQuery),
+    ).catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError || /not found/i.test(String(err))) return null;
+      throw err;
+    }),
+  );
+  assert.equal(qwenState?.lastCanary ?? null, null, JSON.stringify(qwenState?.lastCanary));
+  assert.deepEqual(
+    (qwenState?.decisions ?? []).filter((d) => d.code === 'canary_started'),
+    [],
+    'no canary on qwen',
+  );
+  return qwenPid;
 }
 
 test('a second npm start reuses the data folder: the first run is still there', async () => {
@@ -208,6 +270,27 @@ test('a second npm start reuses the data folder: the first run is still there', 
   }
 });
 
+/** `query()` asked again every 2 s for up to `timeoutMs` while it fails; the failures are logged. */
+async function queryPatiently<T>(query: () => Promise<T>, timeoutMs = 2 * MINUTE): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  const failures: string[] = [];
+  for (;;) {
+    try {
+      const result = await query();
+      if (failures.length > 0)
+        console.log(`the query failed ${failures.length} time(s) first:\n${failures.join('\n')}`);
+      return result;
+    } catch (err) {
+      const cause =
+        err instanceof Error ? (err.cause as { code?: unknown; details?: unknown } | undefined) : undefined;
+      failures.push(`${String(err)} (${String(cause?.code)}: ${String(cause?.details)})`);
+      if (Date.now() > deadline)
+        throw new Error(`the query kept failing:\n${failures.join('\n')}`, { cause: err });
+      await delay(2_000);
+    }
+  }
+}
+
 async function secondRun(run: Run): Promise<void> {
   // Generous: on a busy CI machine the worker's start (bundling the workflows) alone has taken minutes.
   await run.waitFor(/Ctrl-C stops everything/, 5 * MINUTE);
@@ -215,8 +298,12 @@ async function secondRun(run: Run): Promise<void> {
     const ids: string[] = [];
     for await (const wf of client.workflow.list({ query: `KlrHost = "${host}"` })) ids.push(wf.workflowId);
     // The progress watcher of npm start queries too: the dev server may answer "busy" (query-busy.ts).
-    const s = await queryWhenNotBusy(() =>
-      client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
+    // The freshly started worker first replays the workflow's history to answer, on a machine that also
+    // runs two simulated services: a query may fail before it does, so a failure is asked again.
+    const s = await queryPatiently(() =>
+      queryWhenNotBusy(() =>
+        client.workflow.getHandle(healingWorkflowId(host, 'vllm_oom')).query(stateQuery),
+      ),
     );
     return { listed: ids, lastCanary: s.lastCanary };
   });
