@@ -32,7 +32,10 @@ async function findTests(dir: string): Promise<string[]> {
 // without it (npm test) everything else. A path filter (npm run test:only -- <part>) picks from all.
 const args = process.argv.slice(2);
 const chaos = args.includes('--chaos');
-const filters = args.filter((a) => a !== '--chaos');
+// `--checks` (npm test): the type check and the lint run beside the test files instead of before them, their
+// output printed when they end; either failing fails the run.
+const withChecks = args.includes('--checks');
+const filters = args.filter((a) => a !== '--chaos' && a !== '--checks');
 const all = await findTests('test');
 const isChaos = (f: string) => relative('test', f).startsWith(`chaos${sep}`);
 const files =
@@ -211,6 +214,24 @@ const laneBusy: number[] = [];
  * waiting file is left the first waiting lane takes the others (the run's tail: one more file beside
  * the CPU's lanes, to fill the waits inside them).
  */
+/** A check (type check, lint) run once beside the files: its output printed when it ends; true: it passed. */
+async function runCheck(name: string, file: string, checkArgs: string[]): Promise<boolean> {
+  const t0 = Date.now();
+  const child = spawn(file, checkArgs, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  running.add(child);
+  const out: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => out.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => out.push(d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  running.delete(child);
+  const text = out.join('').trim();
+  if (text) console.log(text);
+  say(
+    `${name} ${code === 0 ? 'passed' : `FAILED (exit ${code ?? 'killed'})`} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+  );
+  return code === 0;
+}
+
 async function runAll(queue: string[]): Promise<FileRun[]> {
   const results: FileRun[] = [];
   const take = (waitingOnly: boolean) => {
@@ -277,6 +298,12 @@ const expected = (f: string) => {
   const last = times[key(f)];
   return typeof last === 'number' && Number.isFinite(last) ? last : guess(f);
 };
+const checks = withChecks
+  ? [
+      runCheck('type check', 'npm', ['run', '--silent', 'typecheck']),
+      runCheck('lint', 'npm', ['run', '--silent', 'lint']),
+    ]
+  : [];
 const first = await runAll([...files].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b)));
 const hung = first.filter((r) => r.hung);
 const reruns: FileRun[] = [];
@@ -292,6 +319,7 @@ await writeTimes(times);
 const total: Record<string, number> = {};
 for (const r of final.values()) for (const [k, v] of Object.entries(r.counts)) total[k] = (total[k] ?? 0) + v;
 const failed = [...final.values()].filter((r) => r.exitCode !== 0 || r.hung);
+const checksFailed = (await Promise.all(checks)).filter((ok) => !ok).length;
 say(
   `${final.size} files in ${((Date.now() - started) / 1000).toFixed(0)} s: ` +
     ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'].map((k) => `${k} ${total[k] ?? 0}`).join(', '),
@@ -313,4 +341,4 @@ for (const r of hung) {
 for (const r of failed)
   say(`FAILED ${relative('.', r.file)} (exit ${r.exitCode ?? 'killed'}, ${r.seconds.toFixed(0)} s)`);
 removeBundle();
-process.exit(failed.length > 0 ? 1 : 0);
+process.exit(failed.length > 0 || checksFailed > 0 ? 1 : 0);
