@@ -40,7 +40,8 @@ type Env = Record<string, string | undefined>;
 
 const RESTART_EXAMPLE = '["systemctl","restart","vllm"]';
 
-const argv = z.array(z.string().min(1)).min(1);
+/** A command as an argument list (never a shell string): non-empty strings, at least the program. */
+export const commandArgv = z.array(z.string().min(1)).min(1);
 
 function parseRestartCommand(raw: string | undefined): [string, ...string[]] {
   const name = 'KLR_SERVICE_RESTART_CMD';
@@ -67,7 +68,7 @@ function parseRestartCommand(raw: string | undefined): [string, ...string[]] {
       `a JSON array of strings (an argument list, never run through a shell), e.g. ${JSON.stringify(words)}`,
     );
   }
-  const result = argv.safeParse(parsed);
+  const result = commandArgv.safeParse(parsed);
   if (!result.success) {
     throw new SettingsError(
       name,

@@ -8,17 +8,19 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SettingsError, duration } from '../config/settings.js';
 import { SERVICE_EXPECTED, isValidService } from '../domain/identifiers.js';
+import type { GpuRef } from '../domain/service-vram.js';
 import {
   type ServiceSettings,
   loadCandidateFloors,
   loadProbeSizeSettings,
   loadServiceDefaults,
+  commandArgv,
   httpUrl,
   loadServiceSettings,
 } from './service-settings.js';
 
 /** One GPU of a service, as CUDA_VISIBLE_DEVICES names it: an index, or a UUID (`GPU-…`, `MIG-…`). */
-export type GpuRef = number | string;
+export type { GpuRef };
 
 /** Where a service's log comes from: a file it appends to, or a command that prints it (journalctl -f). */
 export type ServiceLogSource = { file: string } | { command: [string, ...string[]] } | null;
@@ -76,7 +78,7 @@ const gpuList = z
   .preprocess((v) => (typeof v === 'string' ? v.split(',') : v), z.array(gpuRef).min(1))
   .refine((list) => new Set(list.map(String)).size === list.length, 'a GPU is listed twice');
 
-const argv = z.array(z.string().min(1)).min(1).max(256);
+const argv = commandArgv.max(256);
 
 const FIELDS = {
   name: `${SERVICE_EXPECTED}`,
