@@ -8,6 +8,7 @@ import { HOST_EXPECTED, isValidHost, isValidKind } from '../domain/identifiers.j
 import { parseKindActions } from '../domain/kind-policy.js';
 import { isValidTimeZone, parseMaintenanceWindow } from '../domain/maintenance-window.js';
 import { DEFAULT_HOST_MAX_CANARIES_7D, DEFAULT_POLICY, type HealingPolicy } from '../domain/policy.js';
+import { quotedValue } from '../domain/quoted-value.js';
 
 export class SettingsError extends Error {
   constructor(
@@ -21,12 +22,7 @@ export class SettingsError extends Error {
 }
 
 /** A bad value as the error quotes it: whole when short, else its start and its length (never 200 kB). */
-function echoed(value: string): string {
-  const MAX = 120;
-  return value.length <= MAX
-    ? JSON.stringify(value)
-    : `${JSON.stringify(value.slice(0, MAX))}… (${value.length} characters)`;
-}
+const echoed = (value: string): string => quotedValue(value, 120);
 
 export interface Settings {
   policy: HealingPolicy;

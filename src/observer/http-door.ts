@@ -18,6 +18,7 @@ import {
 } from './delivery.js';
 import type { HttpDoorSettings } from './observer-settings.js';
 import { TokenBucket } from './token-bucket.js';
+import { quotedValue } from '../domain/quoted-value.js';
 
 export interface HttpDoorLog {
   info(obj: object, msg: string): void;
@@ -112,10 +113,7 @@ export function routeLabel(
   const names = services.map((s) => s.name);
   const choices = names.length > 0 ? `one of ${names.map((n) => JSON.stringify(n)).join(', ')}` : null;
   if (label !== null && !SERVICE_PATTERN.test(label)) {
-    const shown =
-      label.length > MAX_ECHOED_LABEL
-        ? `${JSON.stringify(label.slice(0, MAX_ECHOED_LABEL))}… (${label.length} characters)`
-        : JSON.stringify(label);
+    const shown = quotedValue(label, MAX_ECHOED_LABEL);
     return {
       ok: false,
       error: `service ${shown}: expected ${SERVICE_EXPECTED}${choices ? `, ${choices}` : ''}`,

@@ -12,6 +12,7 @@ import {
 } from '../../domain/identifiers.js';
 import { UsageError } from './errors.js';
 import { resolveHost } from './context.js';
+import { quotedValue } from '../../domain/quoted-value.js';
 
 export function parseKind(kind: string, command: string): string {
   if (!isValidKind(kind)) {
@@ -29,9 +30,7 @@ export function parseHost(host: string, command: string): string {
 
 /** A value as an error message quotes it: JSON, at most 80 characters of it (a 10 kB argument stays one line). */
 export function quoted(value: string): string {
-  return value.length > 80
-    ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)`
-    : JSON.stringify(value);
+  return quotedValue(value, 80);
 }
 
 /** --service, validated: a bad name is a usage error (exit 2) saying what is expected. */
