@@ -6,15 +6,13 @@
 // run once more on its own, and said so: the Java time-skipping server sometimes stops skipping time with nothing pending, which is
 // the server's, not the code's (docs/testing.md, "Hangs"); a file that hangs twice, or fails, fails.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { cacheDir } from '../src/servers/cache.js';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
-import { buildWorkflowBundle } from '../test/support/test-env.js';
 
 async function findTests(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -79,39 +77,60 @@ const waits = (f: string) => WAITING.some((w) => relative('test', f).split(sep).
 const silenceS = seconds('KLR_TEST_SILENCE_S', chaos ? 600 : 300);
 const fileTimeoutS = seconds('KLR_TEST_FILE_TIMEOUT_S', chaos ? 1500 : 900);
 const rerunHung = process.env.KLR_TEST_RERUN_HUNG !== '0';
+// `KLR_TEST_CPU=1`: each file runs under GNU time (/usr/bin/time), and the summary gives the CPU seconds
+// each took (its process and what it waited for), the figure that counts on two cores.
+const measureCpu = process.env.KLR_TEST_CPU === '1' && existsSync('/usr/bin/time');
+const CPU_MARK = '# klr-cpu ';
 
 const say = (m: string) => console.log(`# ${m}`);
+const running = new Set<ChildProcess>();
 const started = Date.now();
 provisionOsDependencies(files, say);
 const cli = await resolveTemporalCli(say);
 const testServer = await ensureTestServer(say);
 say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, ${testServer}`);
 
-// The workflow bundle, built once here for every file that runs workflows in-process on a test server
-// (test/support/test-env.ts reads it from $KLR_TEST_WORKFLOW_BUNDLE) instead of once in each of them.
-// It is built while the first files run; a file that needs it waits for it.
-const bundlePath = join(tmpdir(), `klr-workflow-bundle-${process.pid}.js`);
-const needsBundle = new Set<string>();
-for (const f of files)
-  if (/support\/(test-env|fresh-host)\.js'/.test(await readFile(f, 'utf8'))) needsBundle.add(f);
-let bundleBuilt = false;
-const bundleReady: Promise<void> =
-  needsBundle.size === 0
+// The build (`npm run build` into a folder of its own: the JavaScript production runs and the workflow
+// bundle), made once here while the first files run, for the files that would otherwise start every
+// healctl through tsx (about three times the CPU) or bundle the workflows themselves: they get
+// $KLR_TEST_BUILD and $KLR_TEST_WORKFLOW_BUNDLE (test/support/healctl-command.ts, test-env.ts) and wait
+// for it. Inside node_modules, so that the built files resolve the installed packages as dist/ does. A
+// failed build is said, and those files fall back to the sources.
+const buildDir = resolve('node_modules', '.cache', `klr-test-build-${process.pid}`);
+const BUILD_USERS = /support\/(test-env|fresh-host|healctl-command)\.js'|KLR_TEST_BUILD/;
+const needsBuild = new Set<string>();
+for (const f of files) if (BUILD_USERS.test(await readFile(f, 'utf8'))) needsBuild.add(f);
+let built = false;
+const buildReady: Promise<void> =
+  needsBuild.size === 0
     ? Promise.resolve()
-    : (async () => {
+    : new Promise((resolveBuild) => {
         const t0 = Date.now();
-        try {
-          await writeFile(bundlePath, (await buildWorkflowBundle()).code);
-          bundleBuilt = true;
-          say(`workflow bundle built in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${bundlePath}`);
-        } catch (err) {
-          // Each file then builds its own, and its tests say what is wrong.
-          say(`the workflow bundle did not build: ${(err as Error).message.split('\n')[0]}`);
-        }
-      })();
-const removeBundle = () => {
-  if (bundleBuilt) rmSync(bundlePath, { force: true });
-};
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'scripts/build.ts', '--out-dir', buildDir],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            detached: true,
+          },
+        );
+        running.add(child);
+        const out: string[] = [];
+        child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
+        child.stderr.on('data', (d: Buffer) => out.push(d.toString()));
+        child.on('close', (code) => {
+          running.delete(child);
+          built = code === 0;
+          if (built) say(`built ${buildDir} for the tests in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+          // The files that wanted it then run the sources through tsx and bundle the workflows themselves.
+          else
+            say(
+              `the build for the tests failed (exit ${code ?? 'killed'}), they run the sources:\n${out.join('')}`,
+            );
+          resolveBuild();
+        });
+      });
+const removeBuild = () => rmSync(buildDir, { recursive: true, force: true });
 
 interface FileRun {
   readonly file: string;
@@ -120,21 +139,25 @@ interface FileRun {
   readonly hung: string | null;
   readonly counts: Readonly<Record<string, number>>;
   readonly seconds: number;
+  /** CPU seconds (user + system) of the file and the processes it waited for, with KLR_TEST_CPU=1. */
+  readonly cpu: number | null;
 }
 
-const running = new Set<ChildProcess>();
 // Streamed when one file runs alone; otherwise each file's output is printed whole when it ends, so
 // that two files' lines do not interleave.
 const stream = files.length === 1 || (concurrency === 1 && waitLanes === 0);
 
 async function runFile(file: string): Promise<FileRun> {
-  if (needsBundle.has(file)) await bundleReady;
+  if (needsBuild.has(file)) await buildReady;
   const t0 = Date.now();
   // No --test-force-exit: on Node 20 it ended a file between its describe blocks, leaving tests unrun
   // with a passing summary (bad-input.test.ts: 73 of 92). A file kept alive by a leaked handle is
   // caught by the silence deadline instead.
   const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec'];
-  const child = spawn(process.execPath, [...nodeArgs, file], {
+  const command = measureCpu
+    ? ['/usr/bin/time', '-f', `${CPU_MARK}%U %S`, process.execPath, ...nodeArgs, file]
+    : [process.execPath, ...nodeArgs, file];
+  const child = spawn(command[0]!, command.slice(1), {
     // Its own process group, so that the deadline ends the servers and workers its tests started too.
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,7 +165,9 @@ async function runFile(file: string): Promise<FileRun> {
       ...process.env,
       TEMPORAL_CLI: cli,
       KLR_TEST_SERVER: testServer,
-      ...(bundleBuilt ? { KLR_TEST_WORKFLOW_BUNDLE: bundlePath } : {}),
+      ...(built
+        ? { KLR_TEST_BUILD: buildDir, KLR_TEST_WORKFLOW_BUNDLE: join(buildDir, 'workflow-bundle.js') }
+        : {}),
     },
   });
   running.add(child);
@@ -183,6 +208,7 @@ async function runFile(file: string): Promise<FileRun> {
         hung,
         counts: summaryCounts(text),
         seconds: (Date.now() - t0) / 1000,
+        cpu: cpuSeconds(text),
       });
     });
   });
@@ -203,6 +229,17 @@ function summaryCounts(text: string): Record<string, number> {
   for (const m of text.matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm))
     counts[m[1]!] = Number(m[2]);
   return counts;
+}
+
+/** GNU time's line for the file (KLR_TEST_CPU=1): user + system seconds. */
+function cpuSeconds(text: string): number | null {
+  const at = text.lastIndexOf(CPU_MARK);
+  if (at < 0) return null;
+  const [user, system] = text
+    .slice(at + CPU_MARK.length)
+    .split(/\s+/, 2)
+    .map(Number);
+  return Number.isFinite(user) && Number.isFinite(system) ? user! + system! : null;
 }
 
 /** Seconds each lane spent running files: the CPU's lanes, then the waiting files' lanes. */
@@ -289,7 +326,7 @@ const guess = (f: string) =>
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.on(signal, () => {
     for (const child of running) killGroup(child);
-    removeBundle();
+    removeBuild();
     process.exit(130);
   });
 
@@ -328,6 +365,11 @@ if (final.size > 1) {
   const slowest = [...first].sort((a, b) => b.seconds - a.seconds).slice(0, 10);
   say(`lanes busy ${laneBusy.map((t) => `${t.toFixed(0)} s`).join(', ')}; the longest files:`);
   for (const r of slowest) say(`${r.seconds.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
+  if (measureCpu) {
+    const cpu = first.filter((r) => r.cpu !== null).sort((a, b) => b.cpu! - a.cpu!);
+    say(`CPU seconds, ${cpu.reduce((s, r) => s + r.cpu!, 0).toFixed(0)} in all; the costliest files:`);
+    for (const r of cpu.slice(0, 25)) say(`${r.cpu!.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
+  }
 }
 for (const r of hung) {
   const again = reruns.find((x) => x.file === r.file);
@@ -340,5 +382,5 @@ for (const r of hung) {
 }
 for (const r of failed)
   say(`FAILED ${relative('.', r.file)} (exit ${r.exitCode ?? 'killed'}, ${r.seconds.toFixed(0)} s)`);
-removeBundle();
+removeBuild();
 process.exit(failed.length > 0 || checksFailed > 0 ? 1 : 0);

@@ -3,8 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
-const healctl = (args: string[]) => execa('node', ['bin/healctl.js', ...args], { reject: false });
+const healctl = (args: string[]) => execa(process.execPath, [HEALCTL_SCRIPT, ...args], { reject: false });
 
 async function complete(script: string, words: string[]): Promise<string[]> {
   const array = words.map((w) => `'${w}'`).join(' ');

@@ -5,10 +5,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
 let dir: string;
 const healctl = (args: string[], input?: string) =>
-  execa('node', ['bin/healctl.js', ...args], {
+  execa(process.execPath, [HEALCTL_SCRIPT, ...args], {
     reject: false,
     ...(input !== undefined ? { input } : { stdin: 'ignore' }),
     // No Temporal anywhere: a dry run must not try to reach one.
@@ -96,7 +97,7 @@ test('--json | head: the reader going away ends observe quietly with exit 0 (no 
     'bash',
     [
       '-c',
-      `node bin/healctl.js observe --file '${log}' --once --dry-run --json | head -c 200 >/dev/null; echo "healctl exit \${PIPESTATUS[0]}" >&2`,
+      `'${process.execPath}' '${HEALCTL_SCRIPT}' observe --file '${log}' --once --dry-run --json | head -c 200 >/dev/null; echo "healctl exit \${PIPESTATUS[0]}" >&2`,
     ],
     {
       reject: false,

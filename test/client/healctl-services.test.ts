@@ -1,4 +1,4 @@
-// healctl on a GPU host that runs several vLLM services (issue 17): real `node bin/healctl.js` processes
+// healctl on a GPU host that runs several vLLM services (issue 17): real healctl processes (test/support/healctl-command.ts)
 // against a real dev server (with the search attributes) and a real host-worker process. The host has
 // vllm_oom workflows for services a and b (no legacy one), kv_cache for the legacy service and for a, and
 // oom_probe for b only. The maintenance window is hours away, so nothing moves while the commands run.
@@ -15,6 +15,7 @@ import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { stateQuery } from '../../src/workflows/healing-messages.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { eventually } from '../support/healing-harness.js';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
 const host = `svc-${process.pid}`;
 let dir: string;
@@ -26,7 +27,7 @@ let client: Client;
 const utcHhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 
 function healctl(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, ['bin/healctl.js', ...args], {
+  return execa(process.execPath, [HEALCTL_SCRIPT, ...args], {
     env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host, USER: 'tester', ...env },
     reject: false,
   });
@@ -270,7 +271,7 @@ test("observe --service sends the log's incidents to that service's workflow", a
     .replace(/ERROR \d\d-\d\d \d\d:\d\d:\d\d /, 'ERROR '); // no time: it happened now
   const r = await execa(
     process.execPath,
-    ['bin/healctl.js', 'observe', '-', '--once', '--service', 'a', '--state-dir', join(dir, 'observe')],
+    [HEALCTL_SCRIPT, 'observe', '-', '--once', '--service', 'a', '--state-dir', join(dir, 'observe')],
     {
       env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host },
       input: `${line}\n`,

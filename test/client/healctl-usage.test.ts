@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { pickFreePort } from '../../src/servers/dev-server.js';
 import { assertGroupGone, killQuietly, pidsFrom, waitForMembers } from '../support/process-group.js';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
 let dir: string;
 let deadAddress: string;
@@ -35,7 +36,7 @@ after(async () => {
 });
 
 const healctl = (args: string[], env: Record<string, string> = {}) =>
-  execa(process.execPath, ['bin/healctl.js', ...args], {
+  execa(process.execPath, [HEALCTL_SCRIPT, ...args], {
     env: { TEMPORAL_ADDRESS: deadAddress, KLR_HOST: 'gpu-test', USER: 'tester', ...env },
     reject: false,
   });

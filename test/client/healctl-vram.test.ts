@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
 let dir: string;
 let state: string;
@@ -35,7 +36,7 @@ before(async () => {
 after(async () => rm(dir, { recursive: true, force: true }));
 
 const healctl = (args: string[], env: Record<string, string>) =>
-  execa(process.execPath, ['bin/healctl.js', ...args], {
+  execa(process.execPath, [HEALCTL_SCRIPT, ...args], {
     env: { PATH: '/usr/bin:/bin', ...env },
     extendEnv: false,
     reject: false,

@@ -1,4 +1,4 @@
-// healctl as an operator runs it: real `node bin/healctl.js` processes against a real dev server (with the
+// healctl as an operator runs it: real healctl processes (test/support/healctl-command.ts) against a real dev server (with the
 // search attributes) and a real host-worker process. One server for the whole file; the maintenance
 // window is hours away, so the state the commands print stays put while they run.
 import { after, before, test } from 'node:test';
@@ -20,6 +20,7 @@ import { type DevServerHandle, startDevServer } from '../../src/servers/dev-serv
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import type { Decision } from '../../src/domain/decision-log.js';
 import { decisionsOf, eventually, hostState, symptom } from '../support/healing-harness.js';
+import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
 
 const host = `cli-${process.pid}`;
 const kind = 'vllm_oom';
@@ -32,7 +33,7 @@ let client: Client;
 const utcHhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 
 function healctl(args: string[]) {
-  return execa(process.execPath, ['bin/healctl.js', ...args], {
+  return execa(process.execPath, [HEALCTL_SCRIPT, ...args], {
     env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host, USER: 'tester' },
     reject: false,
   });
@@ -302,7 +303,7 @@ test('start is idempotent and cancel ends the workflow', async () => {
 });
 
 test('watch prints a new block when the state changes, and Ctrl-C ends it with exit 0', async () => {
-  const proc = execa(process.execPath, ['bin/healctl.js', 'watch', kind, '--interval', '0.5'], {
+  const proc = execa(process.execPath, [HEALCTL_SCRIPT, 'watch', kind, '--interval', '0.5'], {
     env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host },
     reject: false,
   });
@@ -328,7 +329,7 @@ test('watch prints a new block when the state changes, and Ctrl-C ends it with e
 });
 
 test('watch --json prints one JSON line per change, the status --json object', async () => {
-  const proc = execa(process.execPath, ['bin/healctl.js', 'watch', kind, '--json', '--interval', '0.5'], {
+  const proc = execa(process.execPath, [HEALCTL_SCRIPT, 'watch', kind, '--json', '--interval', '0.5'], {
     env: { TEMPORAL_ADDRESS: server.address, KLR_HOST: host },
     reject: false,
   });
