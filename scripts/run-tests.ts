@@ -6,13 +6,39 @@
 // run once more on its own, and said so: the Java time-skipping server sometimes stops skipping time with nothing pending, which is
 // the server's, not the code's (docs/testing.md, "Hangs"); a file that hangs twice, or fails, fails.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { cacheDir } from '../src/servers/cache.js';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
+
+/**
+ * The test files that use the test run's build: those that name KLR_TEST_BUILD or
+ * KLR_TEST_WORKFLOW_BUNDLE, or name (import or start) a support module that does, however deep.
+ */
+async function buildUsers(testFiles: readonly string[]): Promise<Set<string>> {
+  const support = join('test', 'support');
+  const texts = new Map<string, string>();
+  for (const name of await readdir(support))
+    if (name.endsWith('.ts')) texts.set(name.slice(0, -3), await readFile(join(support, name), 'utf8'));
+  const names = (text: string, users: Set<string>) =>
+    /KLR_TEST_(BUILD|WORKFLOW_BUNDLE)/.test(text) ||
+    [...users].some((u) => text.includes(`${u}.js'`) || text.includes(`${u}.ts'`));
+  const users = new Set<string>();
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [name, text] of texts)
+      if (!users.has(name) && names(text, users)) {
+        users.add(name);
+        grew = true;
+      }
+  }
+  const found = new Set<string>();
+  for (const f of testFiles) if (names(await readFile(f, 'utf8'), users)) found.add(f);
+  return found;
+}
 
 async function findTests(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -85,6 +111,7 @@ const CPU_MARK = '# klr-cpu ';
 const say = (m: string) => console.log(`# ${m}`);
 const running = new Set<ChildProcess>();
 const started = Date.now();
+const machineCpuAtStart = machineCpuSeconds();
 provisionOsDependencies(files, say);
 const cli = await resolveTemporalCli(say);
 const testServer = await ensureTestServer(say);
@@ -92,15 +119,15 @@ say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, $
 
 // The build (`npm run build` into a folder of its own: the JavaScript production runs and the workflow
 // bundle), made once here while the first files run, for the files that would otherwise start every
-// healctl through tsx (about three times the CPU) or bundle the workflows themselves: they get
-// $KLR_TEST_BUILD and $KLR_TEST_WORKFLOW_BUNDLE (test/support/healctl-command.ts, test-env.ts) and wait
-// for it. Inside node_modules, so that the built files resolve the installed packages as dist/ does. A
+// healctl through tsx (about three times the CPU) or bundle the workflows themselves, in-process or in
+// each worker they start (about 10 CPU-s each): they get $KLR_TEST_BUILD and $KLR_TEST_WORKFLOW_BUNDLE
+// (test/support/: healctl-command, test-env, heal-stack, scripted-worker) and wait for it. Inside node_modules, so that the built files resolve the installed packages as dist/ does. A
 // failed build is said, and those files fall back to the sources.
 const buildDir = resolve('node_modules', '.cache', `klr-test-build-${process.pid}`);
-const BUILD_USERS = /support\/(test-env|fresh-host|healctl-command)\.js'|KLR_TEST_BUILD/;
-const needsBuild = new Set<string>();
-for (const f of files) if (BUILD_USERS.test(await readFile(f, 'utf8'))) needsBuild.add(f);
+// KLR_TEST_USE_BUILD=0: no build, every file on the sources (the baseline for KLR_TEST_CPU's figures).
+const needsBuild = process.env.KLR_TEST_USE_BUILD === '0' ? new Set<string>() : await buildUsers(files);
 let built = false;
+if (needsBuild.size > 0) say(`${needsBuild.size} of ${files.length} files use the run's build`);
 const buildReady: Promise<void> =
   needsBuild.size === 0
     ? Promise.resolve()
@@ -229,6 +256,25 @@ function summaryCounts(text: string): Record<string, number> {
   for (const m of text.matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm))
     counts[m[1]!] = Number(m[2]);
   return counts;
+}
+
+/**
+ * CPU seconds the whole machine has spent (user, nice, system, irq, softirq: /proc/stat's first line), or
+ * null where there is no /proc: counts what each file's GNU time misses, the processes a file starts and
+ * kills rather than waits for (servers, workers, simulated services).
+ */
+function machineCpuSeconds(): number | null {
+  try {
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+      .split('\n', 1)[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    return (user! + nice! + system! + irq! + softirq!) / 100;
+  } catch {
+    return null;
+  }
 }
 
 /** GNU time's line for the file (KLR_TEST_CPU=1): user + system seconds. */
@@ -365,11 +411,19 @@ if (final.size > 1) {
   const slowest = [...first].sort((a, b) => b.seconds - a.seconds).slice(0, 10);
   say(`lanes busy ${laneBusy.map((t) => `${t.toFixed(0)} s`).join(', ')}; the longest files:`);
   for (const r of slowest) say(`${r.seconds.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
-  if (measureCpu) {
-    const cpu = first.filter((r) => r.cpu !== null).sort((a, b) => b.cpu! - a.cpu!);
-    say(`CPU seconds, ${cpu.reduce((s, r) => s + r.cpu!, 0).toFixed(0)} in all; the costliest files:`);
-    for (const r of cpu.slice(0, 25)) say(`${r.cpu!.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
+}
+if (measureCpu) {
+  const machine = machineCpuSeconds();
+  if (machine !== null && machineCpuAtStart !== null) {
+    const wall = (Date.now() - started) / 1000;
+    const used = machine - machineCpuAtStart;
+    say(
+      `the machine: ${used.toFixed(0)} CPU-s in ${wall.toFixed(0)} s (${(used / wall).toFixed(2)} cores busy)`,
+    );
   }
+  const cpu = first.filter((r) => r.cpu !== null).sort((a, b) => b.cpu! - a.cpu!);
+  say(`CPU seconds of the files, ${cpu.reduce((s, r) => s + r.cpu!, 0).toFixed(0)} in all; the costliest:`);
+  for (const r of cpu.slice(0, 25)) say(`${r.cpu!.toFixed(0).padStart(6)} s  ${relative('.', r.file)}`);
 }
 for (const r of hung) {
   const again = reruns.find((x) => x.file === r.file);

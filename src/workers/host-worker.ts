@@ -54,6 +54,12 @@ export interface HostWorkerOptions {
   metricsAddress?: ListenAddress | null;
   /** KLR_METRICS_RECHECK (seconds): see MetricsCollector's recheckMs. */
   metricsRecheckSeconds?: number;
+  /**
+   * A workflow bundle built from these sources beforehand (the tests' scripted worker passes the test
+   * run's build) instead of bundling at start; absent: the build's own beside a compiled worker, else
+   * bundled at start.
+   */
+  workflowBundlePath?: string;
 }
 
 export interface RunningHostWorker {
@@ -68,6 +74,7 @@ export interface RunningHostWorker {
 
 export async function startHostWorker(options: HostWorkerOptions): Promise<RunningHostWorker> {
   const { settings, target, logger } = options;
+  const bundlePath = options.workflowBundlePath ?? (usePrebuiltBundle ? PREBUILT_WORKFLOW_BUNDLE : null);
   const taskQueue = hostTaskQueue(settings.host);
   const connection = await NativeConnection.connect(target.connectionOptions);
   const clientConnection = await Connection.connect(target.connectionOptions);
@@ -106,9 +113,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       connection,
       namespace: target.namespace,
       taskQueue,
-      ...(usePrebuiltBundle
-        ? { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } }
-        : { workflowsPath: WORKFLOWS_PATH }),
+      ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
       dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
       activities,
       sinks: metricsSinks(collector),
@@ -139,7 +144,7 @@ export async function startHostWorker(options: HostWorkerOptions): Promise<Runni
       address: target.address,
       host: settings.host,
       metrics: metricsServer ? `http://${formatListenAddress(metricsServer.address)}/metrics` : 'off',
-      workflows: usePrebuiltBundle ? PREBUILT_WORKFLOW_BUNDLE : `bundled at start from ${WORKFLOWS_PATH}`,
+      workflows: bundlePath ?? `bundled at start from ${WORKFLOWS_PATH}`,
     },
     'host worker started',
   );
