@@ -12,6 +12,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { cacheDir } from '../src/servers/cache.js';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
+import { buildSimulator } from './build-sim.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
 
 /**
@@ -118,44 +119,46 @@ const testServer = await ensureTestServer(say);
 say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, ${testServer}`);
 
 // The build (`npm run build` into a folder of its own: the JavaScript production runs and the workflow
-// bundle), made once here while the first files run, for the files that would otherwise start every
-// healctl through tsx (about three times the CPU) or bundle the workflows themselves, in-process or in
-// each worker they start (about 10 CPU-s each): they get $KLR_TEST_BUILD and $KLR_TEST_WORKFLOW_BUNDLE
-// (test/support/: healctl-command, test-env, heal-stack, scripted-worker) and wait for it. Inside node_modules, so that the built files resolve the installed packages as dist/ does. A
-// failed build is said, and those files fall back to the sources.
+// bundle; and the simulator, scripts/build-sim.ts), made once here while the first files run, for the
+// files that would otherwise start every healctl, simulator and supervisor through tsx (two to three
+// times the CPU) or bundle the workflows themselves, in-process or in each worker they start (about
+// 10 CPU-s each): they get $KLR_TEST_BUILD and $KLR_TEST_WORKFLOW_BUNDLE (test/support/: programs,
+// test-env, heal-stack, scripted-worker) and wait for it. Inside node_modules, so that the built files
+// resolve the installed packages as dist/ does. A failed build is said, and those files fall back to the
+// sources.
 const buildDir = resolve('node_modules', '.cache', `klr-test-build-${process.pid}`);
 // KLR_TEST_USE_BUILD=0: no build, every file on the sources (the baseline for KLR_TEST_CPU's figures).
 const needsBuild = process.env.KLR_TEST_USE_BUILD === '0' ? new Set<string>() : await buildUsers(files);
 let built = false;
 if (needsBuild.size > 0) say(`${needsBuild.size} of ${files.length} files use the run's build`);
+async function buildForTests(): Promise<boolean> {
+  const t0 = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--out-dir', buildDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.add(child);
+  const out: string[] = [];
+  child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
+  child.stderr.on('data', (d: Buffer) => out.push(d.toString()));
+  const code = await new Promise<number | null>((resolveExit) => child.on('close', resolveExit));
+  running.delete(child);
+  let failure = code === 0 ? null : `scripts/build.ts, exit ${code ?? 'killed'}:\n${out.join('')}`;
+  // The simulator too (scripts/build-sim.ts), into the same folder: <build>/sim/js/*.js.
+  if (failure === null)
+    await buildSimulator(process.cwd(), join(buildDir, 'sim')).catch((err: Error) => {
+      failure = `the simulator: ${err.message}`;
+    });
+  // The files that wanted it then run the sources through tsx and bundle the workflows themselves.
+  if (failure !== null) say(`the build for the tests failed, the files run the sources: ${failure}`);
+  else say(`built ${buildDir} for the tests in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return failure === null;
+}
 const buildReady: Promise<void> =
   needsBuild.size === 0
     ? Promise.resolve()
-    : new Promise((resolveBuild) => {
-        const t0 = Date.now();
-        const child = spawn(
-          process.execPath,
-          ['--import', 'tsx', 'scripts/build.ts', '--out-dir', buildDir],
-          {
-            stdio: ['ignore', 'pipe', 'pipe'],
-            detached: true,
-          },
-        );
-        running.add(child);
-        const out: string[] = [];
-        child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
-        child.stderr.on('data', (d: Buffer) => out.push(d.toString()));
-        child.on('close', (code) => {
-          running.delete(child);
-          built = code === 0;
-          if (built) say(`built ${buildDir} for the tests in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-          // The files that wanted it then run the sources through tsx and bundle the workflows themselves.
-          else
-            say(
-              `the build for the tests failed (exit ${code ?? 'killed'}), they run the sources:\n${out.join('')}`,
-            );
-          resolveBuild();
-        });
+    : buildForTests().then((ok) => {
+        built = ok;
       });
 const removeBuild = () => rmSync(buildDir, { recursive: true, force: true });
 

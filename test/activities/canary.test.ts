@@ -43,10 +43,9 @@ import { LogWatcher, isGpuMemoryFailure, watchLog } from '../../src/service/log-
 import { applyChanges, readServingConfig } from '../../src/service/vllm-config.js';
 import type { CanaryInput, CandidateConfig } from '../../src/activities/types.js';
 import { assertGroupGone, killQuietly, pidsFrom } from '../support/process-group.js';
+import { SIM_ARGS, SUPERVISOR_ARGS } from '../support/programs.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SIM = join(ROOT, 'sim', 'vllm-sim.ts');
-const SUPERVISOR = join(ROOT, 'sim', 'supervisor.ts');
 const NVIDIA_SMI = join(ROOT, 'sim', 'bin', 'nvidia-smi');
 const STARTUP_MS = 500;
 /** A broken simulator or activity must fail a test, not hang the run. */
@@ -178,17 +177,13 @@ async function startService(opts: { utilization?: number; startupMs?: number } =
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      SUPERVISOR,
+      ...SUPERVISOR_ARGS,
       'run',
       '--state-dir',
       stateDir,
       '--',
       process.execPath,
-      '--import',
-      'tsx',
-      SIM,
+      ...SIM_ARGS,
       '--config',
       configPath,
     ],
@@ -209,7 +204,7 @@ async function startService(opts: { utilization?: number; startupMs?: number } =
   running.push({ pid, stateDir });
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitFor('the simulated service to be healthy', async () => (await healthStatus(baseUrl)) === 200);
-  const cli = [process.execPath, '--import', 'tsx', SUPERVISOR] as const;
+  const cli = [process.execPath, ...SUPERVISOR_ARGS] as const;
   const settings: ServiceSettings = {
     configPath,
     restartCommand: [...cli, 'restart', '--state-dir', stateDir, '--timeout', '30s'],
@@ -221,14 +216,10 @@ async function startService(opts: { utilization?: number; startupMs?: number } =
   };
   const status = async () => {
     const out = await new Promise<string>((resolve, reject) => {
-      const p = spawn(
-        process.execPath,
-        ['--import', 'tsx', SUPERVISOR, 'status', '--state-dir', stateDir, '--json'],
-        {
-          cwd: ROOT,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
+      const p = spawn(process.execPath, [...SUPERVISOR_ARGS, 'status', '--state-dir', stateDir, '--json'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let text = '';
       p.stdout.on('data', (c: Buffer) => (text += c.toString('utf8')));
       p.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`status exited ${code}`))));
@@ -602,15 +593,7 @@ test(
     writeFileSync(configPath, configText(1, 0.98));
     const service: ServiceSettings = {
       configPath,
-      restartCommand: [
-        process.execPath,
-        '--import',
-        'tsx',
-        SUPERVISOR,
-        'restart',
-        '--state-dir',
-        join(dir, 'none'),
-      ],
+      restartCommand: [process.execPath, ...SUPERVISOR_ARGS, 'restart', '--state-dir', join(dir, 'none')],
       restartTimeoutMs: 20_000,
       baseUrl: `http://127.0.0.1:${await freePort()}`,
       logPath: null,

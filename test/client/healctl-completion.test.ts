@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
+import { HEALCTL_SCRIPT } from '../support/programs.js';
 
 const healctl = (args: string[]) => execa(process.execPath, [HEALCTL_SCRIPT, ...args], { reject: false });
 

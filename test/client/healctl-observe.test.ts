@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
+import { HEALCTL_SCRIPT } from '../support/programs.js';
 
 let dir: string;
 const healctl = (args: string[], input?: string) =>

@@ -1,4 +1,4 @@
-// healctl on a GPU host that runs several vLLM services (issue 17): real healctl processes (test/support/healctl-command.ts)
+// healctl on a GPU host that runs several vLLM services (issue 17): real healctl processes (test/support/programs.ts)
 // against a real dev server (with the search attributes) and a real host-worker process. The host has
 // vllm_oom workflows for services a and b (no legacy one), kv_cache for the legacy service and for a, and
 // oom_probe for b only. The maintenance window is hours away, so nothing moves while the commands run.
@@ -15,7 +15,7 @@ import { recordSymptom } from '../../src/temporal/symptoms.js';
 import { stateQuery } from '../../src/workflows/healing-messages.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import { eventually } from '../support/healing-harness.js';
-import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
+import { HEALCTL_SCRIPT } from '../support/programs.js';
 
 const host = `svc-${process.pid}`;
 let dir: string;

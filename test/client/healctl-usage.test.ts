@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { pickFreePort } from '../../src/servers/dev-server.js';
 import { assertGroupGone, killQuietly, pidsFrom, waitForMembers } from '../support/process-group.js';
-import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
+import { HEALCTL_SCRIPT } from '../support/programs.js';
 
 let dir: string;
 let deadAddress: string;

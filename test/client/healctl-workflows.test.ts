@@ -1,4 +1,4 @@
-// healctl as an operator runs it: real healctl processes (test/support/healctl-command.ts) against a real dev server (with the
+// healctl as an operator runs it: real healctl processes (test/support/programs.ts) against a real dev server (with the
 // search attributes) and a real host-worker process. One server for the whole file; the maintenance
 // window is hours away, so the state the commands print stays put while they run.
 import { after, before, test } from 'node:test';
@@ -20,7 +20,7 @@ import { type DevServerHandle, startDevServer } from '../../src/servers/dev-serv
 import { SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes.js';
 import type { Decision } from '../../src/domain/decision-log.js';
 import { decisionsOf, eventually, hostState, symptom } from '../support/healing-harness.js';
-import { HEALCTL_SCRIPT } from '../support/healctl-command.js';
+import { HEALCTL_SCRIPT } from '../support/programs.js';
 
 const host = `cli-${process.pid}`;
 const kind = 'vllm_oom';

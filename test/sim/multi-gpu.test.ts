@@ -24,9 +24,9 @@ import {
 } from '../../src/gpu/nvidia-smi.js';
 import { readProcStat } from '../../src/service/proc-info.js';
 import { isVllmProcess } from '../../src/service/service-process.js';
+import { SIM_ARGS, SUPERVISOR_ARGS } from '../support/programs.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SIM = join(ROOT, 'sim', 'vllm-sim.ts');
 const NVIDIA_SMI = join(ROOT, 'sim', 'bin', 'nvidia-smi');
 const QWEN = join(ROOT, 'sim', 'models', 'qwen2.5-7b.json');
 const LIMIT = { timeout: 60_000 };
@@ -133,7 +133,7 @@ async function startSim(
       .map(([k, v]) => `${k}: ${v}\n`)
       .join(''),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', SIM, '--config', file], {
+  const child = spawn(process.execPath, [...SIM_ARGS, '--config', file], {
     cwd: ROOT,
     env: { ...process.env, SIM_STARTUP_MS: '300', SIM_STATS_INTERVAL_MS: '0', SIM_GPU_COUNT: '8', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -400,7 +400,6 @@ test(
   async () => {
     const dir = tempDir();
     const statePath = join(dir, 'gpu-state.json');
-    const SUPERVISOR = join(ROOT, 'sim', 'supervisor.ts');
     const env = {
       ...process.env,
       SIM_STARTUP_MS: '300',
@@ -424,17 +423,13 @@ test(
       const child = spawn(
         process.execPath,
         [
-          '--import',
-          'tsx',
-          SUPERVISOR,
+          ...SUPERVISOR_ARGS,
           'run',
           '--state-dir',
           stateDir,
           '--',
           process.execPath,
-          '--import',
-          'tsx',
-          SIM,
+          ...SIM_ARGS,
           '--config',
           config,
         ],
@@ -471,7 +466,7 @@ test(
       [[a, simGpuUuid(0)]],
     );
     for (const s of supervisors) {
-      execFileSync(process.execPath, ['--import', 'tsx', SUPERVISOR, 'stop', '--state-dir', s.stateDir], {
+      execFileSync(process.execPath, [...SUPERVISOR_ARGS, 'stop', '--state-dir', s.stateDir], {
         cwd: ROOT,
         env,
       });

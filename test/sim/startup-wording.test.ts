@@ -20,9 +20,9 @@ import { kvCacheTokens } from '../../sim/lib/engine.js';
 import { loadModelProfile, parseServeArgs } from '../../sim/lib/serve-config.js';
 import { DEFAULT_MODEL_PROFILE } from '../../sim/lib/settings.js';
 import { parseSimRelease, ReleaseError } from '../../sim/lib/sim-release.js';
+import { SIM_ARGS } from '../support/programs.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SIM = join(ROOT, 'sim', 'vllm-sim.ts');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'vllm-startup-reports');
 const GPU_MB = 81559; // the simulator's default GPU
 const LIMIT = { timeout: 60_000 };
@@ -66,7 +66,7 @@ async function runSim(
   env: Record<string, string> = {},
 ): Promise<Run> {
   const configPath = writeConfig(extra);
-  const child = spawn(process.execPath, ['--import', 'tsx', SIM, '--config', configPath], {
+  const child = spawn(process.execPath, [...SIM_ARGS, '--config', configPath], {
     cwd: ROOT,
     env: {
       ...process.env,

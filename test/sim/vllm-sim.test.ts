@@ -9,11 +9,9 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SIM_ARGS, SUPERVISOR_ARGS } from '../support/programs.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SIM = join(ROOT, 'sim', 'vllm-sim.ts');
-const SUPERVISOR = join(ROOT, 'sim', 'supervisor.ts');
-const NODE_TSX = ['--import', 'tsx'];
 const SERVED = 'sim-llama';
 /** A broken simulator must fail a test, not hang the run. */
 const LIMIT = { timeout: 60_000 };
@@ -123,7 +121,7 @@ interface Proc {
 }
 
 function launch(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [...NODE_TSX, ...args], {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, SIM_STARTUP_MS: '300', SIM_STATS_INTERVAL_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -140,7 +138,7 @@ function launch(args: string[], env: Record<string, string>): Proc {
 }
 
 function launchSim(config: string, env: Record<string, string> = {}): Proc {
-  return launch([SIM, '--config', config], env);
+  return launch([...SIM_ARGS, '--config', config], env);
 }
 
 async function ready(p: Proc): Promise<void> {
@@ -412,7 +410,7 @@ test('bad configs are refused before the engine starts', LIMIT, async () => {
     /Input should be less than or equal to 1 \[type=less_than_equal, input_value=1\.5/,
   );
 
-  const badPort = launch([SIM, '--config', writeConfig(dir, await freePort()), '--port', 'http'], {});
+  const badPort = launch([...SIM_ARGS, '--config', writeConfig(dir, await freePort()), '--port', 'http'], {});
   assert.equal((await badPort.exited).code, 2);
   assert.match(badPort.output(), /vllm serve: error: argument --port: invalid int value: 'http'/);
 
@@ -605,7 +603,7 @@ test('background load (SIM_LOAD) OOMs a too-aggressive config without any client
 // ------------------------------------------------------------------ the supervisor
 
 function supervisorCli(args: string[]): Proc {
-  return launch([SUPERVISOR, ...args], {});
+  return launch([...SUPERVISOR_ARGS, ...args], {});
 }
 
 async function cli(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -653,14 +651,13 @@ test(
     const statePath = join(dir, 'gpu-state.json');
     const supervisor = launch(
       [
-        SUPERVISOR,
+        ...SUPERVISOR_ARGS,
         'run',
         '--state-dir',
         stateDir,
         '--',
         process.execPath,
-        ...NODE_TSX,
-        SIM,
+        ...SIM_ARGS,
         '--config',
         config,
       ],
@@ -737,7 +734,7 @@ test(
     const dir = tempDir();
     const supervisor = launch(
       [
-        SUPERVISOR,
+        ...SUPERVISOR_ARGS,
         'run',
         '--state-dir',
         dir,
@@ -769,7 +766,7 @@ test('a service that ignores SIGTERM is killed after --stop-timeout', LIMIT, asy
   const dir = tempDir();
   const supervisor = launch(
     [
-      SUPERVISOR,
+      ...SUPERVISOR_ARGS,
       'run',
       '--state-dir',
       dir,

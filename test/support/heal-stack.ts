@@ -6,15 +6,15 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { type ReadyProcess, startReadyProcess } from './ready-process.js';
+import { SIM_ARGS, SUPERVISOR_ARGS, WORKER_ARGS } from './programs.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const NVIDIA_SMI_STAND_IN = join(REPO_ROOT, 'sim', 'bin', 'nvidia-smi');
 export const SIM_MODEL_PROFILE = join(REPO_ROOT, 'sim', 'models', 'llama-3.1-8b.json');
-const TSX = ['--import', 'tsx'];
 
 /** The supervisor's commands, as argument arrays (the worker's restart command is one of them). */
 export function supervisorCommand(verb: 'restart' | 'stop' | 'status', stateDir: string): string[] {
-  return [process.execPath, ...TSX, join(REPO_ROOT, 'sim', 'supervisor.ts'), verb, '--state-dir', stateDir];
+  return [process.execPath, ...SUPERVISOR_ARGS, verb, '--state-dir', stateDir];
 }
 
 export interface SimService {
@@ -51,15 +51,13 @@ export async function startSimService(opts: {
   const supervisor = execa(
     process.execPath,
     [
-      ...TSX,
-      join(REPO_ROOT, 'sim', 'supervisor.ts'),
+      ...SUPERVISOR_ARGS,
       'run',
       '--state-dir',
       stateDir,
       '--',
       process.execPath,
-      ...TSX,
-      join(REPO_ROOT, 'sim', 'vllm-sim.ts'),
+      ...SIM_ARGS,
       '--config',
       opts.configPath,
     ],
@@ -98,21 +96,12 @@ export async function startSimService(opts: {
 export type RealWorker = ReadyProcess;
 
 /**
- * The production worker as its own process: the test run's build (KLR_TEST_BUILD, scripts/run-tests.ts:
- * `workers/main.js` on its pre-built workflow bundle, as production runs it), else
- * `node --import tsx src/workers/main.ts`, which bundles the workflows at start (about 10 CPU-s more).
- */
-const REAL_WORKER_ARGS = process.env.KLR_TEST_BUILD
-  ? [join(process.env.KLR_TEST_BUILD, 'workers', 'main.js')]
-  : [...TSX, join(REPO_ROOT, 'src', 'workers', 'main.ts')];
-
-/**
- * Starts the production worker (REAL_WORKER_ARGS); resolves once it logs it started.
+ * Starts the production worker (WORKER_ARGS); resolves once it logs it started.
  * Its metrics servers are off unless `env` sets KLR_METRICS_ADDR / KLR_SDK_METRICS_ADDR (test files
  * run side by side: the default ports would clash).
  */
 export function startRealWorker(env: Record<string, string>): Promise<RealWorker> {
-  return startReadyProcess(REAL_WORKER_ARGS, {
+  return startReadyProcess(WORKER_ARGS, {
     cwd: REPO_ROOT,
     env: { KLR_METRICS_ADDR: 'off', KLR_SDK_METRICS_ADDR: 'off', ...env },
     ready: 'host worker started',
