@@ -8,9 +8,9 @@ import { loadSettings } from '../../config/settings.js';
 import { createLogger } from '../../config/logger.js';
 import { observe, type ObserveSummary } from '../../observer/pipeline.js';
 import { CommandLineError, parseCommandLine } from '../../observer/sources/command-line.js';
-import { CommandFailedError, CommandSource } from '../../observer/sources/command-source.js';
 import { FileMissingError, FileSource } from '../../observer/sources/file-source.js';
 import type { LineSource } from '../../observer/sources/line-source.js';
+import type * as CommandSourceModule from '../../observer/sources/command-source.js';
 import { StdinSource } from '../../observer/sources/stdin-source.js';
 import type { Incident, SymptomSink } from '../../observer/types.js';
 import type { SymptomInput } from '../../domain/symptom.js';
@@ -143,6 +143,7 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
     : join(loadSettings().dataDir, 'observer');
 
   let source: LineSource;
+  let commandSource: typeof CommandSourceModule | undefined;
   if (opts.file !== undefined) {
     source = new FileSource({
       path: resolve(opts.file),
@@ -158,7 +159,9 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
       if (err instanceof CommandLineError) throw new UsageError(`healctl observe: --command: ${err.message}`);
       throw err;
     }
-    source = new CommandSource({
+    // Loaded here, like every process runner (execa): the other sources and commands need none.
+    commandSource = await import('../../observer/sources/command-source.js');
+    source = new commandSource.CommandSource({
       argv,
       once: Boolean(opts.once),
       onExit: ({ exitCode, error, restartInMs }) =>
@@ -209,7 +212,8 @@ async function runObserve(stdinArg: string | undefined, opts: ObserveOpts): Prom
     });
   } catch (err) {
     if (err instanceof FileMissingError) throw new CliError(`healctl observe: ${err.message}`);
-    if (err instanceof CommandFailedError) throw new CliError(`healctl observe: --command: ${err.message}`);
+    if (commandSource && err instanceof commandSource.CommandFailedError)
+      throw new CliError(`healctl observe: --command: ${err.message}`);
     throw err;
   } finally {
     process.off('SIGINT', stop);

@@ -9,7 +9,6 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createMeasureVram } from '../../activities/measure-vram.js';
 import { shorten } from '../../activities/progress.js';
 import { type ServiceSettings, loadServiceSettings } from '../../service/service-settings.js';
 import { loadServices, routeService } from '../../service/services-file.js';
@@ -107,6 +106,8 @@ kept as <KLR_BACKUP_DIR>/<config name>.rolled-back.`,
       const host = hostFrom(opts, 'rollback');
       const target = rollbackTarget(parseService(opts.service, 'rollback'));
       const settings = loadSettings();
+      // Loaded here, like every process runner (execa): the other commands need none.
+      const { createMeasureVram } = await import('../../activities/measure-vram.js');
       const service = vllmService(target.settings, { measureVram: createMeasureVram() });
       const by = operatorName(opts.by);
       // The host's lease, like a canary's: never beside a canary, and the downtime goes to the budget.

@@ -1,6 +1,5 @@
 // healctl vram: what the worker would measure on this host, through the same nvidia-smi parser.
 import type { Command } from 'commander';
-import { measureVramOnce } from '../../activities/measure-vram.js';
 import type { VramSnapshot } from '../../activities/types.js';
 import { NvidiaSmiError } from '../../gpu/nvidia-smi.js';
 import { CliError } from '../cli/errors.js';
@@ -49,6 +48,8 @@ export function registerVramCommand(program: Command): void {
       const gpus = service === undefined ? undefined : serviceGpus(service);
       let snapshot: VramSnapshot;
       try {
+        // Loaded here, like every process runner (execa): the other commands need none.
+        const { measureVramOnce } = await import('../../activities/measure-vram.js');
         snapshot = await measureVramOnce();
       } catch (err) {
         if (err instanceof NvidiaSmiError) throw new CliError(`healctl vram: ${err.message}`);

@@ -2,7 +2,6 @@
 // (src/workers/main.ts); Ctrl-C or SIGTERM stops it after running activities finish.
 import type { Command } from 'commander';
 import { SettingsError } from '../../config/settings.js';
-import { runHostWorkerProcess } from '../../workers/run-host-worker.js';
 import { UsageError } from '../cli/errors.js';
 
 export function registerWorkerCommand(program: Command): void {
@@ -21,6 +20,9 @@ Examples:
     )
     .action(async () => {
       try {
+        // Loaded here: the worker (the SDK's worker, its bundler, the metrics) is most of what healctl
+        // could load, and no other command needs it.
+        const { runHostWorkerProcess } = await import('../../workers/run-host-worker.js');
         await runHostWorkerProcess();
       } catch (err) {
         // A bad setting is the operator's input: exit 2, like `npm run worker`.
