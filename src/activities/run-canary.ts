@@ -152,7 +152,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       const restartStarted = performance.now();
       const restarting = service.restart(signal);
       crashPoint('canary:restart-command'); // the command is spawned by now
-      const { commandMs, logMark } = await restarting;
+      const { commandMs, logMark, startMark } = await restarting;
       progress.note({ restartCommandMs: commandMs });
 
       // ---- health: the rest of the deadline, counted from the restart's start; a memory failure in the
@@ -167,7 +167,7 @@ export function createRunCanary(deps: RunCanaryDeps): (input: CanaryInput) => Pr
       });
       // The downtime ends with the first healthy answer: reading the start-up report is not downtime.
       const healthyAt = performance.now();
-      measured = await service.startupMeasurement(logMark, input.candidate);
+      measured = await service.startupMeasurement(startMark, input.candidate);
       if (!health.healthy) {
         const waited = Math.round(healthyAt - restartStarted);
         return failed(

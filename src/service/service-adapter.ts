@@ -48,8 +48,13 @@ export interface ServiceAdapter {
   writeLeaseRecord(record: LeaseRecord): Promise<void>;
 
   // ---- the running service
-  /** Restart it (bounded by `restartTimeoutMs`; the whole process group ends at the deadline). */
-  restart(signal: AbortSignal): Promise<{ commandMs: number; logMark: LogMark }>;
+  /**
+   * Restart it (bounded by `restartTimeoutMs`; the whole process group ends at the deadline). `logMark`:
+   * the log's end once the command returned, where failures start to count (before it, a crash-looping
+   * old process may still print its own); `startMark`: the log's end before the command ran, where the
+   * new start's report is read from (a fast start prints its banner before the command returns).
+   */
+  restart(signal: AbortSignal): Promise<{ commandMs: number; logMark: LogMark; startMark: LogMark }>;
   /** Wait until healthy or the deadline; a GPU memory failure in its log since `logMark` ends it early. */
   waitHealthy(opts: {
     deadlineMs: number;
@@ -65,8 +70,8 @@ export interface ServiceAdapter {
   probe(configText: string, size: ProbeSize, signal: AbortSignal): Promise<ProbeResult>;
   /** GPU memory as the GPUs report it. */
   measureVram(): Promise<VramSnapshot>;
-  /** What the service reported about its memory at start-up since `logMark`, checked against the candidate. */
-  startupMeasurement(logMark: LogMark, candidate: CandidateConfig): Promise<StartMeasurement | null>;
+  /** What the latest start since `startMark` reported about its memory, checked against the candidate. */
+  startupMeasurement(startMark: LogMark, candidate: CandidateConfig): Promise<StartMeasurement | null>;
   /** Follows the service's log from `logMark` for GPU memory failures; null when it has no log. */
   followLog(logMark: LogMark): { poll(final?: boolean): Promise<string | null> } | null;
   /** The first GPU memory failure logged since `logMark`, or null. */

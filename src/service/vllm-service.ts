@@ -79,10 +79,17 @@ export function vllmService(settings: ServiceSettings, options: VllmServiceOptio
     writeLeaseRecord: (record) => writeLeaseRecord(configPath, backupDir, record),
 
     async restart(signal) {
+      const startMark = logPath !== null ? await LogWatcher.sizeOf(logPath) : null;
       const { ms } = await runRestartCommand(settings.restartCommand, settings.restartTimeoutMs, signal);
-      // The log from here on is the new process's: a crash-looping service can still print its last OOM
-      // while the restart command stops it, and that failure is the old config's.
-      return { commandMs: ms, logMark: logPath !== null ? await LogWatcher.sizeOf(logPath) : null };
+      // Failures count from here: a crash-looping service can still print its last OOM while the restart
+      // command stops it, and that failure is the old config's. The new start's banner, though, can come
+      // before the command returns (a quick start; a command that waits for the service), so its report
+      // is read from before the command (startMark), the latest start there.
+      return {
+        commandMs: ms,
+        logMark: logPath !== null ? await LogWatcher.sizeOf(logPath) : null,
+        startMark,
+      };
     },
     waitHealthy: (opts) => waitHealthyWatchingLog({ ...opts, baseUrl, logPath, logCause }),
     checkHealth: (timeoutMs, signal) => checkHealth(baseUrl, timeoutMs, signal),
@@ -111,9 +118,9 @@ export function vllmService(settings: ServiceSettings, options: VllmServiceOptio
       });
     },
     measureVram: options.measureVram,
-    async startupMeasurement(mark, candidate) {
-      if (logPath === null || mark === null) return null;
-      return startMeasurement(await readServiceStartupReport(logPath, mark), candidate);
+    async startupMeasurement(startMark, candidate) {
+      if (logPath === null || startMark === null) return null;
+      return startMeasurement(await readServiceStartupReport(logPath, startMark), candidate);
     },
     followLog: (mark) => (logPath !== null ? LogWatcher.at(logPath, mark ?? 0) : null),
     logCause,

@@ -16,6 +16,8 @@ interface MemoryService extends ServiceAdapter {
   calls: string[];
   config: string;
   healthyAfterRestart: boolean;
+  /** Where the canary read the new start's report from: the mark before the restart command. */
+  measuredFrom?: number | null;
 }
 
 function memoryService(config: string): MemoryService {
@@ -67,7 +69,8 @@ function memoryService(config: string): MemoryService {
     },
     async restart() {
       s.calls.push('restart');
-      return { commandMs: 1, logMark: 0 };
+      // The log grew while the command ran (the new start's banner, or the old process's last lines).
+      return { commandMs: 1, logMark: 200, startMark: 100 };
     },
     async waitHealthy() {
       s.calls.push('wait-healthy');
@@ -102,7 +105,10 @@ function memoryService(config: string): MemoryService {
       ],
       processes: [],
     }),
-    startupMeasurement: async () => null,
+    async startupMeasurement(startMark) {
+      s.measuredFrom = startMark;
+      return null;
+    },
     followLog: () => ({ poll: async () => null }),
     logCause: async () => null,
   };
@@ -149,6 +155,7 @@ test('a canary through the adapter: record, backup, apply, restart, healthy, pro
     'promote',
     'record:restart:promoted',
   ]);
+  assert.equal(service.measuredFrom, 100, 'the start-up report is read from before the restart command');
   assert.equal(service.config, `original|${candidate.id}`);
   assert.equal((await service.rollbackToPrevious()).changed, true);
   assert.equal(service.config, 'original');
