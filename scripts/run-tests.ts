@@ -10,6 +10,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { cacheDir } from '../src/servers/cache.js';
+import { isProcessAlive } from '../src/system/process-alive.js';
 import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
 import { buildSimulator } from './build-sim.js';
@@ -127,6 +128,12 @@ say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, $
 // resolve the installed packages as dist/ does. A failed build is said, and those files fall back to the
 // sources.
 const buildDir = resolve('node_modules', '.cache', `klr-test-build-${process.pid}`);
+// The builds of runs killed before they could remove theirs (their runner is gone).
+for (const name of await readdir(dirname(buildDir)).catch(() => [])) {
+  const pid = /^klr-test-build-(\d+)$/.exec(name)?.[1];
+  if (pid !== undefined && !isProcessAlive(Number(pid)))
+    rmSync(join(dirname(buildDir), name), { recursive: true, force: true });
+}
 // KLR_TEST_USE_BUILD=0: no build, every file on the sources (the baseline for KLR_TEST_CPU's figures).
 const needsBuild = process.env.KLR_TEST_USE_BUILD === '0' ? new Set<string>() : await buildUsers(files);
 let built = false;
