@@ -85,6 +85,16 @@ function seconds(name: string, fallback: number): number {
   }
   return n;
 }
+/** A switch: 1 on, 0 off, `fallback` when unset; anything else is refused. */
+function flag(name: string, fallback: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== '0' && raw !== '1') {
+    console.error(`${name}=${raw}: expected 1 (on) or 0 (off)`);
+    process.exit(2);
+  }
+  return raw === '1';
+}
 const concurrency = seconds('KLR_TEST_CONCURRENCY', 2) || 1;
 // Files that mostly wait in real time — for a maintenance window to open, through a minute without
 // Temporal — and use little CPU meanwhile: they run in lanes of their own beside the others, so that
@@ -104,10 +114,14 @@ const waits = (f: string) => WAITING.some((w) => relative('test', f).split(sep).
 // handling.
 const silenceS = seconds('KLR_TEST_SILENCE_S', chaos ? 600 : 300);
 const fileTimeoutS = seconds('KLR_TEST_FILE_TIMEOUT_S', chaos ? 1500 : 900);
-const rerunHung = process.env.KLR_TEST_RERUN_HUNG !== '0';
+const rerunHung = flag('KLR_TEST_RERUN_HUNG', true);
 // `KLR_TEST_CPU=1`: each file runs under GNU time (/usr/bin/time), and the summary gives the CPU seconds
 // each took (its process and what it waited for), the figure that counts on two cores.
-const measureCpu = process.env.KLR_TEST_CPU === '1' && existsSync('/usr/bin/time');
+const measureCpu = flag('KLR_TEST_CPU', false);
+if (measureCpu && !existsSync('/usr/bin/time')) {
+  console.error('KLR_TEST_CPU=1 needs GNU time at /usr/bin/time (Debian: apt-get install time)');
+  process.exit(2);
+}
 const CPU_MARK = '# klr-cpu ';
 
 const say = (m: string) => console.log(`# ${m}`);
@@ -135,7 +149,7 @@ for (const name of await readdir(dirname(buildDir)).catch(() => [])) {
     rmSync(join(dirname(buildDir), name), { recursive: true, force: true });
 }
 // KLR_TEST_USE_BUILD=0: no build, every file on the sources (the baseline for KLR_TEST_CPU's figures).
-const needsBuild = process.env.KLR_TEST_USE_BUILD === '0' ? new Set<string>() : await buildUsers(files);
+const needsBuild = flag('KLR_TEST_USE_BUILD', true) ? await buildUsers(files) : new Set<string>();
 let built = false;
 if (needsBuild.size > 0) say(`${needsBuild.size} of ${files.length} files use the run's build`);
 async function buildForTests(): Promise<boolean> {
