@@ -420,8 +420,12 @@ describe('host budget, cooldown and one canary at a time', () => {
         });
         assert.equal(coordinator.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
         assert.ok(coordinator.cooldownLeftMs > 5.9 * HOUR);
-        const audit = await readFile(join(hosts.auditDir, `budget-${host}.jsonl`), 'utf8');
-        const record = JSON.parse(audit.trim().split('\n').pop() as string) as BudgetReport;
+        // The coordinator charges the release, then reports it to the audit log by an activity: the
+        // query can answer before the line is written.
+        const record = await eventually('the release in the audit log', async () => {
+          const audit = await readFile(join(hosts.auditDir, `budget-${host}.jsonl`), 'utf8');
+          return JSON.parse(audit.trim().split('\n').pop() as string) as BudgetReport;
+        });
         assert.equal(record.event.outcome, 'restored');
         assert.equal(record.budgetSpentMs, gpu.canaryDowntimeMs + gpu.restoreDowntimeMs);
         assert.deepEqual(record.event.canary, {
