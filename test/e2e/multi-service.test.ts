@@ -328,10 +328,14 @@ test('both canaries run in the window one after the other, on the host budget; t
   const hs = await hostState(client, host);
   const downtime = a.lastCanary.downtimeMs + b.lastCanary!.downtimeMs;
   assert.equal(hs.budgetSpentMs, downtime, `spent ${hs.budgetSpentMs} ms for canaries of ${downtime} ms`);
-  const audit = (await readFile(join(dir, 'data', 'audit', `budget-${host}.jsonl`), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { event: { service?: string } });
+  // The coordinator appends each audit record right after its release (an activity of its own).
+  const audit = await eventually('both releases in the audit log', async () => {
+    const records = (await readFile(join(dir, 'data', 'audit', `budget-${host}.jsonl`), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: { service?: string } });
+    return records.length >= 2 ? records : undefined;
+  });
   assert.deepEqual(audit.map((r) => r.event.service).sort(), ['llama', 'qwen']);
   console.log(
     `llama ${a.lastCanary.outcome} ${JSON.stringify(a.lastCanary.changes)} (${a.lastCanary.downtimeMs} ms), ` +
