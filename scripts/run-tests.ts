@@ -407,8 +407,10 @@ const expected = (f: string) => {
 };
 const checks = withChecks
   ? [
-      runCheck('type check', 'npm', ['run', '--silent', 'typecheck']),
-      runCheck('lint', 'npm', ['run', '--silent', 'lint']),
+      // What `npm run typecheck` and `npm run lint` check, but the type check and ESLint share one TypeScript
+      // program (scripts/check.ts): ~17 CPU-s less than building it twice.
+      runCheck('type check and ESLint', process.execPath, ['--import', 'tsx', 'scripts/check.ts']),
+      runCheck('prettier', join('node_modules', '.bin', 'prettier'), ['--check', '.']),
     ]
   : [];
 const first = await runAll([...files].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b)));
