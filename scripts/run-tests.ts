@@ -6,6 +6,7 @@
 // run once more on its own, and said so: the Java time-skipping server sometimes stops skipping time with nothing pending, which is
 // the server's, not the code's (docs/testing.md, "Hangs"); a file that hangs twice, or fails, fails.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -15,6 +16,12 @@ import { ensureTestServer } from '../src/servers/test-server.js';
 import { provisionOsDependencies } from './os-deps.js';
 import { buildSimulator } from './build-sim.js';
 import { resolveTemporalCli } from '../src/servers/temporal-cli.js';
+import {
+  DEFAULT_METRICS_ADDR,
+  DEFAULT_SDK_METRICS_ADDR,
+  parseListenAddress,
+} from '../src/config/metrics-settings.js';
+import { DEFAULT_OBSERVER_METRICS_ADDR } from '../src/observer/observer-settings.js';
 
 /**
  * The test files that use the test run's build: those that name KLR_TEST_BUILD or
@@ -132,6 +139,19 @@ provisionOsDependencies(files, say);
 const cli = await resolveTemporalCli(say);
 const testServer = await ensureTestServer(say);
 say(`servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cli}, ${testServer}`);
+
+// The default ports of the worker's, the SDK's and the observer's /metrics are the runner's for the whole
+// run: a test that starts a worker or an observer without choosing its own ports then fails every time,
+// not only when a file running beside it took the port first (the observer daemon's test and the demo's
+// observer, both on 9466, failed CI that way). Taken already (a stack of the developer's own): held too.
+for (const text of [DEFAULT_METRICS_ADDR, DEFAULT_SDK_METRICS_ADDR, DEFAULT_OBSERVER_METRICS_ADDR]) {
+  const { host, port } = parseListenAddress(text)!;
+  await new Promise<void>((done) => {
+    const holder = createServer().once('error', () => done());
+    holder.listen(port, host, () => done());
+    holder.unref();
+  });
+}
 
 // The build (`npm run build` into a folder of its own: the JavaScript production runs and the workflow
 // bundle; and the simulator, scripts/build-sim.ts), made once here while the first files run, for the

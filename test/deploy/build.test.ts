@@ -60,7 +60,9 @@ test('the build runs with plain node: healctl, and a worker on the pre-built wor
     TEMPORAL_ADDRESS: server.address,
     KLR_HOST: host,
     KLR_DATA_DIR: dataDir,
+    // The runner holds the default metrics ports (9464-9466): a test serves none of them.
     KLR_METRICS_ADDR: 'off',
+    KLR_SDK_METRICS_ADDR: 'off',
   };
   worker = execa(process.execPath, [join(OUT, 'workers', 'main.js')], { env, all: true, reject: false });
   const proc = worker;

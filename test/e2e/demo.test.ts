@@ -42,7 +42,8 @@ interface Run {
 }
 
 async function startDemo(): Promise<Run> {
-  const [port, uiPort, metricsPort, sdkPort] = await Promise.all([
+  const [port, uiPort, metricsPort, sdkPort, observerMetricsPort] = await Promise.all([
+    pickFreePort(),
     pickFreePort(),
     pickFreePort(),
     pickFreePort(),
@@ -60,6 +61,8 @@ async function startDemo(): Promise<Run> {
     KLR_TEMPORAL_UI_PORT: String(uiPort),
     KLR_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
     KLR_SDK_METRICS_ADDR: `127.0.0.1:${sdkPort}`,
+    // Never the defaults (9464-9466): other test files run beside this one and would take them.
+    KLR_OBSERVER_METRICS_ADDR: `127.0.0.1:${observerMetricsPort}`,
   };
   const proc = execa(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
     cwd: REPO_ROOT,

@@ -37,7 +37,8 @@ const MAIN = join(REPO_ROOT, 'src', 'observer', 'main.ts');
 function runDaemon(env: Record<string, string>) {
   return execa(process.execPath, ['--import', 'tsx', MAIN], {
     cwd: REPO_ROOT,
-    env: { KLR_HOST: host, KLR_DATA_DIR: dir, ...env },
+    // Its /metrics off: the default port (9466) is not this test's to take while other files run beside it.
+    env: { KLR_HOST: host, KLR_DATA_DIR: dir, KLR_OBSERVER_METRICS_ADDR: 'off', ...env },
     extendEnv: false,
     stdout: 'pipe',
     stderr: 'pipe',
