@@ -11,6 +11,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { DevServerHandle } from '../../src/servers/dev-server.js';
 import { torchOutOfMemory } from '../../sim/lib/vllm-messages.js';
 import { REPO_ROOT } from '../support/heal-stack.js';
+import { OBSERVER_MAIN } from '../support/observer-process.js';
 import {
   queryState,
   startObserverServer,
@@ -32,10 +33,8 @@ interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const MAIN = join(REPO_ROOT, 'src', 'observer', 'main.ts');
-
 function runDaemon(env: Record<string, string>) {
-  return execa(process.execPath, ['--import', 'tsx', MAIN], {
+  return execa(process.execPath, ['--import', 'tsx', OBSERVER_MAIN], {
     cwd: REPO_ROOT,
     // Its /metrics off: the default port (9466) is not this test's to take while other files run beside it.
     env: { KLR_HOST: host, KLR_DATA_DIR: dir, KLR_OBSERVER_METRICS_ADDR: 'off', ...env },

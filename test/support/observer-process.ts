@@ -18,7 +18,8 @@ export const OBSERVER_MAIN = join(REPO_ROOT, 'src', 'observer', 'main.ts');
 export async function startObserverProcess(env: Record<string, string>): Promise<ObserverProcess> {
   const proc = await startReadyProcess(['--import', 'tsx', OBSERVER_MAIN], {
     cwd: REPO_ROOT,
-    env,
+    // /metrics off unless `env` names an address: the default port (9466) is the test runner's.
+    env: { KLR_OBSERVER_METRICS_ADDR: 'off', ...env },
     ready: '"observer started"',
     name: 'observer',
   });
